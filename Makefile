@@ -1,0 +1,36 @@
+# Two commands do everything: `make tour` (train every application, write a report)
+# and `make test`. Each creates .venv on first use. torch is installed first, pinned,
+# so that no other package pulls a multi-GB CUDA build of it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+OUT ?= tour
+
+.PHONY: tour test test-slow lint bench clean
+
+$(BIN)/rnnkit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+tour: $(BIN)/rnnkit
+	$(BIN)/rnnkit tour --out $(OUT)
+
+test: $(BIN)/rnnkit
+	$(BIN)/python -m pytest -n 2 -q
+
+test-slow: $(BIN)/rnnkit
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(BIN)/rnnkit
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(BIN)/rnnkit
+	$(BIN)/python benchmarks/layers.py
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

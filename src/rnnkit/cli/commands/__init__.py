@@ -1,0 +1,1 @@
+"""One module per subcommand; `rnnkit.cli.command_modules` finds them here."""

@@ -1,0 +1,111 @@
+"""What every subcommand shares: the common flags, device choice, tables and metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnkit.errors import UserError
+from rnnkit.files import write_json
+from rnnkit.report import table_to_text
+
+
+def add_common_flags(parser: argparse.ArgumentParser, *, epochs: int | None = None) -> None:
+    """Add ``--out --seed --epochs --device --quick`` with the same meaning everywhere."""
+    parser.add_argument("--out", default=None, help="folder for the model, logs and results")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=epochs,
+        help="training epochs" + (f" (default: {epochs})" if epochs else ""),
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a seconds-long run on a little data (a smoke test)"
+    )
+
+
+def add_verb(
+    verbs: argparse._SubParsersAction, name: str, help: str, examples: list[str]
+) -> argparse.ArgumentParser:
+    """A verb (train, predict, evaluate, ...) with its examples shown in ``--help``."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
+    return verbs.add_parser(
+        name, help=help, description=help, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, help: str, description: str = ""
+) -> argparse._SubParsersAction:
+    """A subcommand with verbs; returns the verbs' subparsers."""
+    parser = subparsers.add_parser(
+        name, help=help, description=textwrap.dedent(description or help),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def resolve_device(name: str) -> str:
+    """Turn ``auto`` into ``cuda`` when a GPU is present, else ``cpu``; check the rest."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda") and name != "mps":
+        raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    return name
+
+
+def out_dir(args: argparse.Namespace, default: str) -> Path:
+    """The ``--out`` folder (``default`` when not given), created."""
+    path = Path(args.out or default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def existing_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Check that a user's file exists and is a file; raise a one-line UserError if not."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such {what}")
+    if p.is_dir():
+        raise UserError(f"{p}: is a folder, expected a {what}")
+    return p
+
+
+def report_metrics(rows: list[dict], out: Path, title: str = "", extra: dict | None = None) -> None:
+    """Print ``rows`` as a table and write them (and ``extra``) to ``out/metrics.json``."""
+    if title:
+        print(title)
+    print(table_to_text(rows))
+    write_json(out / "metrics.json", {"rows": rows, **(extra or {})})
+    print(f"wrote {out / 'metrics.json'}")
+
+
+@dataclass
+class TourContext:
+    """What a tour section gets: its own folder, the size of the run and the seed."""
+
+    out: Path  # the section's folder, inside the report folder
+    quick: bool
+    seed: int = 0
+    device: str = "cpu"
+
+    def load_json(self, name: str) -> dict:
+        return json.loads((self.out / name).read_text())
