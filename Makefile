@@ -20,6 +20,7 @@ tour: $(BIN)/rnnkit
 	$(BIN)/rnnkit tour --out $(OUT)
 
 test: $(BIN)/rnnkit
+	$(BIN)/ruff check --quiet .
 	$(BIN)/python -m pytest -n 2 -q
 
 test-slow: $(BIN)/rnnkit
