@@ -91,7 +91,11 @@ def _select_rows(state: State, index: Tensor, batch_dim: int) -> State:
 
 @torch.no_grad()
 def greedy_search(
-    step_fn: StepFn, init_state: State, bos: Tensor | int, eos: int, max_len: int,
+    step_fn: StepFn,
+    init_state: State,
+    bos: Tensor | int,
+    eos: int,
+    max_len: int,
     batch_size: int | None = None,
 ) -> list[list[int]]:
     """The most likely token at every step, for a batch; stops at ``eos`` or ``max_len``.
@@ -199,8 +203,9 @@ def beam_search(
         lengths = new_lengths.gather(1, best)
         was_finished = finished.gather(1, beam)
         finished = was_finished | (token == eos)
-        history = torch.cat([history.gather(1, beam[..., None].expand_as(history)),
-                             token[..., None]], dim=-1)
+        history = torch.cat(
+            [history.gather(1, beam[..., None].expand_as(history)), token[..., None]], dim=-1
+        )
         flat = (beam + torch.arange(n, device=device)[:, None] * k).reshape(-1)
         state = _select_rows(state, flat, batch_dim)
         tokens = token.reshape(-1)
@@ -211,12 +216,15 @@ def beam_search(
     results = []
     for i in range(n):
         order = scores[i].argsort(descending=True).tolist()
-        results.append([
-            Hypothesis(_strip(history[i, j].tolist(), eos), float(log_prob[i, j]),
-                       float(scores[i, j]))
-            for j in order
-            if not torch.isinf(log_prob[i, j])
-        ])
+        results.append(
+            [
+                Hypothesis(
+                    _strip(history[i, j].tolist(), eos), float(log_prob[i, j]), float(scores[i, j])
+                )
+                for j in order
+                if not torch.isinf(log_prob[i, j])
+            ]
+        )
     return results
 
 

@@ -1,0 +1,1 @@
+"""Applications: end-to-end models for each kind of sequential data."""

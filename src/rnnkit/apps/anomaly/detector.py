@@ -1,0 +1,166 @@
+"""`AnomalyDetector`: score each point by how surprising it is to an rnnkit forecaster.
+
+The detector trains a one-step `Forecaster` (Student-t likelihood) on a stretch of the
+series known or assumed to be normal. A point's score is its surprise under the distribution
+the model predicted for it from the ``context_length`` points before it:
+``-log10`` of the two-sided tail probability of the residual. Scores are then smoothed and
+thresholded without labels (`thresholds.flag`, Hundman et al. 2018).
+
+Example:
+    >>> detector = AnomalyDetector(epochs=5).fit(train_values)
+    >>> result = detector.detect(test_values)
+    >>> result.frame.query("anomaly")      # time, value, score, smoothed, anomaly
+    >>> result.windows                      # [(start, end), ...]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rnnkit.apps.anomaly.thresholds import flag
+from rnnkit.apps.forecast.forecaster import Forecaster, ForecasterConfig
+from rnnkit.data.timeseries import SERIES, SeriesFrame, build_frame
+from rnnkit.errors import UserError
+
+
+@dataclass
+class Detection:
+    """What `AnomalyDetector.detect` found in one series."""
+
+    frame: pd.DataFrame  # time, value, score, smoothed, anomaly
+    threshold: float
+    windows: list[tuple[int, int]]  # [start, end) positions of anomalous windows
+
+    def window_table(self) -> pd.DataFrame:
+        """One row per anomalous window: start and end times, length, peak score."""
+        rows = []
+        for start, end in self.windows:
+            part = self.frame.iloc[start:end]
+            rows.append(
+                {
+                    "start": part["time"].iloc[0],
+                    "end": part["time"].iloc[-1],
+                    "points": end - start,
+                    "peak_score": float(part["score"].max()),
+                }
+            )
+        return pd.DataFrame(rows, columns=["start", "end", "points", "peak_score"])
+
+
+class AnomalyDetector:
+    """Forecast-residual anomaly detection with an unsupervised threshold.
+
+    Args:
+        context_length: past points the forecaster reads for each prediction.
+        span: smoothing of the scores before thresholding (EWMA span, points).
+        calendar: use calendar features (off for series without real timestamps).
+        **options: other `ForecasterConfig` fields (hidden_size, epochs, lr, seed, device...).
+    """
+
+    def __init__(self, context_length: int = 64, span: int = 8, calendar: bool = False, **options):
+        options.setdefault("epochs", 15)
+        options.setdefault("hidden_size", 32)
+        options.setdefault("num_layers", 1)
+        options.setdefault("batches_per_epoch", 30)
+        options.setdefault("validation_windows", 0)
+        self.span = span
+        self.forecaster = Forecaster(
+            ForecasterConfig(
+                horizon=1,
+                context_length=context_length,
+                likelihood="student_t",
+                calendar=calendar,
+                **options,
+            )
+        )
+
+    @property
+    def context_length(self) -> int:
+        return int(self.forecaster.config.context_length)
+
+    def fit(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> AnomalyDetector:
+        """Train on (mostly) normal data: an array, a DataFrame or a `SeriesFrame`."""
+        self.forecaster.fit(as_frame(data))
+        return self
+
+    def score(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Surprise of every point of the (first) series; NaN for the first context points."""
+        frame = as_frame(data)
+        windows = self.forecaster._windows(frame)
+        length = int(windows.lengths[0])
+        if length <= self.context_length:
+            raise UserError(
+                f"the series has {length} points; the detector needs more than "
+                f"{self.context_length} (its context)"
+            )
+        origins = np.arange(self.context_length, length)
+        pairs = np.stack([np.zeros_like(origins), origins], axis=1)
+        params = self.forecaster.distribution_at(windows, pairs)
+        values = windows.target[origins]
+        residual = np.abs(values - params["loc"][:, 0]) / params["scale"][:, 0]
+        tail = 2 * stats.t.sf(residual, params["df"][:, 0])
+        scores = np.full(length, np.nan)
+        scores[origins] = -np.log10(np.maximum(tail, 1e-300))
+        return scores
+
+    def detect(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> Detection:
+        """Score, threshold and report the anomalous points and windows of a series."""
+        frame = as_frame(data)
+        scores = self.score(frame)
+        flagged = flag(scores, span=self.span, merge_gap=self.span)
+        first = frame.groups()[0][1]
+        table = pd.DataFrame(
+            {
+                "time": first["time"].to_numpy(),
+                "value": first[frame.target].to_numpy(float),
+                "score": scores,
+                "smoothed": flagged.smoothed,
+                "anomaly": flagged.flags,
+            }
+        )
+        return Detection(table, flagged.threshold, flagged.windows)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        self.forecaster.save(directory)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> AnomalyDetector:
+        forecaster = Forecaster.load(directory, device=device)
+        if forecaster.config.horizon != 1:
+            raise UserError(f"{directory}: a forecasting model, not an anomaly detector")
+        detector = cls.__new__(cls)
+        detector.span = 8
+        detector.forecaster = forecaster
+        return detector
+
+
+def as_frame(data: SeriesFrame | pd.DataFrame | np.ndarray, name: str = "series") -> SeriesFrame:
+    """A `SeriesFrame` from a plain array (an hourly index is made up), a DataFrame with
+    ``time`` and one numeric column, or a `SeriesFrame` as it is."""
+    if isinstance(data, SeriesFrame):
+        return data
+    if isinstance(data, pd.DataFrame):
+        numeric = [
+            c
+            for c in data.columns
+            if c not in ("time", SERIES) and pd.api.types.is_numeric_dtype(data[c])
+        ]
+        if "time" not in data.columns or not numeric:
+            raise UserError("expected a DataFrame with a 'time' column and a numeric column")
+        return build_frame(data[["time", numeric[0]]], target=numeric[0], name=name)
+    values = np.asarray(data, float)
+    if values.ndim != 1:
+        raise UserError(f"expected a 1-D series of values, got shape {values.shape}")
+    times = pd.date_range("2000-01-01", periods=len(values), freq="h")
+    return build_frame(
+        pd.DataFrame({"time": times, "value": values}),
+        target="value",
+        freq="h",
+        season_length=1,
+        name=name,
+    )

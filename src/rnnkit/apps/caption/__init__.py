@@ -1,0 +1,41 @@
+"""Image and video captioning: a CNN that sees, an LSTM that writes (with soft attention).
+
+Composed scenes of real Fashion-MNIST items and MNIST digits, moving-item clips, or the
+user's COCO-format captions; greedy and beam search; BLEU, CIDEr-D and fact accuracy on a
+compositional test split; attention maps per word.
+
+Example:
+    >>> from rnnkit.apps.caption import CaptionConfig, Captioner, synthetic_data
+    >>> data = synthetic_data("image", train_size=5000, test_size=500)
+    >>> captioner = Captioner(CaptionConfig(epochs=12)).fit(data.train_inputs, data.train_captions)
+    >>> captioner.predict(data.test_inputs[:3], beam_width=3)
+"""
+
+from rnnkit.apps.caption.captioner import (
+    CaptionConfig,
+    Captioner,
+    NearestNeighbourCaptioner,
+    Vocabulary,
+)
+from rnnkit.apps.caption.experiment import (
+    CaptionData,
+    compare_captioners,
+    evaluate_predictions,
+    synthetic_data,
+)
+from rnnkit.apps.caption.metrics import bleu, caption_metrics, cider_d, fact_accuracy
+
+__all__ = [
+    "CaptionConfig",
+    "CaptionData",
+    "Captioner",
+    "NearestNeighbourCaptioner",
+    "Vocabulary",
+    "bleu",
+    "caption_metrics",
+    "cider_d",
+    "compare_captioners",
+    "evaluate_predictions",
+    "fact_accuracy",
+    "synthetic_data",
+]

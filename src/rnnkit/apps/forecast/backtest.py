@@ -1,0 +1,248 @@
+"""Rolling-origin backtest of rnnkit against the baselines, on the same windows.
+
+The last ``windows * horizon`` points of every series are the test part. rnnkit is trained
+once on what comes before it (its validation windows are the last ones *before* the test
+part, so nothing is tuned on test windows); then, at each origin of the test part (one every
+``horizon`` steps), every method forecasts the next ``horizon`` points from the history up
+to the origin. rnnkit reads that history without being refitted; the statistical baselines
+are refitted at every origin on their most recent ``max_history`` points.
+
+Example:
+    >>> result = backtest(load_series("elecdemand"), PLANS["elecdemand"])
+    >>> result.rows   # one row per method: MAE RMSE sMAPE MASE sQL coverage_80
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rnnkit.apps.forecast.baselines import BASELINES
+from rnnkit.apps.forecast.forecaster import Forecaster, ForecasterConfig
+from rnnkit.apps.forecast.metrics import (
+    QUANTILES,
+    coverage,
+    mae,
+    naive_scale,
+    quantile_loss,
+    rmse,
+    smape,
+)
+from rnnkit.data.timeseries import SeriesFrame, load_series
+from rnnkit.errors import UserError
+
+
+@dataclass
+class BacktestPlan:
+    """How one data set is backtested (documented in the README's results table).
+
+    Attributes:
+        horizon: steps per forecast.
+        windows: test origins per series, ``horizon`` apart, at the end of each series.
+        max_series: use only the first series (keeps the cost down); None: all.
+        train_length: rnnkit trains on at most this many points per series before the test
+            part (None: all of them).
+        max_history: points of history each statistical baseline is fitted on.
+        model: options of `ForecasterConfig` for rnnkit.
+    """
+
+    horizon: int
+    windows: int
+    max_series: int | None = None
+    train_length: int | None = None
+    max_history: int = 480
+    model: dict = field(default_factory=dict)
+
+
+# Chosen before looking at any test window; the model options come from the validation loss
+# of the training part. Sizes keep the full `evaluate` to a few minutes on 2 CPU cores.
+PLANS: dict[str, BacktestPlan] = {
+    "nyc-weather": BacktestPlan(
+        horizon=24,
+        windows=7,
+        max_history=24 * 21,
+        model=dict(context_length=72, hidden_size=48, epochs=12, batches_per_epoch=25),
+    ),
+    "sp500": BacktestPlan(
+        horizon=5,
+        windows=24,
+        train_length=5000,
+        max_history=500,
+        model=dict(context_length=40, hidden_size=32, epochs=12, batches_per_epoch=25),
+    ),
+    "elecdemand": BacktestPlan(
+        horizon=48,
+        windows=14,
+        max_history=48 * 14,
+        model=dict(context_length=96, hidden_size=48, epochs=12, batches_per_epoch=25),
+    ),
+}
+
+QUICK_PLANS: dict[str, BacktestPlan] = {
+    name: BacktestPlan(
+        horizon=plan.horizon,
+        windows=2,
+        max_series=1,
+        train_length=plan.train_length or 2000,
+        max_history=min(plan.max_history, 400),
+        model={**plan.model, "epochs": 2, "batches_per_epoch": 5, "hidden_size": 16},
+    )
+    for name, plan in PLANS.items()
+}
+
+
+@dataclass
+class Window:
+    """One forecast origin of one series: the truth and every method's quantiles."""
+
+    series: str
+    origin: int
+    history: np.ndarray  # the points before the origin (for plots)
+    truth: np.ndarray  # (H,)
+    scale: float  # MASE denominator of the series
+    forecasts: dict[str, dict[float, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class BacktestResult:
+    name: str
+    rows: list[dict]
+    windows: list[Window]
+    seconds: dict[str, float]
+    history: list[dict]  # rnnkit's training log
+
+
+def backtest(
+    data: SeriesFrame,
+    plan: BacktestPlan,
+    methods: tuple[str, ...] = ("rnnkit", *BASELINES),
+    seed: int = 0,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> BacktestResult:
+    """Run the rolling-origin backtest of ``methods`` on ``data``; see the module doc."""
+    unknown = set(methods) - {"rnnkit", *BASELINES}
+    if unknown:
+        raise UserError(f"unknown method(s) {', '.join(sorted(unknown))}")
+    if plan.max_series:
+        keep = data.series_ids[: plan.max_series]
+        data = replace(data, frame=data.frame[data.frame["series"].isin(keep)])
+    test_length = plan.windows * plan.horizon
+    train = data.drop_last(test_length)
+    if plan.train_length:
+        train = train.tail_of_each(plan.train_length)
+    seconds: dict[str, float] = {}
+    model = None
+    if "rnnkit" in methods:
+        began = time.perf_counter()
+        config = ForecasterConfig(horizon=plan.horizon, seed=seed, device=device, **plan.model)
+        model = Forecaster(config).fit(train)
+        seconds["rnnkit"] = time.perf_counter() - began
+        log(
+            f"  rnnkit trained in {seconds['rnnkit']:.0f} s "
+            f"(val loss {model.history[-1].get('val_loss', float('nan')):.3f})"
+        )
+    windows = _make_windows(data, plan, test_length)
+    if model is not None:
+        began = time.perf_counter()
+        _forecast_rnnkit(model, data, windows)
+        seconds["rnnkit"] += time.perf_counter() - began
+    for name in methods:
+        if name == "rnnkit":
+            continue
+        began = time.perf_counter()
+        for window in windows:
+            history = window.history[-plan.max_history :]
+            window.forecasts[name] = BASELINES[name](history, plan.horizon, data.season_length)
+        seconds[name] = time.perf_counter() - began
+        log(f"  {name}: {seconds[name]:.1f} s")
+    rows = [_score(name, windows, seconds.get(name, 0.0)) for name in methods]
+    return BacktestResult(data.name, rows, windows, seconds, model.history if model else [])
+
+
+def _make_windows(data: SeriesFrame, plan: BacktestPlan, test_length: int) -> list[Window]:
+    windows = []
+    for sid, group in data.groups():
+        y = group[data.target].to_numpy(float)
+        first = len(y) - test_length
+        if first < 2 * data.season_length + 2:
+            raise UserError(f"series '{sid}' is too short for {plan.windows} test windows")
+        scale = naive_scale(y[:first], data.season_length)
+        for origin in range(first, len(y) - plan.horizon + 1, plan.horizon):
+            windows.append(
+                Window(sid, origin, y[:origin], y[origin : origin + plan.horizon], scale)
+            )
+    return windows
+
+
+def _forecast_rnnkit(model: Forecaster, data: SeriesFrame, windows: list[Window]) -> None:
+    arrays = model._windows(data)
+    index = {sid: i for i, sid in enumerate(arrays.ids)}
+    pairs = np.array([(index[w.series], w.origin) for w in windows], dtype=np.int64)
+    forecasts = model.forecast_windows(arrays, pairs, quantiles=QUANTILES)
+    for i, window in enumerate(windows):
+        window.forecasts["rnnkit"] = {q: f[i] for q, f in forecasts.items()}
+
+
+def _score(name: str, windows: list[Window], seconds: float) -> dict:
+    truth = np.concatenate([w.truth for w in windows])
+    median = np.concatenate([w.forecasts[name][0.5] for w in windows])
+    lower = np.concatenate([w.forecasts[name][QUANTILES[0]] for w in windows])
+    upper = np.concatenate([w.forecasts[name][QUANTILES[-1]] for w in windows])
+    scaled_mae = [mae(w.truth, w.forecasts[name][0.5]) / w.scale for w in windows]
+    scaled_ql = [quantile_loss(w.truth, w.forecasts[name]) / w.scale for w in windows]
+    return {
+        "method": name,
+        "MAE": mae(truth, median),
+        "RMSE": rmse(truth, median),
+        "sMAPE": smape(truth, median),
+        "MASE": float(np.nanmean(scaled_mae)),
+        "sQL": float(np.nanmean(scaled_ql)),
+        "coverage_80": coverage(truth, lower, upper),
+        "seconds": round(seconds, 1),
+    }
+
+
+def run_evaluation(
+    names: list[str],
+    quick: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> list[BacktestResult]:
+    """Backtest every named bundled data set with its plan (`PLANS` or `QUICK_PLANS`)."""
+    plans = QUICK_PLANS if quick else PLANS
+    results = []
+    for name in names:
+        if name not in plans:
+            raise UserError(f"no backtest plan for '{name}'; expected one of {', '.join(plans)}")
+        log(f"backtest {name}")
+        results.append(backtest(load_series(name), plans[name], seed=seed, device=device, log=log))
+    return results
+
+
+def targets_summary(results: list[BacktestResult]) -> list[dict]:
+    """The issue's targets per data set: MASE below seasonal naive, below the best of
+    ETS/ARIMA, 80% intervals covering 75-85%."""
+    summary = []
+    for result in results:
+        by = {row["method"]: row for row in result.rows}
+        if "rnnkit" not in by:
+            continue
+        best_stat = min(by[m]["MASE"] for m in ("ets", "arima") if m in by)
+        summary.append(
+            {
+                "data": result.name,
+                "rnnkit_MASE": by["rnnkit"]["MASE"],
+                "seasonal_naive_MASE": by["seasonal_naive"]["MASE"],
+                "best_ets_arima_MASE": best_stat,
+                "beats_seasonal_naive": bool(by["rnnkit"]["MASE"] < by["seasonal_naive"]["MASE"]),
+                "beats_ets_arima": bool(by["rnnkit"]["MASE"] < best_stat),
+                "coverage_80": by["rnnkit"]["coverage_80"],
+                "coverage_in_75_85": bool(0.75 <= by["rnnkit"]["coverage_80"] <= 0.85),
+            }
+        )
+    return summary

@@ -1,0 +1,95 @@
+"""The network of the forecaster: an RNN encoder over the past, an RNN decoder over the horizon.
+
+The encoder reads the context window (scaled target, which points were observed, calendar,
+covariates). Its final state starts the decoder, which reads what is known about each future
+step (calendar, known-future covariates, the step's position) and emits, for every step at
+once, the parameters of a Gaussian or Student-t distribution. This is a *direct*
+multi-horizon model: the decoder never sees its own forecasts, so errors do not compound
+and one forward pass gives the whole horizon and its intervals (no sampling).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import rnnkit
+
+LIKELIHOODS = ("gaussian", "student_t")
+CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+
+class ForecastNet(nn.Module):
+    """Encoder-decoder RNN with a distribution head.
+
+    Args:
+        encoder_inputs: features per past step.
+        decoder_inputs: features per future step.
+        hidden_size, num_layers, dropout: of both RNNs.
+        cell: ``lstm``, ``gru`` or ``rnn`` (rnnkit's layers).
+        likelihood: ``gaussian`` or ``student_t``.
+
+    Shapes:
+        forward(encoder_input (B, C, E), decoder_input (B, H, D)) -> dict of (B, H) tensors
+        ``loc``, ``scale`` and, for Student-t, ``df``; all in the window's scaled units.
+
+    Example:
+        >>> net = ForecastNet(8, 7, hidden_size=16)
+        >>> out = net(torch.randn(2, 48, 8), torch.randn(2, 24, 7))
+        >>> out["loc"].shape
+        torch.Size([2, 24])
+    """
+
+    def __init__(
+        self,
+        encoder_inputs: int,
+        decoder_inputs: int,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+        cell: str = "lstm",
+        likelihood: str = "student_t",
+    ):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
+        layer = getattr(rnnkit, CELLS[cell])
+        between = dropout if num_layers > 1 else 0.0
+        self.encoder = layer(
+            encoder_inputs, hidden_size, num_layers, batch_first=True, dropout=between
+        )
+        self.decoder = layer(
+            decoder_inputs, hidden_size, num_layers, batch_first=True, dropout=between
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.likelihood = likelihood
+        self.head = nn.Linear(hidden_size, 3 if likelihood == "student_t" else 2)
+
+    def forward(self, encoder_input: torch.Tensor, decoder_input: torch.Tensor) -> dict:
+        _, state = self.encoder(encoder_input)
+        decoded, _ = self.decoder(decoder_input, state)
+        params = self.head(self.dropout(decoded))
+        out = {
+            "loc": params[..., 0],
+            # softplus keeps the scale positive; the floor keeps the likelihood finite.
+            "scale": F.softplus(params[..., 1]) + 1e-3,
+        }
+        if self.likelihood == "student_t":
+            # df > 2.1: the variance exists, so the intervals stay finite.
+            out["df"] = F.softplus(params[..., 2]) + 2.1
+        return out
+
+    def distribution(self, params: dict) -> torch.distributions.Distribution:
+        """The predicted distribution of every (window, step)."""
+        if self.likelihood == "student_t":
+            return torch.distributions.StudentT(params["df"], params["loc"], params["scale"])
+        return torch.distributions.Normal(params["loc"], params["scale"])
+
+
+def masked_nll(net: ForecastNet, params: dict, target: torch.Tensor, mask: torch.Tensor):
+    """Mean negative log-likelihood of the observed targets (mask 1) only."""
+    log_prob = net.distribution(params).log_prob(torch.where(mask > 0, target, 0.0))
+    return -(log_prob * mask).sum() / mask.sum().clamp(min=1.0)

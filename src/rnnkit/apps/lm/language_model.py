@@ -1,0 +1,277 @@
+"""`LanguageModel`: train on a long text with truncated BPTT, measure bits per character, generate.
+
+Example:
+    >>> lm = LanguageModel(LMConfig(tokens="char", epochs=1)).fit(train_text)
+    >>> lm.bits_per_char(test_text)
+    1.71
+    >>> for piece in lm.stream("In the beginning", max_tokens=200, temperature=0.8, top_p=0.9):
+    ...     print(piece, end="", flush=True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rnnkit.apps.lm.model import LanguageModelNet, State, detach_state
+from rnnkit.core.decoding import sample_logits
+from rnnkit.data.text import CharVocab, train_tokenizer
+from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
+from rnnkit.errors import UserError
+
+
+@dataclass
+class LMConfig:
+    """A language model and its training (saved in config.json).
+
+    ``tokens``: ``char`` (one token per character) or ``subword`` (byte-level BPE of
+    ``subword_vocab_size`` tokens, lossless, never unknown). ``bptt``: steps per truncated
+    backpropagation window; the state is carried from one window to the next.
+    ``max_batches``: stop an epoch early (a quick run).
+    """
+
+    tokens: str = "char"
+    subword_vocab_size: int = 1000
+    embedding_dim: int = 256
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.1
+    embedding_dropout: float = 0.02
+    weight_drop: float = 0.1
+    bptt: int = 100
+    batch_size: int = 32
+    epochs: int = 1
+    lr: float = 3e-3
+    weight_decay: float = 1e-6
+    grad_clip: float = 0.25
+    max_batches: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+class TBPTTBatches:
+    """A token stream cut into ``batch_size`` parallel rows, served in ``bptt``-long windows.
+
+    Row ``b`` continues in window ``i + 1`` where it stopped in window ``i``, so the state of
+    row ``b`` can be carried over (stateful training). Each batch is a dict with ``inputs``
+    and ``targets`` [N, T] and ``first`` (True on the first window: reset the state).
+    """
+
+    def __init__(self, ids: Tensor, batch_size: int, bptt: int, max_batches: int | None = None):
+        rows = min(batch_size, max((len(ids) - 1) // 2, 1))
+        length = (len(ids) - 1) // rows
+        if length < 1:
+            raise UserError("the text is too short to train on; expected at least a few lines")
+        self.inputs = ids[: rows * length].view(rows, length)
+        self.targets = ids[1 : rows * length + 1].view(rows, length)
+        self.bptt, self.max_batches = bptt, max_batches
+
+    def __len__(self) -> int:
+        windows = math.ceil(self.inputs.shape[1] / self.bptt)
+        return min(windows, self.max_batches) if self.max_batches else windows
+
+    def __iter__(self) -> Iterator[dict]:
+        for index in range(len(self)):
+            window = slice(index * self.bptt, (index + 1) * self.bptt)
+            yield {
+                "inputs": self.inputs[:, window],
+                "targets": self.targets[:, window],
+                "first": index == 0,
+            }
+
+
+class LanguageModel:
+    """A character- or subword-level LSTM language model with AWD-LSTM regularization."""
+
+    def __init__(self, config: LMConfig | None = None):
+        self.config = config or LMConfig()
+        self.vocab: CharVocab | None = None
+        self.tokenizer = None
+        self.model: LanguageModelNet | None = None
+        self.history: list[dict] = []
+        self._state: State | None = None
+
+    # ---------------------------------------------------------------- tokens
+    def encode(self, text: str, strict: bool = True, what: str = "text") -> Tensor:
+        """Token ids of ``text``. Characters never seen in training: an error when ``strict``
+        (a prompt), else mapped to a space (the documented fallback when scoring a text)."""
+        if self.config.tokens == "char":
+            return torch.tensor(self.vocab.encode(text, strict=strict, what=what), dtype=torch.long)
+        return torch.tensor(self.tokenizer.encode(text).ids, dtype=torch.long)
+
+    def decode(self, ids: list[int]) -> str:
+        if self.config.tokens == "char":
+            return self.vocab.decode(ids)
+        return self.tokenizer.decode(ids)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab) if self.config.tokens == "char" else self.tokenizer.get_vocab_size()
+
+    # ---------------------------------------------------------------- training
+    def fit(self, text: str, val_text: str | None = None, progress: bool = False) -> LanguageModel:
+        """Build the vocabulary from ``text`` and train; per-epoch losses go to ``history``."""
+        config = self.config
+        if not text.strip():
+            raise UserError("empty training text; expected a UTF-8 text with some lines")
+        seed_everything(config.seed)
+        if config.tokens == "char":
+            self.vocab = CharVocab.from_text(text)
+        elif config.tokens == "subword":
+            lines = text.splitlines(keepends=True)
+            self.tokenizer = train_tokenizer(lines, "bytes", config.subword_vocab_size)
+        else:
+            raise UserError(f"tokens must be 'char' or 'subword', got {config.tokens!r}")
+        self.model = self._build_model().to(config.device)
+        train = TBPTTBatches(self.encode(text), config.batch_size, config.bptt, config.max_batches)
+        val = None
+        if val_text:
+            val = TBPTTBatches(self.encode(val_text, strict=False), 8, config.bptt)
+        trainer = Trainer(
+            self.model, self._step,
+            TrainConfig(
+                epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
+                grad_clip=config.grad_clip, seed=config.seed, device=config.device,
+                progress=progress,
+            ),
+        )
+        self.history = trainer.fit(train, val)
+        self.model.eval()
+        return self
+
+    def _build_model(self) -> LanguageModelNet:
+        c = self.config
+        return LanguageModelNet(
+            self.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.dropout,
+            c.embedding_dropout, c.weight_drop,
+        )
+
+    def _step(self, model: LanguageModelNet, batch: dict) -> dict:
+        """One TBPTT window: start from the previous window's (detached) state."""
+        device = next(model.parameters()).device
+        inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
+        state = None if batch["first"] else self._state
+        logits, state = model(inputs, state)
+        self._state = detach_state(state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
+
+    # ---------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def bits_per_char(self, text: str, streams: int = 16) -> float:
+        """Bits per character of ``text``: total negative log2-likelihood / characters.
+
+        The text is cut into ``streams`` rows scored in parallel, each row starting from the
+        token before it (the first from a newline), so every token is predicted exactly once.
+        """
+        model = self._require_model()
+        model.eval()
+        if not text:
+            raise UserError("empty text: nothing to score")
+        ids = self.encode(text, strict=False)
+        start = self.encode("\n", strict=False)[:1]
+        inputs, targets = torch.cat([start, ids[:-1]]), ids
+        device = next(model.parameters()).device
+        total_nats = 0.0
+        rows = max(min(streams, len(ids) // 64), 1)
+        length = len(ids) // rows
+        parts = [(inputs[: rows * length].view(rows, length), targets[: rows * length].view(rows, length))]
+        if rows * length < len(ids):  # the remainder, as one more row
+            parts.append((inputs[rows * length :][None], targets[rows * length :][None]))
+        for part_inputs, part_targets in parts:
+            state = None
+            for begin in range(0, part_inputs.shape[1], 256):
+                x = part_inputs[:, begin : begin + 256].to(device)
+                y = part_targets[:, begin : begin + 256].to(device)
+                logits, state = model(x, state)
+                total_nats += F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+                ).item()
+        return total_nats / math.log(2) / len(text)
+
+    # ---------------------------------------------------------------- generation
+    @torch.no_grad()
+    def stream(
+        self,
+        prompt: str = "",
+        max_tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = 0,
+    ) -> Iterator[str]:
+        """Yield the generated text piece by piece (after the prompt) as it is sampled.
+
+        ``temperature=0`` is greedy decoding; ``top_k`` and ``top_p`` (nucleus) filter the
+        distribution first (see `rnnkit.core.decoding.sample_logits`).
+        """
+        model = self._require_model()
+        model.eval()
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device)
+        if seed is not None:
+            generator.manual_seed(seed)
+        context = self.encode("\n", strict=False)[:1].tolist() + self.encode(
+            prompt, what="prompt"
+        ).tolist()
+        logits, state = model(torch.tensor([context], device=device))
+        generated: list[int] = []
+        shown = ""
+        for _ in range(max_tokens):
+            token = sample_logits(
+                logits[0, -1], temperature=temperature, top_k=top_k, top_p=top_p,
+                generator=generator,
+            )
+            generated.append(int(token))
+            # Decode everything so far: a byte-level token may complete a character later.
+            text = self.decode(generated)
+            if not text.endswith("\ufffd") and len(text) > len(shown):
+                yield text[len(shown) :]
+                shown = text
+            logits, state = model(token.view(1, 1), state)
+
+    def generate(self, prompt: str = "", max_tokens: int = 200, **sampling) -> str:
+        """The generated continuation of ``prompt`` as one string (see `stream`)."""
+        return "".join(self.stream(prompt, max_tokens, **sampling))
+
+    def _require_model(self) -> LanguageModelNet:
+        if self.model is None:
+            raise UserError("the language model is not trained; call fit() or load() first")
+        return self.model
+
+    # ---------------------------------------------------------------- saving
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write model.safetensors, config.json (with the characters) and the tokenizer."""
+        directory = Path(directory)
+        extra = {"chars": self.vocab.to_json()} if self.vocab is not None else {}
+        save_model(directory, self._require_model(), {"lm": dataclasses.asdict(self.config), **extra})
+        if self.tokenizer is not None:
+            self.tokenizer.save(str(directory / "tokenizer.json"))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> LanguageModel:
+        """Rebuild a model saved by `save`."""
+        from tokenizers import Tokenizer
+
+        directory = Path(directory)
+        state, saved = load_model_state(directory)
+        if "lm" not in saved:
+            raise UserError(f"{directory}: not a language model folder (config.json)")
+        lm = cls(LMConfig(**{**saved["lm"], "device": device}))
+        if lm.config.tokens == "char":
+            lm.vocab = CharVocab(saved["chars"])
+        else:
+            lm.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        lm.model = lm._build_model()
+        lm.model.load_state_dict(state)
+        lm.model.to(device).eval()
+        return lm

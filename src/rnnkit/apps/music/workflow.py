@@ -1,0 +1,324 @@
+"""The music application end to end: corpus -> model -> evaluation -> MIDI, PNG and WAV.
+
+These functions are what ``rnnkit music train | generate | evaluate`` and the tour call;
+they are as usable from Python:
+
+    >>> from rnnkit.apps.music import workflow
+    >>> model = workflow.train("chorales", out="runs/music", epochs=40)
+    >>> workflow.evaluate("runs/music")                  # NLL/step vs two baselines
+    >>> workflow.generate("runs/music", "samples", bars=8, count=3, temperature=0.9)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.apps.music.piano_roll import (
+    IndependentBernoulli,
+    PianoRollConfig,
+    PianoRollLM,
+    evaluate_piano_roll,
+)
+from rnnkit.apps.music.render import plot_piano_roll, render_wav
+from rnnkit.apps.music.stats import compare_to_corpus
+from rnnkit.apps.music.tokens import TokenConfig, TokenLM, evaluate_tokens
+from rnnkit.data import music
+from rnnkit.data.music import Piece
+from rnnkit.engine import TrainConfig, load_model_state
+from rnnkit.errors import UserError
+
+BUILTIN_CORPORA = ("chorales", "folk")
+MODEL_TYPES = ("roll", "melody", "events")
+QUICK_PIECES = 16  # pieces read in --quick mode (parsing is the slow part)
+
+Model = PianoRollLM | TokenLM
+
+
+def load_corpus(
+    data: str, limit: int | None = None, warn: Callable[[str], None] | None = print
+) -> list[Piece]:
+    """``chorales``, ``folk``, a folder of MIDI files or one MIDI file, as pieces.
+
+    Bad MIDI files in a folder are skipped, each with a one-line message through ``warn``,
+    and counted in a closing line.
+    """
+    if data == "chorales":
+        return music.load_bach_chorales(limit=limit, progress=warn is not None)
+    if data == "folk":
+        return music.load_folk_songs(limit=limit, progress=warn is not None)
+    path = Path(data)
+    if path.is_dir():
+        report = music.load_midi_folder(path, warn=warn)
+        if warn:
+            warn(f"{path}: {report.summary()}")
+        return report.pieces[:limit]
+    if path.is_file():
+        return [music.read_midi(path)]
+    raise UserError(
+        f"--data {data}: expected 'chorales', 'folk', a folder of MIDI files or a .mid file"
+    )
+
+
+def default_model_type(data: str) -> str:
+    """Piano rolls for polyphonic data, melody tokens for the (monophonic) folk songs."""
+    return "melody" if data == "folk" else "roll"
+
+
+def split(pieces: Sequence[Piece], seed: int = 0) -> tuple[list[Piece], list[Piece], list[Piece]]:
+    """Train / validation / test by piece; a corpus too small to split trains on everything."""
+    if len(pieces) < 5:
+        return list(pieces), list(pieces), list(pieces)
+    return music.split_pieces(pieces, seed=seed)
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    history: list[dict]
+    rows: list[dict] = field(default_factory=list)  # evaluation on the test split
+
+
+def train(
+    data: str = "chorales",
+    out: str | os.PathLike | None = None,
+    model_type: str | None = None,
+    cell: str = "gru",
+    output: str = "made",
+    hidden_size: int = 256,
+    epochs: int = 40,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    limit: int | None = None,
+    transpose_augment: int = 0,
+    warn: Callable[[str], None] | None = print,
+    save_logs: bool = True,
+) -> TrainResult:
+    """Train a model on ``data`` (split by piece), evaluate it on the test split, save it.
+
+    Args:
+        data: ``chorales``, ``folk`` or a folder of MIDI files.
+        model_type: ``roll`` (piano roll), ``melody`` or ``events``; default from ``data``.
+        cell, output, hidden_size: the network (``output`` only for piano rolls).
+        limit: use only the first ``limit`` pieces (quick runs).
+        warn: where progress and skipped-file messages go (None: silent).
+        save_logs: let the engine write ``metrics.csv``, TensorBoard logs and checkpoints
+            into ``out``.
+    """
+    model_type = model_type or default_model_type(data)
+    if model_type not in MODEL_TYPES:
+        raise UserError(f"--model-type {model_type}: expected one of {', '.join(MODEL_TYPES)}")
+    pieces = load_corpus(data, limit, warn)
+    train_set, val_set, test_set = split(pieces, seed=0)
+    config = TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        device=device,
+        out_dir=str(out) if out is not None and save_logs else None,
+        progress=warn is not None,
+    )
+    model: Model
+    if model_type == "roll":
+        model = PianoRollLM(
+            PianoRollConfig(
+                cell=cell,
+                output=output,
+                hidden_size=hidden_size,
+                transpose_augment=transpose_augment,
+            )
+        )
+    else:
+        model = TokenLM(TokenConfig(encoding=model_type, cell=cell, hidden_size=hidden_size))
+    history = model.fit(train_set, val_set, config)
+    rows = _evaluate_model(model, train_set, test_set)
+    if out is not None:
+        data_spec = data if data in BUILTIN_CORPORA else str(Path(data).resolve())
+        model.save(out, {"data": data_spec, "limit": limit, "split_seed": 0, "history": history})
+    return TrainResult(model, history, rows)
+
+
+def load(directory: str | os.PathLike) -> tuple[Model, dict]:
+    """A model saved by `train` (piano roll or token model) and its config."""
+    _, config = load_model_state(directory)
+    if config.get("kind") == "rnnkit.music.piano_roll":
+        return PianoRollLM.load(directory)
+    if config.get("kind") == "rnnkit.music.tokens":
+        return TokenLM.load(directory)
+    raise UserError(f"{directory}: not a music model (kind {config.get('kind')!r})")
+
+
+def _evaluate_model(
+    model: Model, train_set: Sequence[Piece], test_set: Sequence[Piece]
+) -> list[dict]:
+    if isinstance(model, PianoRollLM):
+        name = f"{model.config.cell.upper()} + {model.config.output.upper()} output"
+        return evaluate_piano_roll({name: model}, train_set, test_set)
+    return evaluate_tokens(model, train_set, test_set)
+
+
+def evaluate(
+    directory: str | os.PathLike,
+    data: str | None = None,
+    warn: Callable[[str], None] | None = print,
+) -> list[dict]:
+    """Score a saved model on the test split of its corpus (or of ``data``), with baselines.
+
+    For piano-roll models the default is the held-out Bach chorales at the model's grid
+    (quarter notes: the JSB measure): negative log-likelihood per time step in nats.
+    """
+    model, config = load(directory)
+    if data is None:
+        data = "chorales" if isinstance(model, PianoRollLM) else config.get("data", "folk")
+        limit = config.get("limit") if data == config.get("data") else None
+    else:
+        limit = None
+    train_set, _, test_set = split(load_corpus(data, limit, warn), seed=config.get("split_seed", 0))
+    return _evaluate_model(model, train_set, test_set)
+
+
+@dataclass
+class Generated:
+    """What `generate` wrote: the pieces, their files, and how they compare to the corpus."""
+
+    pieces: list[Piece]
+    files: list[Path]
+    images: list[Path]
+    audio: list[Path]
+    statistics: list[dict]
+    messages: list[str]
+
+
+def resolve_primer(primer: str | None, directory: str | os.PathLike, config: dict) -> Piece | None:
+    """``None``, a MIDI file, or ``test:N``: the N-th held-out piece of the model's corpus."""
+    if not primer:
+        return None
+    if primer.startswith("test:"):
+        try:
+            index = int(primer.split(":", 1)[1])
+        except ValueError:
+            raise UserError(f"--primer {primer}: expected test:N with a number N") from None
+        data = config.get("data", "chorales")
+        _, _, test_set = split(
+            load_corpus(data, config.get("limit"), warn=None), config.get("split_seed", 0)
+        )
+        if not 0 <= index < len(test_set):
+            raise UserError(
+                f"--primer {primer}: expected N from 0 to {len(test_set) - 1} "
+                f"(the test split has {len(test_set)} pieces)"
+            )
+        return test_set[index]
+    return music.read_midi(primer)
+
+
+def generate(
+    directory: str | os.PathLike,
+    out: str | os.PathLike,
+    count: int = 2,
+    bars: float = 8,
+    seconds: float | None = None,
+    primer: str | None = None,
+    primer_bars: float = 2,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    tempo_bpm: float | None = None,
+    key: str | None = None,
+    seed: int = 0,
+    audio: bool = True,
+    corpus: Sequence[Piece] | None = None,
+) -> Generated:
+    """Sample ``count`` pieces from a saved model; write MIDI, piano-roll PNG and WAV files.
+
+    Args:
+        bars / seconds: the length of the new music (``seconds`` wins when given).
+        primer: a MIDI file or ``test:N`` (a held-out piece) whose first bars are continued.
+        temperature, top_k, top_p: sampling (top_k only for melody/event models).
+        tempo_bpm, key: tempo and key (e.g. ``"G"``, ``"F#m"``) of the output.
+        corpus: the pieces to compare statistics with (default: the model's training split).
+    """
+    _check_sampling(temperature, top_k, top_p, count, bars if seconds is None else seconds)
+    model, config = load(directory)
+    out = Path(out)
+    primer_piece = resolve_primer(primer, directory, config)
+    tempo = tempo_bpm or (
+        primer_piece.tempo_bpm
+        if primer_piece
+        else (90.0 if isinstance(model, PianoRollLM) else 110.0)
+    )
+    meter = primer_piece.quarters_per_bar if primer_piece else 4.0
+    if seconds is not None:
+        bars = seconds * tempo / 60.0 / meter
+    key_sharps = music.key_to_sharps(key) if key else None
+    options = {
+        "bars": bars,
+        "primer": primer_piece,
+        "primer_bars": primer_bars,
+        "temperature": temperature,
+        "top_p": top_p,
+        "tempo_bpm": tempo,
+        "key_sharps": key_sharps,
+    }
+    if isinstance(model, TokenLM):
+        options["top_k"] = top_k
+    result = Generated([], [], [], [], [], [])
+    primer_quarters = primer_bars * meter if primer_piece else 0.0
+    for index in range(count):
+        piece = model.generate(seed=seed + index, **options)
+        piece.name = f"sample_{index + 1}"
+        midi_path = music.write_midi(piece, out / f"{piece.name}.mid")
+        music.read_midi(midi_path)  # the file must parse back
+        result.pieces.append(piece)
+        result.files.append(midi_path)
+        title = f"{piece.name}: {bars:g} bars, temperature {temperature:g}" + (
+            f", primer {primer}" if primer else ""
+        )
+        result.images.append(
+            plot_piano_roll(
+                piece, out / f"{piece.name}.png", title, primer_quarters=primer_quarters
+            )
+        )
+        if audio:
+            wav, message = render_wav(midi_path, out / f"{piece.name}.wav")
+            if wav is not None:
+                result.audio.append(wav)
+            elif message not in result.messages:
+                result.messages.append(message)
+    if corpus is None:
+        corpus = split(load_corpus(config.get("data", "chorales"), config.get("limit"), warn=None))[
+            0
+        ]
+    result.statistics = compare_to_corpus({"generated": result.pieces}, corpus, "training corpus")
+    return result
+
+
+def _check_sampling(
+    temperature: float, top_k: int | None, top_p: float | None, count: int, length: float
+) -> None:
+    if temperature < 0:
+        raise UserError(f"--temperature {temperature}: expected a number >= 0 (0: most likely)")
+    if top_k is not None and top_k < 1:
+        raise UserError(f"--top-k {top_k}: expected a positive integer")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UserError(f"--top-p {top_p}: expected a number in (0, 1]")
+    if count < 1 or not 0 < length <= 10_000:
+        raise UserError(f"length {length:g} and count {count}: expected positive, sane values")
+
+
+def bernoulli_samples(
+    corpus: Sequence[Piece], count: int, quarters: float, seed: int = 0
+) -> list[Piece]:
+    """Pieces drawn from the independent-Bernoulli baseline: a reference for 'unlike the corpus'."""
+    baseline = IndependentBernoulli().fit([music.piano_roll(p.to_common_key()) for p in corpus])
+    rng = np.random.default_rng(seed)
+    return [
+        music.roll_to_piece(
+            rng.random((int(quarters), music.NUM_PITCHES)) < baseline.prob_on, 1, name="bernoulli"
+        )
+        for _ in range(count)
+    ]

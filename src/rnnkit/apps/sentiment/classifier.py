@@ -1,0 +1,277 @@
+"""`SentimentClassifier`: a scikit-learn-style estimator (fit / predict / save / load) over text.
+
+Example:
+    >>> clf = SentimentClassifier(SentimentConfig(epochs=6))
+    >>> clf.fit(["a gem", "a mess", ...], ["positive", "negative", ...])
+    >>> clf.predict(["an unexpected gem"])
+    [Prediction(text='an unexpected gem', label='positive', probability=0.91)]
+    >>> clf.save("models/sentiment"); clf = SentimentClassifier.load("models/sentiment")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from rnnkit.apps.sentiment.model import SentimentNet
+from rnnkit.data.text import train_tokenizer
+from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
+from rnnkit.errors import UserError
+
+MAX_WORDS = 100  # longer texts are cut: sentences and short reviews fit
+MAX_PIECES = 6  # subword pieces kept per word
+
+
+@dataclass
+class SentimentConfig:
+    """Everything that defines a sentiment model and its training (saved in config.json).
+
+    ``tokens``: ``word``, ``subword`` or ``word+subword`` (each word's vector plus the mean of
+    its BPE pieces). ``task``: ``classify`` (labels) or ``regress`` (a numeric rating).
+    """
+
+    tokens: str = "word+subword"
+    vocab_size: int = 20000
+    subword_vocab_size: int = 4000
+    embedding_dim: int = 128
+    hidden_size: int = 128
+    cell: str = "lstm"
+    pooling: str = "max"
+    dropout: float = 0.5
+    embedding_dropout: float = 0.2
+    task: str = "classify"
+    epochs: int = 6
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class Prediction:
+    """One prediction: the label and its probability (for regression: the rating, 1.0)."""
+
+    text: str
+    label: str | float
+    probability: float
+
+
+class SentimentClassifier:
+    """Train on texts and labels (or ratings), predict labels with probabilities, explain.
+
+    Tokenizers are trained on the training texts only and saved beside the model.
+    """
+
+    def __init__(self, config: SentimentConfig | None = None):
+        self.config = config or SentimentConfig()
+        self.classes: list[str] = []
+        self.word_tokenizer = None
+        self.subword_tokenizer = None
+        self.model: SentimentNet | None = None
+        self.history: list[dict] = []
+
+    # ---------------------------------------------------------------- training
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence,
+        val_texts: Sequence[str] | None = None,
+        val_labels: Sequence | None = None,
+        progress: bool = False,
+    ) -> SentimentClassifier:
+        """Train tokenizers and the network. Labels are class names (or ratings to regress)."""
+        config = self.config
+        seed_everything(config.seed)
+        texts = [str(t) for t in texts]
+        if not texts:
+            raise UserError("no training texts")
+        if config.task == "classify":
+            self.classes = sorted({str(label) for label in labels})
+            if len(self.classes) < 2:
+                raise UserError(f"need at least two classes to classify, got {self.classes}")
+        uses_words = config.tokens in ("word", "word+subword")
+        uses_pieces = config.tokens in ("subword", "word+subword")
+        if config.tokens not in ("word", "subword", "word+subword"):
+            raise UserError(f"tokens must be word, subword or word+subword, got {config.tokens!r}")
+        # A word-level tokenizer always fixes the word boundaries; with tokens=subword the
+        # word ids are all [UNK] and the pieces carry the meaning.
+        self.word_tokenizer = train_tokenizer(
+            texts if uses_words else [""], "word", config.vocab_size
+        )
+        self.subword_tokenizer = (
+            train_tokenizer(texts, "subword", config.subword_vocab_size) if uses_pieces else None
+        )
+        self.model = self._build_model()
+        train = self._loader(texts, labels, shuffle=True)
+        val = self._loader(val_texts, val_labels) if val_texts is not None else None
+        classify = config.task == "classify"
+        trainer = Trainer(
+            self.model,
+            self._step,
+            TrainConfig(
+                epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
+                grad_clip=1.0, seed=config.seed, device=config.device, progress=progress,
+                # Short sentences overfit within a few epochs: keep the best epoch's weights.
+                monitor="val_accuracy" if classify else "val_loss",
+                mode="max" if classify else "min", restore_best=True,
+            ),
+        )
+        self.history = trainer.fit(train, val)
+        self.model = trainer.model.eval()
+        return self
+
+    def _build_model(self) -> SentimentNet:
+        config = self.config
+        outputs = len(self.classes) if config.task == "classify" else 1
+        pieces = self.subword_tokenizer.get_vocab_size() if self.subword_tokenizer else 0
+        return SentimentNet(
+            vocab_size=self.word_tokenizer.get_vocab_size(), num_outputs=outputs,
+            subword_vocab_size=pieces, embedding_dim=config.embedding_dim,
+            hidden_size=config.hidden_size, cell=config.cell, pooling=config.pooling,
+            dropout=config.dropout, embedding_dropout=config.embedding_dropout,
+        )
+
+    def _step(self, model: SentimentNet, batch: dict) -> dict:
+        device = next(model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        scores, _ = model(batch["tokens"], batch["lengths"], batch["pieces"])
+        if self.config.task == "regress":
+            loss = torch.nn.functional.mse_loss(scores.squeeze(-1), batch["targets"].float())
+            return {"loss": loss}
+        loss = torch.nn.functional.cross_entropy(scores, batch["targets"])
+        accuracy = (scores.argmax(-1) == batch["targets"]).float().mean()
+        return {"loss": loss, "accuracy": accuracy}
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, texts: Sequence[str]) -> list[tuple[list[int], list[list[int]], list[str]]]:
+        """Each text as (word ids, piece ids per word, word strings), at most MAX_WORDS words."""
+        words = self.word_tokenizer.encode_batch([str(t) for t in texts])
+        if self.subword_tokenizer is not None:
+            pieces = self.subword_tokenizer.encode_batch([str(t) for t in texts])
+        encoded = []
+        for index, word_encoding in enumerate(words):
+            ids = word_encoding.ids[:MAX_WORDS] or [1]  # an empty text is one unknown word
+            tokens = word_encoding.tokens[:MAX_WORDS] or [""]
+            per_word: list[list[int]] = [[] for _ in ids]
+            if self.subword_tokenizer is not None:
+                encoding = pieces[index]
+                for piece, word in zip(encoding.ids, encoding.word_ids, strict=True):
+                    if word is not None and word < len(ids) and len(per_word[word]) < MAX_PIECES:
+                        per_word[word].append(piece)
+            encoded.append((ids, per_word, tokens))
+        return encoded
+
+    def _targets(self, labels: Sequence) -> list:
+        if self.config.task == "regress":
+            try:
+                return [float(label) for label in labels]
+            except ValueError as error:
+                raise UserError(f"regression needs numeric ratings: {error}") from None
+        index = {c: i for i, c in enumerate(self.classes)}
+        unknown = sorted({str(label) for label in labels} - set(index))
+        if unknown:
+            raise UserError(
+                f"label(s) {', '.join(map(repr, unknown[:5]))} are not one of the classes "
+                f"{', '.join(map(repr, self.classes))}"
+            )
+        return [index[str(label)] for label in labels]
+
+    def _loader(self, texts, labels=None, shuffle: bool = False) -> DataLoader:
+        encoded = self.encode(texts)
+        targets = self._targets(labels) if labels is not None else [0] * len(encoded)
+        items = [(ids, pieces, target) for (ids, pieces, _), target in zip(encoded, targets)]
+        return DataLoader(
+            items, batch_size=self.config.batch_size, shuffle=shuffle, collate_fn=_collate
+        )
+
+    # ---------------------------------------------------------------- prediction
+    @torch.no_grad()
+    def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities [N, classes] (or ratings [N] for regression)."""
+        model = self._require_model()
+        model.eval()
+        device = next(model.parameters()).device
+        outputs = []
+        for batch in self._loader(list(texts)):
+            scores, _ = model(
+                batch["tokens"].to(device), batch["lengths"], batch["pieces"].to(device)
+            )
+            if self.config.task == "regress":
+                outputs.append(scores.squeeze(-1).cpu())
+            else:
+                outputs.append(scores.softmax(-1).cpu())
+        return torch.cat(outputs).numpy() if outputs else np.zeros((0, len(self.classes)))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """The label and its probability for each text."""
+        texts = [str(t) for t in texts]
+        for number, text in enumerate(texts, start=1):
+            if not text.strip():
+                raise UserError(f"text {number}: empty text; expected some words to classify")
+        scores = self.predict_scores(texts)
+        if self.config.task == "regress":
+            return [Prediction(t, float(s), 1.0) for t, s in zip(texts, scores, strict=True)]
+        best = scores.argmax(-1)
+        return [
+            Prediction(t, self.classes[b], float(p[b]))
+            for t, b, p in zip(texts, best, scores, strict=True)
+        ]
+
+    def _require_model(self) -> SentimentNet:
+        if self.model is None:
+            raise UserError("the classifier is not trained; call fit() or load() first")
+        return self.model
+
+    # ---------------------------------------------------------------- saving
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write model.safetensors, config.json and the tokenizers' vocabularies."""
+        directory = Path(directory)
+        config = {"sentiment": dataclasses.asdict(self.config), "classes": self.classes}
+        save_model(directory, self._require_model(), config)
+        self.word_tokenizer.save(str(directory / "words.tokenizer.json"))
+        if self.subword_tokenizer is not None:
+            self.subword_tokenizer.save(str(directory / "subwords.tokenizer.json"))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> SentimentClassifier:
+        """Rebuild a classifier saved by `save`."""
+        from tokenizers import Tokenizer
+
+        directory = Path(directory)
+        state, saved = load_model_state(directory)
+        if "sentiment" not in saved:
+            raise UserError(f"{directory}: not a sentiment model folder (config.json)")
+        classifier = cls(SentimentConfig(**{**saved["sentiment"], "device": device}))
+        classifier.classes = saved["classes"]
+        classifier.word_tokenizer = Tokenizer.from_file(str(directory / "words.tokenizer.json"))
+        subwords = directory / "subwords.tokenizer.json"
+        if subwords.exists():
+            classifier.subword_tokenizer = Tokenizer.from_file(str(subwords))
+        classifier.model = classifier._build_model()
+        classifier.model.load_state_dict(state)
+        classifier.model.to(device).eval()
+        return classifier
+
+
+def _collate(items: list[tuple[list[int], list[list[int]], float]]) -> dict[str, torch.Tensor]:
+    """Pad word ids to [N, T] and piece ids to [N, T, P] with zeros."""
+    longest = max(len(ids) for ids, _, _ in items)
+    most_pieces = max((len(p) for _, pieces, _ in items for p in pieces), default=0) or 1
+    tokens = torch.zeros(len(items), longest, dtype=torch.long)
+    pieces = torch.zeros(len(items), longest, most_pieces, dtype=torch.long)
+    for row, (ids, word_pieces, _) in enumerate(items):
+        tokens[row, : len(ids)] = torch.tensor(ids)
+        for column, piece_ids in enumerate(word_pieces):
+            pieces[row, column, : len(piece_ids)] = torch.tensor(piece_ids, dtype=torch.long)
+    targets = torch.tensor([target for _, _, target in items])
+    lengths = torch.tensor([len(ids) for ids, _, _ in items])
+    return {"tokens": tokens, "pieces": pieces, "lengths": lengths, "targets": targets}

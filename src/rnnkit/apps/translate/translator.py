@@ -1,0 +1,280 @@
+"""`Translator`: an estimator with fit / translate / evaluate / save / load.
+
+>>> from rnnkit.data.parallel import load_bible_pairs, split_pairs
+>>> splits = split_pairs(load_bible_pairs("en", max_words=20))   # doctest: +SKIP
+>>> translator = Translator(TranslatorConfig(source_lang="en", target_lang="es"))
+>>> translator.fit(splits["train"], splits["valid"], epochs=10)     # doctest: +SKIP
+>>> translator.translate(["And God said, Let there be light."])     # doctest: +SKIP
+['Y dijo Dios: Sea la luz.']
+>>> translator.save("models/en-es"); Translator.load("models/en-es")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnkit.apps.translate.baselines import score_translations
+from rnnkit.apps.translate.model import Seq2SeqAttention
+from rnnkit.apps.translate.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SubwordTokenizer,
+    train_subword_tokenizer,
+)
+from rnnkit.core.decoding import beam_search, greedy_search
+from rnnkit.data.parallel import SentencePair
+from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
+from rnnkit.errors import UserError
+from rnnkit.files import write_text
+
+
+@dataclass
+class TranslatorConfig:
+    """Everything needed to rebuild a translator (saved as config.json)."""
+
+    source_lang: str = "en"
+    target_lang: str = "es"
+    vocab_size: int = 4000  # per language, BPE pieces learned on the training split
+    embedding_size: int = 128
+    hidden_size: int = 256
+    attention: str = "additive"  # or "multiplicative"
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    batch_size: int = 64
+    max_subwords: int = 100  # training pairs longer than this (either side) are skipped
+
+
+class PairBatches:
+    """Padded batches of similar length, reshuffled every epoch (reproducibly).
+
+    Yields ``(source (B, S), source_lengths (B,), target_in (B, T), target_out (B, T))``
+    where ``target_in`` starts with ``<s>`` and ``target_out`` ends with ``</s>``.
+    """
+
+    def __init__(
+        self,
+        sources: list[list[int]],
+        targets: list[list[int]],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
+        self.sources, self.targets = sources, targets
+        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.sources) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        lengths = np.array([len(s) for s in self.sources], dtype=float)
+        # Sorting by length (plus noise when shuffling) keeps padding small.
+        noise = rng.uniform(0, 2, len(lengths)) if self.shuffle else 0
+        order = np.argsort(lengths + noise, kind="stable")
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        for batch in batches:
+            yield self._collate([self.sources[i] for i in batch], [self.targets[i] for i in batch])
+
+    @staticmethod
+    def _collate(sources: list[list[int]], targets: list[list[int]]) -> tuple[torch.Tensor, ...]:
+        source = _pad(sources)
+        lengths = torch.tensor([len(s) for s in sources])
+        target_in = _pad([[BOS_ID, *t] for t in targets])
+        target_out = _pad([[*t, EOS_ID] for t in targets])
+        return source, lengths, target_in, target_out
+
+
+def _pad(rows: list[list[int]]) -> torch.Tensor:
+    out = torch.full((len(rows), max(len(r) for r in rows)), PAD_ID, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+class Translator:
+    """Subword tokenizers plus a `Seq2SeqAttention` model, for one direction."""
+
+    def __init__(self, config: TranslatorConfig | None = None):
+        self.config = config or TranslatorConfig()
+        self.source_tokenizer: SubwordTokenizer | None = None
+        self.target_tokenizer: SubwordTokenizer | None = None
+        self.model: Seq2SeqAttention | None = None
+        self.device = "cpu"
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        train: Sequence[SentencePair],
+        valid: Sequence[SentencePair] | None = None,
+        epochs: int = 10,
+        lr: float = 2e-3,
+        seed: int = 0,
+        device: str = "cpu",
+        out_dir: str | None = None,
+        progress: bool = False,
+    ) -> list[dict]:
+        """Learn the vocabularies and the model on ``train``; return per-epoch losses."""
+        if not train:
+            raise UserError("no training pairs; expected at least one source/target pair")
+        seed_everything(seed)
+        cfg = self.config
+        self.source_tokenizer = train_subword_tokenizer([p.source for p in train], cfg.vocab_size)
+        self.target_tokenizer = train_subword_tokenizer([p.target for p in train], cfg.vocab_size)
+        self.model = self._build_model()
+        self.device = device
+        self.model.to(device)
+        train_batches = self._batches(train, shuffle=True, seed=seed)
+        valid_batches = self._batches(valid, shuffle=False) if valid else None
+        trainer = Trainer(
+            self.model,
+            self._loss_step,
+            TrainConfig(
+                epochs=epochs, lr=lr, seed=seed, device=device, out_dir=out_dir, progress=progress
+            ),
+        )
+        return trainer.fit(train_batches, valid_batches)
+
+    def _build_model(self) -> Seq2SeqAttention:
+        cfg = self.config
+        return Seq2SeqAttention(
+            self.source_tokenizer.vocab_size,
+            self.target_tokenizer.vocab_size,
+            embedding_size=cfg.embedding_size,
+            hidden_size=cfg.hidden_size,
+            attention=cfg.attention,
+            dropout=cfg.dropout,
+        )
+
+    def _batches(self, pairs: Sequence[SentencePair], shuffle: bool, seed: int = 0) -> PairBatches:
+        sources = self.source_tokenizer.encode_batch([p.source for p in pairs])
+        targets = self.target_tokenizer.encode_batch([p.target for p in pairs])
+        limit = self.config.max_subwords
+        kept = [
+            (s, t)
+            for s, t in zip(sources, targets, strict=True)
+            if 0 < len(s) <= limit and len(t) <= limit
+        ]
+        if not kept:
+            raise UserError(f"every pair is empty or longer than {limit} subwords")
+        return PairBatches(
+            [s for s, _ in kept],
+            [t for _, t in kept],
+            self.config.batch_size,
+            shuffle=shuffle,
+            seed=seed,
+        )
+
+    def _loss_step(self, model: Seq2SeqAttention, batch: tuple) -> dict[str, torch.Tensor]:
+        device = next(model.parameters()).device
+        source, lengths, target_in, target_out = (t.to(device) for t in batch)
+        logits = model(source, lengths, target_in)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]),
+            target_out.reshape(-1),
+            ignore_index=PAD_ID,
+            label_smoothing=self.config.label_smoothing if model.training else 0.0,
+        )
+        return {"loss": loss}
+
+    # ------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def translate(
+        self,
+        sentences: Sequence[str],
+        beam_width: int = 5,
+        length_penalty: float = 1.0,
+        batch_size: int = 64,
+    ) -> list[str]:
+        """Translate sentences; ``beam_width=1`` is greedy decoding.
+
+        Beams are ranked by log-probability / length ** ``length_penalty``.
+        """
+        self._check_fitted()
+        self.model.eval()
+        encoded = [self.source_tokenizer.encode(s)[: self.config.max_subwords] for s in sentences]
+        # Translate in length order for little padding, then restore the input order.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        results: dict[int, str] = {}
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            rows = [encoded[i] or [EOS_ID] for i in index]  # an empty line still decodes
+            source = _pad(rows).to(self.device)
+            lengths = torch.tensor([len(r) for r in rows], device=self.device)
+            state = self.model.start_state(source, lengths)
+            bos = torch.full((len(rows),), BOS_ID, dtype=torch.long, device=self.device)
+            max_len = 2 * int(lengths.max()) + 10
+            if beam_width <= 1:
+                ids = greedy_search(self.model.step, state, bos, EOS_ID, max_len)
+            else:
+                beams = beam_search(
+                    self.model.step,
+                    state,
+                    bos,
+                    EOS_ID,
+                    beam_width=beam_width,
+                    max_len=max_len,
+                    length_penalty=length_penalty,
+                )
+                ids = [b[0].tokens if b else [] for b in beams]
+            for i, tokens in zip(index, ids, strict=True):
+                results[i] = self.target_tokenizer.decode(tokens) if encoded[i] else ""
+        return [results[i] for i in range(len(sentences))]
+
+    def evaluate(
+        self, pairs: Sequence[SentencePair], beam_width: int = 5, length_penalty: float = 1.0
+    ) -> tuple[dict[str, float], list[str]]:
+        """BLEU and chrF of the translations of ``pairs``; also return the translations."""
+        hypotheses = self.translate([p.source for p in pairs], beam_width, length_penalty)
+        return score_translations(hypotheses, [p.target for p in pairs]), hypotheses
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write model.safetensors, config.json and the two tokenizers into ``directory``."""
+        self._check_fitted()
+        directory = Path(directory)
+        save_model(directory, self.model, asdict(self.config))
+        write_text(directory / "source_tokenizer.json", self.source_tokenizer.to_str())
+        write_text(directory / "target_tokenizer.json", self.target_tokenizer.to_str())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> Translator:
+        """Read a folder written by `save`."""
+        directory = Path(directory)
+        state, config = load_model_state(directory)
+        try:
+            translator = cls(TranslatorConfig(**config))
+        except TypeError:
+            raise UserError(f"{directory / 'config.json'}: not a translator's config") from None
+        for name in ("source_tokenizer.json", "target_tokenizer.json"):
+            if not (directory / name).exists():
+                raise UserError(f"{directory / name}: not found; expected a translator folder")
+        translator.source_tokenizer = SubwordTokenizer.from_str(
+            (directory / "source_tokenizer.json").read_text(encoding="utf-8")
+        )
+        translator.target_tokenizer = SubwordTokenizer.from_str(
+            (directory / "target_tokenizer.json").read_text(encoding="utf-8")
+        )
+        translator.model = translator._build_model()
+        translator.model.load_state_dict(state)
+        translator.model.to(device).eval()
+        translator.device = device
+        return translator
+
+    def _check_fitted(self) -> None:
+        if self.model is None:
+            raise UserError("the translator is not trained; call fit() or Translator.load()")

@@ -1,0 +1,280 @@
+"""``rnnkit music train | generate | evaluate``: compose music with RNNs (Python API:
+`rnnkit.apps.music.workflow`)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rnnkit.cli.common import (
+    TourContext,
+    add_command,
+    add_common_flags,
+    add_verb,
+    out_dir,
+    positive_int,
+    report_metrics,
+    resolve_device,
+)
+from rnnkit.report import Section, table_to_text
+
+NAME = "music"
+HELP = "learn a corpus of music (Bach chorales, folk tunes, your MIDI files) and compose"
+ORDER = 60
+
+DESCRIPTION = """\
+Learn music with an RNN and compose new pieces as standard MIDI files.
+
+Data: 'chorales' (371 Bach chorales from music21, parsed once and cached), 'folk'
+(Essen folk songs from music21) or a folder of your MIDI files (bad files are skipped
+and counted). Models: 'roll' (polyphonic piano roll, pitches 21-108, quarter-note grid;
+output 'made' or 'nade' models the notes of a frame jointly, 'bernoulli' independently),
+'melody' (monophonic tokens) and 'events' (note-on/off, time-shift, velocity).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    verbs = add_command(subparsers, NAME, HELP, DESCRIPTION)
+
+    train = add_verb(
+        verbs,
+        "train",
+        "train a music model and evaluate it on held-out pieces",
+        [
+            "rnnkit music train --out runs/music",
+            "rnnkit music train --data folk --out runs/folk --epochs 10",
+            "rnnkit music train --data my_midi/ --model-type events --out runs/mine",
+            "rnnkit music train --quick --out /tmp/music",
+        ],
+    )
+    add_common_flags(train, epochs=40)
+    train.add_argument(
+        "--data", default="chorales", help="chorales, folk or a folder of MIDI files"
+    )
+    train.add_argument(
+        "--model-type",
+        choices=["roll", "melody", "events"],
+        default=None,
+        help="default: melody for folk, roll otherwise",
+    )
+    train.add_argument("--cell", choices=["lstm", "gru"], default="gru")
+    train.add_argument(
+        "--output",
+        choices=["made", "nade", "bernoulli"],
+        default="made",
+        help="piano-roll output layer (default: made)",
+    )
+    train.add_argument("--hidden-size", type=positive_int, default=256)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument(
+        "--transpose",
+        type=int,
+        default=0,
+        help="random transposition of up to N semitones while training",
+    )
+    train.set_defaults(func=run_train)
+
+    generate = add_verb(
+        verbs,
+        "generate",
+        "compose pieces: MIDI, piano-roll PNG, WAV",
+        [
+            "rnnkit music generate --model runs/music --out samples --bars 16",
+            "rnnkit music generate --model runs/music --primer test:0 --temperature 0.8",
+            "rnnkit music generate --model runs/music --primer song.mid --key G --tempo 72",
+            "rnnkit music generate --model runs/folk --top-k 10 --top-p 0.95 --seconds 30",
+        ],
+    )
+    generate.add_argument("--model", required=True, help="a folder written by 'music train'")
+    generate.add_argument(
+        "--out", default=None, help="folder for the samples (default: MODEL/samples)"
+    )
+    generate.add_argument("--count", type=positive_int, default=2, help="pieces to compose")
+    generate.add_argument("--bars", type=float, default=8, help="length in bars (default 8)")
+    generate.add_argument("--seconds", type=float, default=None, help="length in seconds instead")
+    generate.add_argument(
+        "--primer", default=None, help="a MIDI file, or test:N (a held-out piece) to continue"
+    )
+    generate.add_argument("--primer-bars", type=float, default=2)
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=None, help="melody/event models only")
+    generate.add_argument("--top-p", type=float, default=None)
+    generate.add_argument("--tempo", type=float, default=None, help="quarter notes per minute")
+    generate.add_argument("--key", default=None, help="key of the output, e.g. G, Bb, F#m")
+    generate.add_argument("--no-audio", action="store_true", help="skip the WAV files")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--quick", action="store_true", help="one short piece")
+    generate.set_defaults(func=run_generate)
+
+    evaluate = add_verb(
+        verbs,
+        "evaluate",
+        "NLL on held-out pieces beside simple baselines",
+        [
+            "rnnkit music evaluate --model runs/music",
+            "rnnkit music evaluate --model runs/mine --data chorales",
+        ],
+    )
+    evaluate.add_argument("--model", required=True, help="a folder written by 'music train'")
+    evaluate.add_argument(
+        "--data",
+        default=None,
+        help="default: held-out chorales for piano rolls, else the model's data",
+    )
+    evaluate.add_argument(
+        "--out", default=None, help="folder for metrics.json (default: MODEL/evaluation)"
+    )
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rnnkit.apps.music import workflow
+
+    out = out_dir(args, "runs/music")
+    result = workflow.train(
+        args.data,
+        out,
+        args.model_type,
+        args.cell,
+        args.output,
+        hidden_size=64 if args.quick else args.hidden_size,
+        epochs=min(args.epochs, 10) if args.quick else args.epochs,
+        lr=args.lr,
+        seed=args.seed,
+        device=resolve_device(args.device),
+        limit=workflow.QUICK_PIECES if args.quick else None,
+        transpose_augment=args.transpose,
+    )
+    last = result.history[-1] if result.history else {}
+    print(
+        f"trained {len(result.history)} epochs: loss {last.get('loss', float('nan')):.3f}, "
+        f"val_loss {last.get('val_loss', float('nan')):.3f}; model saved in {out}"
+    )
+    report_metrics(
+        result.rows, out, "held-out pieces of the training data:", extra={"history": result.history}
+    )
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from rnnkit.apps.music import workflow
+
+    out = out_dir(args, f"{args.model}/samples")
+    made = workflow.generate(
+        args.model,
+        out,
+        count=1 if args.quick else args.count,
+        bars=min(args.bars, 2) if args.quick else args.bars,
+        seconds=args.seconds,
+        primer=args.primer,
+        primer_bars=args.primer_bars,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        tempo_bpm=args.tempo,
+        key=args.key,
+        seed=args.seed,
+        audio=not args.no_audio,
+    )
+    for path in [*made.files, *made.images, *made.audio]:
+        print(f"wrote {path}")
+    for message in made.messages:
+        print(message)
+    report_metrics(made.statistics, out, "generated pieces vs the training corpus:")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.apps.music import workflow
+
+    rows = workflow.evaluate(args.model, args.data)
+    out = out_dir(args, f"{args.model}/evaluation")
+    report_metrics(rows, out, "negative log-likelihood on held-out pieces:")
+    return 0
+
+
+def tour(ctx: TourContext) -> Section:
+    """Chorales: train a GRU + MADE piano-roll model, score it beside the baselines, compose."""
+    from rnnkit.apps.music import workflow
+    from rnnkit.data import music
+
+    began = time.perf_counter()
+    section = Section(title="Music: Bach chorales")
+    limit = workflow.QUICK_PIECES if ctx.quick else None
+    result = workflow.train(
+        "chorales",
+        ctx.out / "model",
+        "roll",
+        "gru",
+        "made",
+        hidden_size=64 if ctx.quick else 256,
+        epochs=8 if ctx.quick else 30,
+        lr=1e-2 if ctx.quick else 2e-3,
+        seed=ctx.seed,
+        device=ctx.device,
+        limit=limit,
+        warn=None,
+        save_logs=False,
+    )
+    trained = time.perf_counter() - began
+    section.text(
+        f"A GRU with an autoregressive (MADE) output over the 88 pitches learned "
+        f"{'16' if ctx.quick else 'the 371'} Bach chorales from music21 as piano rolls on a "
+        f"quarter-note grid, transposed to C major / A minor, split by piece "
+        f"({trained:.0f} s). The table scores held-out chorales in nats per time step "
+        f"(lower is better; on JSB Chorales, LSTM 8.67, GRU 8.54, RNN-NADE 5.56)."
+    )
+    section.table(result.rows, "negative log-likelihood per time step, held-out chorales")
+
+    corpus = music.load_bach_chorales(limit=limit)
+    train_set, _, test_set = workflow.split(corpus)
+    samples = ctx.out / "samples"
+    made = workflow.generate(
+        ctx.out / "model",
+        samples,
+        count=1 if ctx.quick else 2,
+        bars=4 if ctx.quick else 8,
+        primer="test:0",
+        primer_bars=2,
+        temperature=1.0,
+        seed=ctx.seed,
+        corpus=train_set,
+    )
+    scratch = workflow.generate(
+        ctx.out / "model",
+        ctx.out / "from_scratch",
+        count=1,
+        bars=4 if ctx.quick else 8,
+        temperature=0.9,
+        seed=ctx.seed + 100,
+        corpus=train_set,
+    )
+    pieces = made.pieces + scratch.pieces
+    quarters = 16 if ctx.quick else 32
+    stats = workflow.compare_to_corpus(
+        {
+            "generated": pieces,
+            "held-out chorales": test_set,
+            "independent Bernoulli samples": workflow.bernoulli_samples(
+                train_set, 3, quarters, ctx.seed
+            ),
+        },
+        train_set,
+        "training chorales",
+    )
+    section.text(
+        "Generated pieces beside the corpus: means per piece, and the total-variation distance "
+        "between pitch-class histograms (in the common key; 0 = same, 1 = disjoint). Held-out "
+        "chorales show what 'like the corpus' looks like, the baseline's samples what it does not."
+    )
+    section.table(stats, "statistics of generated pieces vs the corpus")
+    for image in made.images + scratch.images:
+        section.image(image.relative_to(ctx.out.parent), image.stem)
+    for path in made.files + scratch.files:
+        section.file(path.relative_to(ctx.out.parent), "standard MIDI file")
+    for wav in made.audio + scratch.audio:
+        section.audio.append((str(wav.relative_to(ctx.out.parent)), wav.stem))
+    for message in dict.fromkeys(made.messages + scratch.messages):
+        section.text(message)
+    print(table_to_text(result.rows))
+    return section

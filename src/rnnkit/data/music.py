@@ -1,0 +1,640 @@
+"""Music data: pieces as note lists, piano rolls, melody and performance-event encodings.
+
+Sources:
+
+- the 371 four-part Bach chorales and the Essen folk songs that ship inside ``music21``,
+  parsed once and cached (``rnnkit.data.cache``, keyed by music21's version);
+- any folder of the user's standard MIDI files, read with ``mido``; a file that is corrupt,
+  empty, drum-only or absurdly long is skipped with a one-line reason and counted.
+
+A `Piece` keeps its notes as ``(pitch, start, end)`` rows in quarter notes, so every
+representation derives from it: `piano_roll` (pitches 21-108 on a grid, the JSB Chorales
+representation of Boulanger-Lewandowski et al. 2012), `melody_encode` (Magenta's
+monophonic melody tokens) and `EventCodec` (PerformanceRNN's note-on / note-off /
+time-shift / velocity events). `write_midi` turns any of them back into a standard MIDI file.
+
+Example:
+    >>> from rnnkit.data import music
+    >>> chorales = music.load_bach_chorales(limit=3)       # full corpus: ~30 s once, then cached
+    >>> roll = music.piano_roll(chorales[0], steps_per_quarter=1)   # (frames, 88) of 0/1
+    >>> music.write_midi(music.roll_to_piece(roll, 1), "chorale.mid")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.data.cache import cache_dir
+from rnnkit.errors import UserError
+from rnnkit.files import atomic_path, write_text
+
+PITCH_LOW = 21  # A0, the lowest piano key
+PITCH_HIGH = 108  # C8, the highest piano key
+NUM_PITCHES = PITCH_HIGH - PITCH_LOW + 1  # 88 columns of a piano roll
+
+MAX_PIECE_QUARTERS = 20_000  # ~3 hours at 100 bpm: longer is a broken file, not music
+MAX_PIECE_NOTES = 200_000
+
+FOLK_COLLECTIONS = ("altdeu10", "altdeu20", "ballad10", "ballad20", "ballad30", "kinder0")
+"""Essen folk-song files parsed by default (1,100 tunes, ~1 min once); see `load_folk_songs`."""
+
+
+@dataclass
+class Piece:
+    """One piece of music as a note list.
+
+    Attributes:
+        name: where it came from (``bach/bwv269``, a file name, ``generated``).
+        notes: float array of shape ``(num_notes, 3)``: MIDI pitch, start and end in quarter
+            notes, sorted by start then pitch.
+        velocities: int array ``(num_notes,)`` of MIDI velocities 1-127.
+        key_sharps: the key signature (sharps > 0, flats < 0); 0 for C major / A minor.
+        quarters_per_bar: bar length in quarter notes (4 for 4/4, 3 for 3/4, 3 for 6/8).
+        tempo_bpm: quarter notes per minute.
+    """
+
+    name: str
+    notes: np.ndarray
+    velocities: np.ndarray = field(default=None)  # type: ignore[assignment]
+    key_sharps: int = 0
+    quarters_per_bar: float = 4.0
+    tempo_bpm: float = 100.0
+
+    def __post_init__(self) -> None:
+        self.notes = np.asarray(self.notes, dtype=np.float64).reshape(-1, 3)
+        if self.velocities is None:
+            self.velocities = np.full(len(self.notes), 80, dtype=np.int64)
+        self.velocities = np.asarray(self.velocities, dtype=np.int64).reshape(-1)
+        order = np.lexsort((self.notes[:, 0], self.notes[:, 1]))
+        self.notes, self.velocities = self.notes[order], self.velocities[order]
+
+    @property
+    def length(self) -> float:
+        """Length in quarter notes (end of the last note)."""
+        return float(self.notes[:, 2].max()) if len(self.notes) else 0.0
+
+    @property
+    def pitches(self) -> np.ndarray:
+        return self.notes[:, 0].astype(np.int64)
+
+    def transpose(self, semitones: int) -> Piece:
+        """The piece moved by ``semitones``; notes that leave the piano range are dropped."""
+        notes = self.notes.copy()
+        notes[:, 0] += semitones
+        keep = (notes[:, 0] >= PITCH_LOW) & (notes[:, 0] <= PITCH_HIGH)
+        sharps = _sharps_after_transposition(self.key_sharps, semitones)
+        return replace(self, notes=notes[keep], velocities=self.velocities[keep], key_sharps=sharps)
+
+    def to_common_key(self) -> Piece:
+        """Transpose to no sharps or flats (C major / A minor) by the smallest shift."""
+        return self.transpose(shift_to_common_key(self.key_sharps))
+
+
+def shift_to_common_key(key_sharps: int) -> int:
+    """Semitones (-6..5) that move a key signature with ``key_sharps`` to C major / A minor.
+
+    Each sharp raises the tonic a fifth (7 semitones), so undo ``7 * sharps`` modulo 12.
+
+    >>> shift_to_common_key(1)   # G major -> C major: up a fourth
+    5
+    """
+    shift = (-7 * key_sharps) % 12
+    return shift - 12 if shift >= 6 else shift
+
+
+def _sharps_after_transposition(key_sharps: int, semitones: int) -> int:
+    # Moving up a semitone adds 7 sharps (mod 12); spell the result with at most 6 flats/sharps.
+    sharps = (key_sharps + 7 * semitones) % 12
+    return sharps - 12 if sharps > 6 else sharps
+
+
+# --------------------------------------------------------------------------------------
+# Piano rolls
+# --------------------------------------------------------------------------------------
+
+
+def piano_roll(piece: Piece, steps_per_quarter: int = 1) -> np.ndarray:
+    """Pitches 21-108 on a grid: ``roll[t, p] = 1`` when pitch ``21 + p`` sounds at frame t.
+
+    A note sounds in a frame when it is held at the frame's start, as in the JSB Chorales
+    benchmark (quarter-note grid: ``steps_per_quarter=1``; eighth: 2; sixteenth: 4).
+
+    Returns:
+        float32 array of shape ``(num_frames, 88)`` with 0/1 entries.
+    """
+    num_frames = max(int(np.ceil(piece.length * steps_per_quarter - 1e-9)), 0)
+    roll = np.zeros((num_frames, NUM_PITCHES), dtype=np.float32)
+    for pitch, start, end in piece.notes:
+        if not PITCH_LOW <= pitch <= PITCH_HIGH:
+            continue
+        first = int(np.ceil(start * steps_per_quarter - 1e-9))
+        last = int(np.ceil(end * steps_per_quarter - 1e-9))  # frames first..last-1
+        roll[first:last, int(pitch) - PITCH_LOW] = 1.0
+    return roll
+
+
+def roll_to_piece(
+    roll: np.ndarray, steps_per_quarter: int = 1, name: str = "piano roll", **metadata
+) -> Piece:
+    """Turn a ``(frames, 88)`` roll back into notes: consecutive active frames are one note."""
+    roll = np.asarray(roll) > 0.5
+    padded = np.concatenate(
+        [np.zeros((1, roll.shape[1]), bool), roll, np.zeros((1, roll.shape[1]), bool)]
+    )
+    change = np.diff(padded.astype(np.int8), axis=0)  # +1 where a note starts, -1 after it ends
+    notes = []
+    for column in range(roll.shape[1]):
+        starts = np.flatnonzero(change[:, column] == 1)
+        ends = np.flatnonzero(change[:, column] == -1)
+        for start, end in zip(starts, ends, strict=True):
+            notes.append((column + PITCH_LOW, start / steps_per_quarter, end / steps_per_quarter))
+    return Piece(name=name, notes=np.array(notes, dtype=np.float64).reshape(-1, 3), **metadata)
+
+
+# --------------------------------------------------------------------------------------
+# Melody encoding (monophonic tunes)
+# --------------------------------------------------------------------------------------
+
+MELODY_REST = 0  # note-off: silence from this step
+MELODY_HOLD = 1  # no event: keep doing what the previous step did
+MELODY_FIRST_PITCH = 2  # token 2 + (pitch - 21) starts a note
+MELODY_VOCAB = MELODY_FIRST_PITCH + NUM_PITCHES
+
+
+def melody_encode(piece: Piece, steps_per_quarter: int = 4) -> list[int]:
+    """Magenta's melody tokens on a grid: note-on(pitch), hold, or rest; one per step.
+
+    Polyphony is reduced to the highest note starting at a step. A step that a note-on
+    does not reach is a hold while the previous note lasts and a rest after it.
+
+    Returns:
+        list of ints in ``[0, MELODY_VOCAB)``, one per grid step.
+    """
+    num_steps = int(np.ceil(piece.length * steps_per_quarter - 1e-9))
+    tokens = [MELODY_HOLD] * num_steps
+    sounding_until = np.zeros(num_steps + 1, dtype=bool)
+    for pitch, start, end in sorted(piece.notes.tolist(), key=lambda n: (n[1], n[0])):
+        step = int(round(start * steps_per_quarter))
+        stop = max(int(round(end * steps_per_quarter)), step + 1)
+        if step >= num_steps or not PITCH_LOW <= pitch <= PITCH_HIGH:
+            continue
+        tokens[step] = MELODY_FIRST_PITCH + int(pitch) - PITCH_LOW  # later (higher) one wins
+        sounding_until[step:stop] = True
+    for step in range(num_steps):
+        if tokens[step] == MELODY_HOLD and not sounding_until[step]:
+            previous = tokens[step - 1] if step else MELODY_REST
+            tokens[step] = MELODY_HOLD if previous == MELODY_REST else MELODY_REST
+    return tokens
+
+
+def melody_decode(tokens: Sequence[int], steps_per_quarter: int = 4, **metadata) -> Piece:
+    """The inverse of `melody_encode`: tokens back to a monophonic `Piece`."""
+    notes: list[tuple[float, float, float]] = []
+    current: list[float] | None = None  # [pitch, start step]
+    for step, token in enumerate([*tokens, MELODY_REST]):
+        if token == MELODY_HOLD:
+            continue
+        if current is not None:
+            notes.append((current[0], current[1] / steps_per_quarter, step / steps_per_quarter))
+            current = None
+        if token >= MELODY_FIRST_PITCH:
+            current = [token - MELODY_FIRST_PITCH + PITCH_LOW, step]
+    metadata.setdefault("name", "melody")
+    return Piece(notes=np.array(notes, dtype=np.float64).reshape(-1, 3), **metadata)
+
+
+# --------------------------------------------------------------------------------------
+# Performance events (PerformanceRNN)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventCodec:
+    """Note-on, note-off, time-shift and velocity events, as Magenta's PerformanceRNN.
+
+    Token layout: ``note_on`` 0-87, ``note_off`` 88-175, ``time_shift`` of 1..max_shift steps
+    of ``step_seconds`` each, then ``velocity_bins`` velocity tokens.
+
+    Example:
+        >>> codec = EventCodec()
+        >>> tokens = codec.encode(piece)
+        >>> again = codec.decode(tokens)      # same notes, times rounded to 10 ms
+    """
+
+    step_seconds: float = 0.01
+    max_shift: int = 100
+    velocity_bins: int = 32
+
+    @property
+    def first_shift(self) -> int:
+        return 2 * NUM_PITCHES
+
+    @property
+    def first_velocity(self) -> int:
+        return self.first_shift + self.max_shift
+
+    @property
+    def vocab_size(self) -> int:
+        return self.first_velocity + self.velocity_bins
+
+    def describe(self, token: int) -> str:
+        """A readable name, e.g. ``note_on(60)`` or ``time_shift(0.25s)``."""
+        if token < NUM_PITCHES:
+            return f"note_on({token + PITCH_LOW})"
+        if token < self.first_shift:
+            return f"note_off({token - NUM_PITCHES + PITCH_LOW})"
+        if token < self.first_velocity:
+            return f"time_shift({(token - self.first_shift + 1) * self.step_seconds:g}s)"
+        return f"velocity({self._bin_to_velocity(token - self.first_velocity)})"
+
+    def _velocity_to_bin(self, velocity: int) -> int:
+        return min(int((velocity - 1) * self.velocity_bins / 127), self.velocity_bins - 1)
+
+    def _bin_to_velocity(self, bin_index: int) -> int:
+        return int(round((bin_index + 0.5) * 127 / self.velocity_bins)) + 1
+
+    def encode(self, piece: Piece) -> list[int]:
+        """The piece's notes as event tokens (times in seconds at the piece's tempo)."""
+        seconds_per_quarter = 60.0 / piece.tempo_bpm
+        actions = []  # (step, order, token): note-offs (order 0) before note-ons at one time
+        for (pitch, start, end), velocity in zip(piece.notes, piece.velocities, strict=True):
+            if not PITCH_LOW <= pitch <= PITCH_HIGH:
+                continue
+            on = int(round(start * seconds_per_quarter / self.step_seconds))
+            off = max(int(round(end * seconds_per_quarter / self.step_seconds)), on + 1)
+            column = int(pitch) - PITCH_LOW
+            actions.append((on, 1, column, int(velocity)))
+            actions.append((off, 0, column, 0))
+        tokens: list[int] = []
+        now, current_bin = 0, -1
+        for step, order, column, velocity in sorted(actions):
+            while step > now:  # time shifts of at most max_shift steps each
+                shift = min(step - now, self.max_shift)
+                tokens.append(self.first_shift + shift - 1)
+                now += shift
+            if order == 0:
+                tokens.append(NUM_PITCHES + column)
+                continue
+            velocity_bin = self._velocity_to_bin(velocity)
+            if velocity_bin != current_bin:
+                tokens.append(self.first_velocity + velocity_bin)
+                current_bin = velocity_bin
+            tokens.append(column)
+        return tokens
+
+    def decode(
+        self, tokens: Iterable[int], tempo_bpm: float = 120.0, name: str = "events"
+    ) -> Piece:
+        """Event tokens back to a `Piece` (a note never switched off ends at the last time)."""
+        quarters_per_step = self.step_seconds * tempo_bpm / 60.0
+        now, velocity = 0, 80
+        open_notes: dict[int, tuple[int, int]] = {}  # column -> (start step, velocity)
+        notes, velocities = [], []
+
+        def close(column: int) -> None:
+            start, note_velocity = open_notes.pop(column)
+            end = max(now, start + 1)
+            notes.append((column + PITCH_LOW, start * quarters_per_step, end * quarters_per_step))
+            velocities.append(note_velocity)
+
+        for token in tokens:
+            token = int(token)
+            if token < NUM_PITCHES:
+                if token in open_notes:
+                    close(token)
+                open_notes[token] = (now, velocity)
+            elif token < self.first_shift:
+                if token - NUM_PITCHES in open_notes:
+                    close(token - NUM_PITCHES)
+            elif token < self.first_velocity:
+                now += token - self.first_shift + 1
+            elif token < self.vocab_size:
+                velocity = self._bin_to_velocity(token - self.first_velocity)
+        for column in list(open_notes):
+            close(column)
+        return Piece(
+            name=name,
+            notes=np.array(notes, dtype=np.float64).reshape(-1, 3),
+            velocities=np.array(velocities, dtype=np.int64),
+            tempo_bpm=tempo_bpm,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Splitting
+# --------------------------------------------------------------------------------------
+
+
+def split_pieces(
+    pieces: Sequence[Piece], fractions: tuple[float, float] = (0.6, 0.2), seed: int = 0
+) -> tuple[list[Piece], list[Piece], list[Piece]]:
+    """Train / validation / test by piece (never inside a piece), from a seeded shuffle.
+
+    ``fractions`` are the training and validation shares; the test set gets the rest
+    (0.6 / 0.2 / 0.2 is close to JSB Chorales' 229 / 76 / 77).
+    """
+    order = np.random.default_rng(seed).permutation(len(pieces))
+    n_train = int(round(fractions[0] * len(pieces)))
+    n_val = int(round(fractions[1] * len(pieces)))
+    chosen = [pieces[i] for i in order]
+    return chosen[:n_train], chosen[n_train : n_train + n_val], chosen[n_train + n_val :]
+
+
+# --------------------------------------------------------------------------------------
+# MIDI files (mido)
+# --------------------------------------------------------------------------------------
+
+_KEY_SHARPS = {
+    "Cb": -7, "Gb": -6, "Db": -5, "Ab": -4, "Eb": -3, "Bb": -2, "F": -1, "C": 0, "G": 1,
+    "D": 2, "A": 3, "E": 4, "B": 5, "F#": 6, "C#": 7,
+    "Abm": -7, "Ebm": -6, "Bbm": -5, "Fm": -4, "Cm": -3, "Gm": -2, "Dm": -1, "Am": 0, "Em": 1,
+    "Bm": 2, "F#m": 3, "C#m": 4, "G#m": 5, "D#m": 6, "A#m": 7,
+}  # fmt: skip
+_DRUM_CHANNEL = 9  # General MIDI channel 10
+
+
+def key_to_sharps(name: str) -> int:
+    """A key name (``C``, ``G``, ``Bb``, ``F#m``) as its key signature (sharps > 0, flats < 0).
+
+    Raises:
+        UserError: for a name that is not a major or minor key.
+    """
+    key = name.strip()
+    key = key[:1].upper() + key[1:]
+    if key.lower().endswith("minor") or key.lower().endswith(" min"):
+        key = key.split()[0] + "m"
+    key = key.replace(" major", "").replace("maj", "")
+    if key not in _KEY_SHARPS:
+        raise UserError(f"key {name!r}: expected a key such as C, G, Bb, F#, Am or F#m")
+    return _KEY_SHARPS[key]
+
+
+def read_midi(path: str | os.PathLike) -> Piece:
+    """Read a standard MIDI file into a `Piece` (drum channel ignored).
+
+    Raises:
+        UserError: one line naming the file when it is not MIDI, is corrupt, has no
+            pitched notes (empty or drums only) or is absurdly long.
+    """
+    import mido
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such MIDI file")
+    try:
+        midi = mido.MidiFile(path, clip=True)
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
+        raise UserError(f"{path}: not a readable standard MIDI file ({error})") from None
+    if midi.type == 2:
+        raise UserError(f"{path}: MIDI type 2 (independent sequences) is not supported")
+    ticks_per_quarter = midi.ticks_per_beat or 480
+    tempo_bpm, quarters_per_bar, key_sharps = None, None, None
+    open_notes: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    notes, velocities, drum_notes = [], [], 0
+    for track in midi.tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            if message.type == "set_tempo" and tempo_bpm is None:
+                tempo_bpm = mido.tempo2bpm(message.tempo)
+            elif message.type == "time_signature" and quarters_per_bar is None:
+                quarters_per_bar = message.numerator * 4 / message.denominator
+            elif message.type == "key_signature" and key_sharps is None:
+                key_sharps = _KEY_SHARPS.get(message.key, 0)
+            elif message.type in ("note_on", "note_off"):
+                if message.channel == _DRUM_CHANNEL:
+                    drum_notes += message.type == "note_on"
+                    continue
+                slot = (message.channel, message.note)
+                if message.type == "note_on" and message.velocity > 0:
+                    open_notes.setdefault(slot, []).append((tick, message.velocity))
+                elif open_notes.get(slot):
+                    start, velocity = open_notes[slot].pop(0)
+                    if tick > start:
+                        notes.append(
+                            (message.note, start / ticks_per_quarter, tick / ticks_per_quarter)
+                        )
+                        velocities.append(velocity)
+            if tick / ticks_per_quarter > MAX_PIECE_QUARTERS or len(notes) > MAX_PIECE_NOTES:
+                raise UserError(
+                    f"{path}: absurd length (over {MAX_PIECE_QUARTERS} quarter notes or "
+                    f"{MAX_PIECE_NOTES} notes); expected a piece of music"
+                )
+    if not notes:
+        what = "only drum notes (channel 10)" if drum_notes else "no notes"
+        raise UserError(f"{path}: {what}; expected pitched notes")
+    return Piece(
+        name=path.name,
+        notes=np.array(notes, dtype=np.float64),
+        velocities=np.array(velocities),
+        key_sharps=key_sharps or 0,
+        quarters_per_bar=quarters_per_bar or 4.0,
+        tempo_bpm=tempo_bpm or 120.0,
+    )
+
+
+@dataclass
+class FolderReport:
+    """What `load_midi_folder` read and what it skipped (file, one-line reason)."""
+
+    pieces: list[Piece]
+    skipped: list[tuple[str, str]]
+
+    def summary(self) -> str:
+        return f"read {len(self.pieces)} MIDI file(s), skipped {len(self.skipped)}"
+
+
+def load_midi_folder(
+    folder: str | os.PathLike, warn: Callable[[str], None] | None = print
+) -> FolderReport:
+    """Read every ``*.mid`` / ``*.midi`` under ``folder``; skip and count the bad ones.
+
+    Each skipped file is reported through ``warn`` with its reason, never stopping the run.
+
+    Raises:
+        UserError: when the folder does not exist or holds no readable MIDI file at all.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder; expected a folder of .mid files")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    pieces, skipped = [], []
+    for path in paths:
+        try:
+            pieces.append(read_midi(path))
+        except UserError as error:
+            skipped.append((str(path), str(error)))
+            if warn:
+                warn(f"skipped {error}")
+    if not pieces:
+        raise UserError(
+            f"{folder}: no readable MIDI file among {len(paths)} .mid/.midi file(s)"
+            + (f" (first problem: {skipped[0][1]})" if skipped else "")
+        )
+    return FolderReport(pieces, skipped)
+
+
+def write_midi(piece: Piece, path: str | os.PathLike, program: int = 0) -> Path:
+    """Write ``piece`` as a type-1 standard MIDI file (atomically); return the path.
+
+    Args:
+        program: General MIDI instrument (0 = acoustic grand piano, 52 = choir aahs).
+    """
+    import mido
+
+    ticks = 480
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks)
+    meta = mido.MidiTrack()
+    meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(piece.tempo_bpm), time=0))
+    numerator, denominator = _time_signature(piece.quarters_per_bar)
+    meta.append(mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator))
+    key = {v: k for k, v in _KEY_SHARPS.items() if not k.endswith("m")}.get(piece.key_sharps, "C")
+    meta.append(mido.MetaMessage("key_signature", key=key))
+    midi.tracks.append(meta)
+
+    events = []  # (tick, order, message): note-offs first at equal ticks
+    for (pitch, start, end), velocity in zip(piece.notes, piece.velocities, strict=True):
+        on, off = int(round(start * ticks)), int(round(end * ticks))
+        if off <= on:
+            continue
+        events.append((on, 1, "note_on", int(pitch), int(np.clip(velocity, 1, 127))))
+        events.append((off, 0, "note_off", int(pitch), 0))
+    track = mido.MidiTrack()
+    track.append(mido.Message("program_change", program=program, channel=0, time=0))
+    now = 0
+    for tick, _, kind, pitch, velocity in sorted(events):
+        track.append(mido.Message(kind, note=pitch, velocity=velocity, channel=0, time=tick - now))
+        now = tick
+    midi.tracks.append(track)
+    with atomic_path(path) as tmp:
+        midi.save(str(tmp))
+    return Path(path)
+
+
+def _time_signature(quarters_per_bar: float) -> tuple[int, int]:
+    if float(quarters_per_bar).is_integer():
+        return int(quarters_per_bar), 4
+    return int(round(quarters_per_bar * 2)), 8
+
+
+# --------------------------------------------------------------------------------------
+# The music21 corpora (parsed once, cached)
+# --------------------------------------------------------------------------------------
+
+
+def _music21_cache() -> Path:
+    import music21
+
+    return cache_dir("music21", music21.VERSION_STR)
+
+
+def _piece_from_score(score, name: str) -> Piece:
+    """Notes of a music21 score (ties merged), its key signature, bar length and tempo."""
+    notes = []
+    for part in score.parts:
+        for element in part.stripTies().flatten().notes:
+            start = float(element.offset)
+            end = start + float(element.quarterLength)
+            if end <= start:  # grace notes
+                continue
+            notes.extend((p.midi, start, end) for p in element.pitches)
+    flat = score.flatten()
+    keys = flat.getElementsByClass("KeySignature")
+    meters = flat.getElementsByClass("TimeSignature")
+    tempos = flat.getElementsByClass("MetronomeMark")
+    return Piece(
+        name=name,
+        notes=np.array(notes, dtype=np.float64).reshape(-1, 3),
+        key_sharps=int(keys[0].sharps) if keys else 0,
+        quarters_per_bar=float(meters[0].barDuration.quarterLength) if meters else 4.0,
+        tempo_bpm=float(tempos[0].number) if tempos and tempos[0].number else 100.0,
+    )
+
+
+def _pieces_to_json(pieces: list[Piece]) -> str:
+    rows = [
+        {
+            "name": p.name,
+            "key_sharps": p.key_sharps,
+            "quarters_per_bar": p.quarters_per_bar,
+            "tempo_bpm": p.tempo_bpm,
+            "notes": np.round(p.notes, 4).tolist(),
+        }
+        for p in pieces
+    ]
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def _pieces_from_json(text: str) -> list[Piece]:
+    return [Piece(**row) for row in json.loads(text)]
+
+
+def _cached(name: str, parse: Callable[[], list[Piece]]) -> list[Piece]:
+    path = _music21_cache() / f"{name}.json"
+    if path.exists():
+        return _pieces_from_json(path.read_text())
+    pieces = parse()
+    write_text(path, _pieces_to_json(pieces))
+    return pieces
+
+
+def load_bach_chorales(limit: int | None = None, progress: bool = False) -> list[Piece]:
+    """The 371 four-part Bach chorales of music21, in its order.
+
+    The whole corpus takes ~30-50 s to parse, once; later calls read the cache. ``limit``
+    parses (and caches) only the first pieces, unless the whole corpus is cached already.
+    """
+    from music21 import corpus
+
+    def parse(count: int | None) -> list[Piece]:
+        names = list(corpus.chorales.Iterator(returnType="filename"))[:count]
+        pieces = []
+        for index, name in enumerate(names):
+            if progress and index % 50 == 0:
+                print(f"parsing Bach chorales: {index}/{len(names)}", flush=True)
+            pieces.append(_piece_from_score(corpus.parse(name), name))
+        return pieces
+
+    if limit is not None and not (_music21_cache() / "chorales.json").exists():
+        return _cached(f"chorales-first{limit}", lambda: parse(limit))
+    return _cached("chorales", lambda: parse(None))[:limit]
+
+
+def load_folk_songs(
+    collections: Sequence[str] = FOLK_COLLECTIONS, limit: int | None = None, progress: bool = False
+) -> list[Piece]:
+    """Monophonic tunes from music21's Essen folk-song files (``essenFolksong/<name>.abc``).
+
+    Each file is parsed once (~10 s per 300 tunes) and cached. ``collections`` names the
+    files (all 32: see ``music21/corpus/essenFolksong``); ``limit`` caps the tunes returned.
+    """
+    from music21 import corpus
+
+    pieces: list[Piece] = []
+    for collection in collections:
+
+        def parse(collection: str = collection) -> list[Piece]:
+            if progress:
+                print(f"parsing Essen folk songs: {collection}", flush=True)
+            try:
+                opus = corpus.parse(f"essenFolksong/{collection}")
+            except Exception as error:  # music21 raises many kinds for a missing name
+                raise UserError(
+                    f"essenFolksong/{collection}: not in music21's corpus ({error})"
+                ) from None
+            scores = opus.scores if hasattr(opus, "scores") else [opus]
+            return [
+                _piece_from_score(score, f"{collection}/{score.metadata.title or index}")
+                for index, score in enumerate(scores)
+            ]
+
+        pieces += [p for p in _cached(f"essen-{collection}", parse) if len(p.notes)]
+        if limit is not None and len(pieces) >= limit:
+            return pieces[:limit]
+    return pieces

@@ -1,0 +1,332 @@
+"""Transcribed speech: synthesized by espeak-ng / flite, real test recordings, or the user's WAVs.
+
+No transcribed speech corpus ships in a package, so rnnkit makes one. `generate_texts` writes
+digit strings, robot commands, playing cards and short sentences; `synthesize` speaks them with
+Debian's ``espeak-ng`` (many voices, accents, speeds and pitches) or ``flite`` (a different
+synthesizer: unseen speakers). `degrade` adds background noise and room reverberation.
+`synthetic_speech` builds a split and caches it as FLAC files plus a manifest:
+
+- ``train`` / ``valid``: espeak-ng with `TRAIN_VOICES`;
+- ``test``: espeak-ng with `HELD_OUT_VOICES` (variants never heard in training) and flite's
+  voices, i.e. unseen speakers.
+
+    >>> train = synthetic_speech("train", 200, seed=0)      # doctest: +SKIP
+    >>> train[0].text, train[0].audio.shape                 # doctest: +SKIP
+    ('four seven one', (23040,))
+
+All audio is mono float32 at `SAMPLE_RATE` (16 kHz). `load_audio` reads any WAV (or FLAC/OGG)
+soundfile reads, mixes stereo down to mono, converts 8/24/32-bit samples and resamples; it
+raises `UserError` for unreadable or empty files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import fftconvolve, resample_poly
+
+from rnnkit.data.cache import cache_dir
+from rnnkit.errors import UserError
+from rnnkit.files import atomic_path, write_json
+
+SAMPLE_RATE = 16000
+INSTALL_HINT = "sudo apt-get install espeak-ng flite"
+TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian pocketsphinx-testdata
+CACHE_FORMAT = 1  # bump when generation changes, so old caches are rebuilt
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A speaker: synthesizer, voice name, words per minute and pitch (0-99, espeak only)."""
+
+    synthesizer: str  # "espeak-ng" or "flite"
+    name: str
+    speed: int = 160
+    pitch: int = 50
+
+    def __str__(self) -> str:
+        return f"{self.synthesizer}:{self.name}:s{self.speed}:p{self.pitch}"
+
+
+@dataclass
+class Utterance:
+    """One recording and its transcript (lower case letters, apostrophes and spaces)."""
+
+    audio: np.ndarray  # float32, mono, SAMPLE_RATE
+    text: str
+    speaker: str = ""
+    source: str = ""  # file it came from, when any
+
+
+# ---------------------------------------------------------------------------- texts
+
+DIGITS = "zero one two three four five six seven eight nine oh".split()
+RANKS = "ace two three four five six seven eight nine ten jack queen king".split()
+SUITS = "clubs diamonds hearts spades".split()
+COMMANDS = [
+    "go forward {n} meters", "go back {n} meters", "turn left", "turn right", "stop",
+    "start", "move up", "move down", "move left", "move right", "open the door",
+    "close the door", "turn on the light", "turn off the light", "go home", "wait {n} seconds",
+    "pick up the {color} block", "put down the {color} block", "yes", "no", "cancel",
+]
+COLORS = "red green blue yellow black white".split()
+NUMBERS = "one two three four five six seven eight nine ten twenty".split()
+SUBJECTS = ["the cat", "the dog", "my friend", "the robot", "a small bird", "the old man"]
+VERBS = ["sees", "likes", "finds", "follows", "wants", "has"]
+OBJECTS = ["the {color} ball", "a {color} box", "the big house", "the water", "a good book"]
+
+
+def generate_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` transcripts: a quarter each digit strings, commands, cards and short sentences."""
+    rng = np.random.default_rng(seed)
+    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
+    texts = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            text = " ".join(pick(DIGITS) for _ in range(rng.integers(2, 7)))
+        elif kind == 1:
+            text = pick(COMMANDS).format(n=pick(NUMBERS), color=pick(COLORS))
+        elif kind == 2:
+            text = " ".join(f"{pick(RANKS)} of {pick(SUITS)}" for _ in range(rng.integers(1, 4)))
+        else:
+            text = f"{pick(SUBJECTS)} {pick(VERBS)} {pick(OBJECTS).format(color=pick(COLORS))}"
+        texts.append(text)
+    return texts
+
+
+# ---------------------------------------------------------------------------- voices
+
+ESPEAK_ACCENTS = ["en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp"]
+TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f4", "klatt", "klatt2",
+                  "adam", "andy", "annie", "boris", "david", "linda", "paul", "robert", "steph"]
+HELD_OUT_VARIANTS = ["m7", "f5", "klatt3", "ed", "john", "belinda"]
+FLITE_VOICES = ["slt", "kal", "awb", "rms"]
+
+
+def _voices(variants: list[str], rng: np.random.Generator, n: int) -> list[Voice]:
+    return [
+        Voice("espeak-ng", f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(variants)}",
+              speed=int(rng.integers(120, 200)), pitch=int(rng.integers(25, 75)))
+        for _ in range(n)
+    ]
+
+
+def speech_tools_available() -> bool:
+    """True when ``espeak-ng`` and ``flite`` are installed."""
+    return shutil.which("espeak-ng") is not None and shutil.which("flite") is not None
+
+
+def synthesize(text: str, voice: Voice) -> np.ndarray:
+    """Speak ``text`` with ``voice``; mono float32 at `SAMPLE_RATE`."""
+    if shutil.which(voice.synthesizer) is None:
+        raise UserError(f"{voice.synthesizer} is not installed; {INSTALL_HINT}")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "out.wav"
+        if voice.synthesizer == "espeak-ng":
+            command = ["espeak-ng", "-v", voice.name, "-s", str(voice.speed),
+                       "-p", str(voice.pitch), "-w", str(path), text]
+        else:
+            command = ["flite", "-voice", voice.name, "--setf", f"duration_stretch="
+                       f"{160 / voice.speed:.2f}", "-t", text, "-o", str(path)]
+        subprocess.run(command, check=True, capture_output=True)
+        audio, rate = sf.read(path, dtype="float32")
+    return resample(audio, rate, SAMPLE_RATE)
+
+
+def resample(audio: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Polyphase resampling (scipy), e.g. espeak-ng's 22,050 Hz to 16 kHz."""
+    if rate == target_rate:
+        return audio.astype(np.float32)
+    g = gcd(int(rate), int(target_rate))
+    return resample_poly(audio, target_rate // g, int(rate) // g).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- degradation
+
+
+def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add coloured (1/f) background noise at a signal-to-noise ratio of ``snr_db``."""
+    white = rng.standard_normal(len(audio) + 1)
+    noise = np.cumsum(white)[1:] - np.cumsum(white)[:-1] * 0.98  # mild low-pass: hum, rumble
+    noise = 0.5 * noise + 0.5 * white[1:]
+    signal_power = np.mean(audio**2) + 1e-10
+    noise *= np.sqrt(signal_power / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    return (audio + noise).astype(np.float32)
+
+
+def add_reverb(audio: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with a synthetic room response: noise decaying by 60 dB over ``rt60`` s."""
+    t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+    response = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+    response[0] = 1.0  # the direct sound
+    wet = fftconvolve(audio, response)[: len(audio)]
+    return (wet * np.abs(audio).max() / (np.abs(wet).max() + 1e-9)).astype(np.float32)
+
+
+def degrade(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Randomly: clean, noisy (5-30 dB SNR), reverberant (RT60 0.1-0.6 s), or both."""
+    kind = rng.integers(4)
+    if kind in (1, 3):
+        audio = add_reverb(audio, float(rng.uniform(0.1, 0.6)), rng)
+    if kind in (2, 3):
+        audio = add_noise(audio, float(rng.uniform(5, 30)), rng)
+    return audio
+
+
+# ---------------------------------------------------------------------------- data sets
+
+
+def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
+    """A cached split of synthesized, degraded utterances (see the module docstring).
+
+    Args:
+        split: ``"train"``, ``"valid"`` or ``"test"`` (held-out espeak voices + flite).
+        n: number of utterances.
+        seed: picks texts, voices and degradations.
+    """
+    if split not in ("train", "valid", "test"):
+        raise UserError(f"split {split!r}: expected train, valid or test")
+    if not speech_tools_available():
+        raise UserError(f"espeak-ng and flite are needed to synthesize speech; {INSTALL_HINT}")
+    folder = cache_dir("speech", f"format{CACHE_FORMAT}", f"{split}-{n}-seed{seed}")
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        rows = json.loads(manifest.read_text())
+        return [Utterance(sf.read(folder / r["file"], dtype="float32")[0], r["text"],
+                          r["speaker"], r["file"]) for r in rows]
+    split_seed = {"train": 0, "valid": 1, "test": 2}[split] + 10 * seed
+    rng = np.random.default_rng(split_seed)
+    texts = generate_texts(n, seed=split_seed)
+    if split == "test":  # two thirds held-out espeak-ng variants, one third flite
+        n_flite = n // 3
+        voices = _voices(HELD_OUT_VARIANTS, rng, n - n_flite) + [
+            Voice("flite", str(rng.choice(FLITE_VOICES)), int(rng.integers(130, 190)))
+            for _ in range(n_flite)
+        ]
+    else:
+        voices = _voices(TRAIN_VARIANTS, rng, n)
+    utterances, rows = [], []
+    for i, (text, voice) in enumerate(zip(texts, voices, strict=True)):
+        audio = degrade(synthesize(text, voice), rng)
+        audio = audio / max(1.0, float(np.abs(audio).max()))  # no clipping in the FLAC
+        name = f"{i:05d}.flac"
+        with atomic_path(folder / name) as tmp:
+            sf.write(tmp, audio, SAMPLE_RATE, format="FLAC")
+        utterances.append(Utterance(audio, text, str(voice), name))
+        rows.append({"file": name, "text": text, "speaker": str(voice)})
+    write_json(manifest, rows)  # written last: its presence means the folder is complete
+    return utterances
+
+
+def normalize_transcript(text: str) -> str:
+    """Lower case letters, apostrophes and single spaces (what the recognizer writes)."""
+    kept = "".join(ch if ch.isalpha() or ch == "'" else " " for ch in text.lower())
+    return " ".join(kept.split())
+
+
+def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Read an audio file as mono float32 at 16 kHz; also return warnings about it.
+
+    Handling: stereo is averaged to mono; 8-, 16-, 24- and 32-bit samples are scaled to
+    [-1, 1]; any sample rate is resampled. Clipped or silent audio is transcribed as is, with a
+    warning. Missing, unreadable, non-audio and zero-length files raise `UserError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a WAV file")
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise UserError(f"{path}: not a readable audio file ({error}); expected a WAV") from None
+    warnings = []
+    if audio.shape[1] > 1:
+        warnings.append(f"{path}: {audio.shape[1]} channels mixed down to mono")
+    audio = audio.mean(axis=1)
+    if len(audio) == 0:
+        raise UserError(f"{path}: zero-length audio; expected at least a few samples of speech")
+    peak = float(np.abs(audio).max())
+    if peak < 1e-4:
+        warnings.append(f"{path}: silent (peak {peak:.1e}); the transcript will be empty")
+    elif np.mean(np.abs(audio) > 0.999) > 0.001:
+        warnings.append(f"{path}: clipped audio; expect more errors")
+    return resample(audio, rate), warnings
+
+
+def read_transcribed_folder(folder: str | os.PathLike) -> list[Utterance]:
+    """The user's recordings with transcripts, in either layout:
+
+    - LibriSpeech: ``*.trans.txt`` files whose lines are ``UTTERANCE_ID transcript``, next to
+      ``UTTERANCE_ID.wav`` (or ``.flac``);
+    - one ``NAME.txt`` transcript beside each ``NAME.wav``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder; expected WAV files with transcripts")
+    utterances = []
+    for trans in sorted(folder.rglob("*.trans.txt")):
+        for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2:
+                raise UserError(f"{trans}, line {number}: expected 'UTTERANCE_ID transcript'")
+            audio_path = next((trans.parent / f"{parts[0]}{ext}" for ext in (".wav", ".flac")
+                               if (trans.parent / f"{parts[0]}{ext}").exists()), None)
+            if audio_path is None:
+                raise UserError(f"{trans}, line {number}: no {parts[0]}.wav or .flac beside it")
+            audio, _ = load_audio(audio_path)
+            utterances.append(Utterance(audio, normalize_transcript(parts[1]), "",
+                                        str(audio_path)))
+    if not utterances:
+        for wav in sorted(folder.rglob("*.wav")):
+            text_path = wav.with_suffix(".txt")
+            if text_path.exists():
+                audio, _ = load_audio(wav)
+                text = normalize_transcript(text_path.read_text(encoding="utf-8"))
+                utterances.append(Utterance(audio, text, "", str(wav)))
+    if not utterances:
+        raise UserError(
+            f"{folder}: no transcribed audio found; expected *.trans.txt files (LibriSpeech "
+            "layout) or NAME.txt beside each NAME.wav"
+        )
+    return utterances
+
+
+def pocketsphinx_recordings() -> list[Utterance]:
+    """Real recordings with transcripts from Debian's ``pocketsphinx-testdata`` (12 files).
+
+    Playing cards (5), "go forward ten meters", a TIDIGITS digit string, and five LibriVox
+    audiobook sentences (out of rnnkit's synthetic vocabulary: a hard reality check).
+    Empty when the package is not installed.
+    """
+    utterances: list[Utterance] = []
+    if not TESTDATA.is_dir():
+        return utterances
+    for folder, transcripts in (("cards", "cards.transcription"),
+                                ("librivox", "transcription")):
+        for line in (TESTDATA / folder / transcripts).read_text().splitlines():
+            text, _, name = line.rpartition("(")
+            text = text.replace("<s>", "").replace("</s>", "")
+            wav = TESTDATA / folder / f"{name.strip(') ')}.wav"
+            if wav.exists():
+                audio, _ = load_audio(wav)
+                speaker = "librivox" if folder == "librivox" else "cards"
+                utterances.append(Utterance(audio, normalize_transcript(text), speaker, str(wav)))
+    for name, text in (("goforward.raw", "go forward ten meters"),
+                       ("tidigits/dhd.2934z.raw", "two nine three four zero")):
+        if (TESTDATA / name).exists():
+            raw = np.fromfile(TESTDATA / name, dtype="<i2").astype(np.float32) / 32768
+            utterances.append(Utterance(raw, text, "commands", str(TESTDATA / name)))
+    return utterances

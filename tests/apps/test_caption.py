@@ -1,0 +1,432 @@
+"""Captioning: composed scenes and clips, readers, metrics, models, training, CLI, targets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rnnkit.apps.caption import (
+    CaptionConfig,
+    Captioner,
+    NearestNeighbourCaptioner,
+    Vocabulary,
+    bleu,
+    cider_d,
+    compare_captioners,
+    fact_accuracy,
+    synthetic_data,
+)
+from rnnkit.apps.caption.models import (
+    AttentionDecoder,
+    CaptionModel,
+    ConvEncoder,
+    SoftAttention,
+    VideoEncoder,
+)
+from rnnkit.cli import main
+from rnnkit.core.decoding import beam_search, greedy_search
+from rnnkit.data import vision
+from rnnkit.errors import UserError
+
+needs_fashion = pytest.mark.skipif(
+    not vision.fashion_available(), reason=f"install Fashion-MNIST: {vision.INSTALL_FASHION}"
+)
+
+
+@pytest.fixture(scope="module")
+def banks():
+    return vision.load_item_bank("train"), vision.load_item_bank("test")
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return synthetic_data("image", train_size=48, test_size=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_captioner(tiny_data):
+    config = CaptionConfig(
+        epochs=4,
+        lr=1e-2,
+        batch_size=16,
+        hidden_size=48,
+        feature_size=32,
+        summary_size=48,
+        embed_size=16,
+    )
+    return Captioner(config).fit(tiny_data.train_inputs, tiny_data.train_captions)
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@needs_fashion
+def test_banks_hold_real_items_and_digits_split_apart(banks):
+    train, test = banks
+    assert set(train.classes) == set(vision.FASHION_NAMES + vision.DIGIT_NAMES)
+    assert len(train.images) == 60000 + 4000 and len(test.images) == 10000 + 1000
+    digits_train = {train.images[i].tobytes() for i, n in enumerate(train.names) if n.isdigit()}
+    digits_test = {test.images[i].tobytes() for i, n in enumerate(test.names) if n.isdigit()}
+    assert not digits_train & digits_test  # test scenes use unseen digit images
+
+
+def test_scenes_are_reproducible_and_captions_state_their_facts(banks):
+    train, _ = banks
+    first = vision.compose_scenes(train, 60, "train", seed=3)
+    again = vision.compose_scenes(train, 60, "train", seed=3)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+    assert {len(s.objects) for s in first} == {1, 2, 3, 4}
+    for scene in first:
+        assert scene.image.shape == (64, 64, 3) and scene.image.dtype == np.uint8
+        assert len(set(scene.captions)) >= 3  # differently worded
+        for caption in scene.captions:
+            assert vision.parse_caption(caption, train.classes) == scene.facts
+
+
+def test_two_object_relation_matches_the_pixels(banks):
+    train, _ = banks
+    for scene in vision.compose_scenes(train, 80, "train", seed=1, object_counts=(2,)):
+        a, b = sorted(scene.objects, key=lambda o: o.cell)
+        relation = scene.facts["relations"][0]
+        # Brightness in the cells: where the facts say the objects are, there are pixels.
+        for o in (a, b):
+            r, c = o.cell
+            assert scene.image[r * 32 : r * 32 + 32, c * 32 : c * 32 + 32].max() > 60
+        assert (" left of " in relation) == (a.cell[0] == b.cell[0])
+
+
+def test_compositional_split_holds_unseen_pairs_of_items(banks):
+    train, test = banks
+    classes = train.classes
+
+    def pairs(names):
+        return {(a, b) for a in names for b in names if vision.is_held_out(a, b, classes)}
+
+    train_scenes = vision.compose_scenes(train, 300, "train", seed=0)
+    assert not any(pairs([o.name for o in s.objects]) for s in train_scenes)
+    test_scenes = vision.compose_scenes(test, 100, "test", seed=0)
+    assert all(pairs([o.name for o in s.objects]) for s in test_scenes)
+    assert not any(
+        pairs([n for _, n, _ in c.motions])
+        for c in vision.compose_clips(train, 100, "train", seed=0)
+    )
+    assert all(
+        pairs([n for _, n, _ in c.motions]) for c in vision.compose_clips(test, 30, "test", seed=0)
+    )
+    # A fifth of the pairs is held out, 3-4 partners for every class; every phrase is seen.
+    held_out = vision.held_out_pairs(classes)
+    assert len(held_out) == 38  # of 190 pairs
+    assert all(3 <= sum(c in pair for pair in held_out) <= 4 for c in classes)
+    seen_phrases = {
+        o.words for s in vision.compose_scenes(train, 2000, "train", 1) for o in s.objects
+    }
+    assert {o.words for s in test_scenes for o in s.objects} <= seen_phrases
+
+
+def test_clips_move_their_items_the_way_the_caption_says(banks):
+    train, _ = banks
+    clips = vision.compose_clips(train, 40, "train", seed=0, frames=6)
+    single = [c for c in clips if len(c.motions) == 1]
+    assert single
+    for clip in single:
+        weights = clip.frames.sum(axis=-1).astype(float)  # [T, H, W]
+        ys, xs = np.arange(64)[:, None], np.arange(64)[None, :]
+        centre_y = (weights * ys).sum((1, 2)) / weights.sum((1, 2))
+        centre_x = (weights * xs).sum((1, 2)) / weights.sum((1, 2))
+        dy, dx = vision.DIRECTIONS[clip.motions[0][2]]
+        moved_y, moved_x = centre_y[-1] - centre_y[0], centre_x[-1] - centre_x[0]
+        assert np.sign(round(moved_y)) == dy and np.sign(round(moved_x)) == dx
+    for clip in clips:
+        for caption in clip.captions:
+            assert vision.parse_motion_caption(caption, train.classes) == clip.facts
+
+
+def test_parse_caption_states_nothing_for_nonsense():
+    assert vision.parse_caption("the quick brown fox") == {"objects": [], "relations": []}
+    wrong = vision.parse_caption("a small red 7 to the left of a large blue bag")
+    assert wrong["relations"] == ["small red 7 left of large blue bag"]
+
+
+# ---------------------------------------------------------------------------- user files
+
+
+def _save(array, path, mode=None):
+    image = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    image.save(path)
+    return path
+
+
+def test_load_image_handles_modes_and_shapes(tmp_path):
+    rng = np.random.default_rng(0)
+    gray = _save(rng.integers(0, 255, (30, 50), dtype=np.uint8), tmp_path / "gray.png")
+    rgba = np.zeros((20, 20, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 128  # half-transparent red
+    rgba_path = _save(rgba, tmp_path / "rgba.png")
+    palette = _save(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), tmp_path / "p.png", "P")
+    deep = tmp_path / "deep.png"
+    Image.fromarray((rng.integers(0, 65535, (12, 12))).astype(np.uint16)).save(deep)
+    huge = _save(np.full((1200, 1600, 3), 200, dtype=np.uint8), tmp_path / "huge.jpg")
+    for path in (gray, rgba_path, palette, deep, huge):
+        array = vision.load_image(path)
+        assert array.shape == (64, 64, 3) and array.dtype == np.uint8
+    red = vision.load_image(rgba_path)
+    assert 120 <= red[32, 32, 0] <= 135 and red[32, 32, 1] == 0  # composited over black
+    wide = vision.load_image(gray)
+    assert wide[:8].max() == 0  # 30x50 padded to a square, not stretched
+
+
+def test_bad_images_are_one_line_user_errors(tmp_path):
+    tiny = _save(np.zeros((2, 2, 3), dtype=np.uint8), tmp_path / "tiny.png")
+    good = _save(np.full((40, 40, 3), 9, dtype=np.uint8), tmp_path / "good.png")
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    for path, words in (
+        (tiny, "2x2 pixels"),
+        (truncated, "truncated"),
+        (text, "not an image"),
+        (tmp_path / "missing.png", "no such"),
+    ):
+        with pytest.raises(UserError, match=words) as info:
+            vision.load_image(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_coco_reader_and_its_errors(tmp_path):
+    _save(np.full((40, 40, 3), 9, dtype=np.uint8), tmp_path / "one.png")
+    data = {
+        "images": [{"id": 7, "file_name": "one.png"}],
+        "annotations": [
+            {"image_id": 7, "caption": "A Dog, running."},
+            {"image_id": 7, "caption": "a dog"},
+        ],
+    }
+    annotations = tmp_path / "captions.json"
+    annotations.write_text(json.dumps(data))
+    [(path, captions)] = vision.read_coco_captions(annotations, tmp_path)
+    assert path.name == "one.png" and captions == ["a dog , running .", "a dog"]
+    data["annotations"].append({"image_id": 8, "caption": "x"})
+    annotations.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"annotations\[2\]: image_id 8 is not in 'images'"):
+        vision.read_coco_captions(annotations, tmp_path)
+    annotations.write_text('{"images": [\n  {"id": 1,}]}')
+    with pytest.raises(UserError, match="line 2, column"):
+        vision.read_coco_captions(annotations, tmp_path)
+
+
+def test_video_folder_reader_and_empty_video(tmp_path):
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for t in range(3):
+        _save(np.full((32, 32, 3), 40 * t, dtype=np.uint8), clip / f"{t:03}.png")
+    gif = tmp_path / "moving.gif"
+    frames = [Image.fromarray(np.full((32, 32, 3), 50 * t, dtype=np.uint8)) for t in range(4)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    (tmp_path / "captions.csv").write_text("video,caption\nclip,It brightens.\nmoving.gif,x\n")
+    items = vision.read_video_folder(tmp_path)
+    assert [(p.name, c) for p, c in items] == [("clip", ["it brightens ."]), ("moving.gif", ["x"])]
+    video = vision.load_video(clip, frames=6)
+    assert video.shape == (6, 64, 64, 3) and video[0].max() < video[-1].max()
+    assert vision.load_video(gif, frames=4).shape == (4, 64, 64, 3)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="empty video folder"):
+        vision.load_video(tmp_path / "empty")
+    with pytest.raises(UserError, match="ffmpeg"):
+        (tmp_path / "x.mp4").write_bytes(b"\0")
+        vision.load_video(tmp_path / "x.mp4")
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def test_bleu_by_hand():
+    scores = bleu(["the cat sat on the mat"], [["the cat is on the mat"]])
+    assert scores["bleu1"] == pytest.approx(5 / 6)
+    assert scores["bleu2"] == pytest.approx(math.sqrt(5 / 6 * 3 / 5))
+    assert scores["bleu4"] == 0.0  # no 4-gram in common, no smoothing
+    several = bleu(["a red 7", "a blue bag"], [["a red 7"], ["the bag", "a blue bag"]])
+    assert several["bleu3"] == pytest.approx(1.0)
+
+
+def test_cider_d_by_hand():
+    # Two items, every n-gram in one item's references only: idf = log 2 for all of them.
+    assert cider_d(["a b", "c d"], [["a b"], ["c d"]]) == pytest.approx(5.0)
+    # "a x" vs "a b": unigram cosine 1/2, no bigram in common -> (0.5 / 4) * 10 = 1.25.
+    assert cider_d(["a x", "c d"], [["a b"], ["c d"]]) == pytest.approx((1.25 + 5.0) / 2)
+    assert cider_d(["x y", "z w"], [["a b"], ["c d"]]) == 0.0
+
+
+def test_fact_accuracy_counts_exact_matches():
+    facts = [
+        vision.parse_caption("a small red 7 in the top left"),
+        vision.parse_caption("a small red 7 to the left of a large blue bag"),
+    ]
+    predictions = ["a small red 7 at the top left", "a large blue bag left of a small red 7"]
+    scores = fact_accuracy(predictions, facts, vision.parse_caption)
+    assert scores == {"object_accuracy": 1.0, "relation_accuracy": 0.5}
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def test_vocabulary_maps_unknown_words():
+    vocab = Vocabulary.from_captions([["a red 7", "a blue 7"]])
+    assert vocab.decode(vocab.encode("a green 7")) == "a 7"  # <unk> is never written out
+    assert vocab.encode("green") == [vocab.index["<unk>"]]
+
+
+def test_soft_attention_gradcheck_and_weights():
+    torch.manual_seed(0)
+    attention = SoftAttention(feature_size=3, hidden_size=4, attention_size=5).double()
+    features = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    hidden = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    context, alpha = attention(features, attention.key(features), hidden)
+    assert torch.allclose(alpha.sum(-1), torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(context, torch.einsum("nl,nld->nd", alpha, features))
+    assert torch.autograd.gradcheck(
+        lambda f, h: attention(f, attention.key(f), h)[0], (features, hidden)
+    )
+
+
+def test_teacher_forcing_matches_step_by_step_decoding():
+    torch.manual_seed(0)
+    model = CaptionModel(ConvEncoder(16, 24), AttentionDecoder(11, 16, 24, 8, 20)).eval()
+    images, tokens = torch.rand(3, 3, 64, 64), torch.randint(4, 11, (3, 6))
+    logits, alphas = model(images, tokens)
+    assert logits.shape == (3, 6, 11) and alphas.shape == (3, 6, 64)
+    state = model.start(images)
+    for t in range(6):
+        log_probs, state = model.step_fn(tokens[:, t], state)
+        assert torch.allclose(log_probs, logits[:, t].log_softmax(-1), atol=1e-5)
+    # Beam search of width 1 is greedy search.
+    greedy = greedy_search(model.step_fn, model.start(images), 1, 2, 8, batch_size=3)
+    beams = beam_search(
+        model.step_fn, model.start(images), 1, 2, beam_width=1, max_len=8, batch_size=3
+    )
+    assert [b[0].tokens for b in beams] == greedy
+
+
+def test_video_encoder_outputs_one_step_per_frame():
+    features, summary = VideoEncoder(feature_size=16, summary_size=8)(torch.rand(2, 5, 3, 64, 64))
+    assert features.shape == (2, 5, 16) and summary.shape == (2, 8)
+
+
+def test_training_lowers_the_loss_and_is_reproducible(tiny_data, tiny_captioner):
+    history = tiny_captioner.history
+    assert history[-1]["loss"] < history[0]["loss"] - 0.5
+    again = Captioner(tiny_captioner.config).fit(tiny_data.train_inputs, tiny_data.train_captions)
+    assert [r["loss"] for r in again.history] == [r["loss"] for r in history]
+
+
+def test_save_load_predict_and_attention(tmp_path, tiny_data, tiny_captioner):
+    tiny_captioner.save(tmp_path / "model")
+    loaded = Captioner.load(tmp_path / "model")
+    images = tiny_data.test_inputs[:4]
+    assert loaded.predict(images) == tiny_captioner.predict(images)
+    assert loaded.predict(images, beam_width=3) == tiny_captioner.predict(images, beam_width=3)
+    captions = loaded.predict(images)
+    for caption, alphas in zip(captions, loaded.attention_maps(images, captions), strict=True):
+        assert alphas.shape == (len(caption.split()) + 1, 64)
+        assert np.allclose(alphas.sum(-1), 1.0, atol=1e-5)
+    with pytest.raises(UserError, match="expected inputs of shape"):
+        loaded.predict(np.zeros((2, 4, 64, 64, 3), dtype=np.uint8))
+
+
+def test_nearest_neighbour_returns_the_training_caption_of_a_training_image(
+    tiny_data, tiny_captioner
+):
+    nearest = NearestNeighbourCaptioner(tiny_captioner.features)
+    nearest.fit(tiny_data.train_inputs, tiny_data.train_captions)
+    predicted = nearest.predict(tiny_data.train_inputs[:10])
+    assert predicted == [c[0] for c in tiny_data.train_captions[:10]]
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def test_cli_train_predict_evaluate_quick(tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["caption", "train", "--quick", "--out", str(model), "--train-size", "64"]) == 0
+    assert "for 1 epochs" in capsys.readouterr().out
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _save(np.full((40, 60, 3), 30, dtype=np.uint8), photos / "a.png")
+    (photos / "broken.png").write_text("no")
+    assert (
+        main(
+            [
+                "caption",
+                "predict",
+                "--model",
+                str(model),
+                str(photos),
+                "--beam",
+                "2",
+                "--attention",
+                str(tmp_path / "maps"),
+            ]
+        )
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert out.startswith("a.png\t") and "skipped" in err and "broken.png" in err
+    assert (tmp_path / "maps" / "a_attention.png").stat().st_size > 1000
+    assert (
+        main(
+            [
+                "caption",
+                "evaluate",
+                "--model",
+                str(model),
+                "--quick",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
+    rows = json.loads((tmp_path / "eval" / "metrics.json").read_text())["rows"]
+    assert {"bleu4", "cider", "object_accuracy"} <= set(rows[0])
+
+
+def test_cli_bad_input_is_exit_status_2(tmp_path, capsys):
+    status = main(["caption", "predict", "--model", str(tmp_path / "none"), "x.png"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error:") and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_image_attention_decoder_reaches_bleu4_target():
+    data = synthetic_data("image", train_size=5000, test_size=500, seed=0)
+    rows, _, _ = compare_captioners(data, CaptionConfig(epochs=12), beam_width=3)
+    by_model = {(r["model"], r["decoding"]): r for r in rows}
+    attention = by_model[("attention LSTM", "beam 3")]
+    assert attention["bleu4"] >= 0.6
+    for baseline in (
+        ("LSTM without attention", "beam 3"),
+        ("nearest neighbour (CNN features)", "-"),
+    ):
+        assert attention["bleu4"] > by_model[baseline]["bleu4"] + 0.05
+        assert attention["object_accuracy"] > by_model[baseline]["object_accuracy"]
+
+
+@pytest.mark.slow
+@needs_fashion
+def test_video_attention_decoder_reaches_bleu4_target():
+    data = synthetic_data("video", train_size=3000, test_size=300, seed=0)
+    rows, _, _ = compare_captioners(data, CaptionConfig(kind="video", epochs=12), beam_width=3)
+    by_model = {(r["model"], r["decoding"]): r for r in rows}
+    attention = by_model[("attention LSTM", "beam 3")]
+    assert attention["bleu4"] >= 0.5
+    assert attention["bleu4"] > by_model[("nearest neighbour (CNN features)", "-")]["bleu4"] + 0.05

@@ -1,0 +1,429 @@
+"""Music: encodings, MIDI in and out, bad files, the models' probabilities, learning, CLI.
+
+Every MIDI file here is made by the test; only one test parses real chorales (two of them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.apps.music import workflow
+from rnnkit.apps.music.models import BernoulliOutput, MADEOutput, NADEOutput, PianoRollNet
+from rnnkit.apps.music.piano_roll import (
+    IndependentBernoulli,
+    PianoRollConfig,
+    PianoRollLM,
+    PitchMarkov,
+    evaluate_piano_roll,
+)
+from rnnkit.apps.music.render import plot_piano_roll, render_wav
+from rnnkit.apps.music.stats import compare_to_corpus, pitch_class_histogram, total_variation
+from rnnkit.apps.music.tokens import TokenConfig, TokenLM, evaluate_tokens
+from rnnkit.cli import main
+from rnnkit.data import music
+from rnnkit.data.music import Piece
+from rnnkit.engine import TrainConfig
+from rnnkit.errors import UserError
+
+# Triads of C major as MIDI pitches in four voices (bass, tenor, alto, soprano).
+CHORDS = {
+    "I": (48, 55, 64, 72), "IV": (53, 57, 65, 72), "V": (43, 55, 62, 71),
+    "vi": (45, 57, 64, 72), "ii": (50, 57, 65, 74),
+}  # fmt: skip
+PROGRESSIONS = [["I", "IV", "V", "I"], ["I", "vi", "ii", "V"], ["vi", "IV", "I", "V"]]
+
+
+def chorale_like(seed: int, bars: int = 6) -> Piece:
+    """Four-voice chord progressions, one chord per quarter note, each held 1 or 2 beats."""
+    rng = np.random.default_rng(seed)
+    notes, time = [], 0.0
+    for _ in range(bars):
+        for chord in PROGRESSIONS[rng.integers(len(PROGRESSIONS))]:
+            length = float(rng.choice([1.0, 2.0]))
+            notes += [(p, time, time + length) for p in CHORDS[chord]]
+            time += length
+    return Piece(name=f"synthetic{seed}", notes=np.array(notes))
+
+
+def scale_tune(seed: int) -> Piece:
+    """A monophonic tune stepping through the C major scale, eighth and quarter notes."""
+    rng = np.random.default_rng(seed)
+    scale = [60, 62, 64, 65, 67, 69, 71, 72]
+    notes, time, degree = [], 0.0, int(rng.integers(8))
+    for _ in range(24):
+        length = float(rng.choice([0.5, 1.0]))
+        notes.append((scale[degree], time, time + length))
+        degree = int(np.clip(degree + rng.choice([-1, 1]), 0, 7))
+        time += length
+    return Piece(name=f"tune{seed}", notes=np.array(notes), quarters_per_bar=3.0)
+
+
+def write_raw_midi(path, messages, ticks_per_beat=480) -> None:
+    midi = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(mido.MidiTrack(messages))
+    midi.save(path)
+
+
+# --- representations -----------------------------------------------------------------
+
+
+def test_midi_round_trip_keeps_notes_key_meter_and_tempo(tmp_path):
+    piece = Piece(
+        name="x",
+        notes=np.array([(60, 0, 1), (64, 0, 1.5), (67, 1, 2.25), (40, 2, 4)]),
+        velocities=np.array([90, 70, 60, 100]),
+        key_sharps=-2,
+        quarters_per_bar=3.0,
+        tempo_bpm=72,
+    )
+    again = music.read_midi(music.write_midi(piece, tmp_path / "x.mid"))
+    np.testing.assert_allclose(again.notes, piece.notes)
+    np.testing.assert_array_equal(again.velocities, piece.velocities)
+    assert (again.key_sharps, again.quarters_per_bar) == (-2, 3.0)
+    assert again.tempo_bpm == pytest.approx(72, abs=0.01)
+
+
+def test_piano_roll_samples_notes_at_frame_starts_and_converts_back():
+    piece = Piece(name="x", notes=np.array([(60, 0, 2), (64, 0.5, 1), (67, 1.5, 3), (20, 0, 1)]))
+    roll = music.piano_roll(piece, steps_per_quarter=1)
+    assert roll.shape == (3, 88)
+    assert roll[:, 60 - 21].tolist() == [1, 1, 0]
+    assert roll[:, 64 - 21].tolist() == [0, 0, 0]  # the eighth note misses every grid point
+    assert roll[:, 67 - 21].tolist() == [0, 0, 1]  # sounds from its first grid point, beat 2
+    assert roll.sum() == 3  # pitch 20 lies below the piano and is left out
+    fine = music.piano_roll(piece, steps_per_quarter=2)
+    np.testing.assert_array_equal(music.piano_roll(music.roll_to_piece(fine, 2), 2), fine)
+
+
+def test_melody_tokens_round_trip_a_tune_on_the_grid():
+    tune = scale_tune(0)
+    tune.notes[5:, 1:] += 1.0  # a quarter rest after the fifth note
+    tokens = music.melody_encode(tune, steps_per_quarter=4)
+    assert tokens[0] >= music.MELODY_FIRST_PITCH and music.MELODY_REST in tokens
+    np.testing.assert_allclose(music.melody_decode(tokens, 4).notes, tune.notes)
+
+
+def test_performance_events_round_trip_notes_and_velocities():
+    piece = Piece(
+        name="x",
+        notes=np.array([(60, 0, 1), (64, 0.5, 3.5), (67, 1, 2), (60, 1, 2)]),
+        velocities=np.array([40, 100, 100, 64]),
+        tempo_bpm=120,
+    )
+    codec = music.EventCodec()
+    tokens = codec.encode(piece)
+    assert max(tokens) < codec.vocab_size
+    assert codec.describe(tokens[0]).startswith("velocity")
+    again = codec.decode(tokens, tempo_bpm=120)
+    np.testing.assert_allclose(again.notes, piece.notes)
+    assert np.abs(again.velocities - piece.velocities).max() <= 127 / 32  # one velocity bin
+
+
+def test_transposition_to_the_common_key():
+    for sharps in range(-7, 8):
+        shift = music.shift_to_common_key(sharps)
+        assert -6 <= shift <= 5 and (7 * sharps + shift) % 12 == 0
+    in_g = Piece(name="g", notes=np.array([(67, 0, 1), (71, 0, 1), (74, 0, 1)]), key_sharps=1)
+    in_c = in_g.to_common_key()
+    assert in_c.pitches.tolist() == [72, 76, 79] and in_c.key_sharps == 0
+    assert music.key_to_sharps("F#m") == 3 and music.key_to_sharps("Bb") == -2
+    with pytest.raises(UserError, match="expected a key"):
+        music.key_to_sharps("H")
+
+
+def test_split_is_by_piece():
+    pieces = [chorale_like(i, bars=1) for i in range(20)]
+    train, val, test = music.split_pieces(pieces, seed=3)
+    names = [p.name for p in train + val + test]
+    assert (len(train), len(val), len(test)) == (12, 4, 4)
+    assert sorted(names) == sorted(p.name for p in pieces)  # each piece in exactly one part
+
+
+def test_chorales_are_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    chorales = music.load_bach_chorales(limit=2)
+    assert len(chorales) == 2 and chorales[0].name == "bach/bwv269"
+    roll = music.piano_roll(chorales[0])
+    assert roll.shape[1] == 88 and 3 <= roll.sum(1).mean() <= 4  # four voices, some unisons
+    import music21.corpus
+
+    monkeypatch.setattr(music21.corpus, "parse", lambda *a, **k: pytest.fail("parsed again"))
+    np.testing.assert_array_equal(music.load_bach_chorales(limit=2)[0].notes, chorales[0].notes)
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+def test_bad_midi_files_are_skipped_and_counted(tmp_path):
+    good = [
+        mido.Message("note_on", note=60, velocity=80, time=0),
+        mido.Message("note_off", note=60, velocity=0, time=480),
+    ]
+    write_raw_midi(tmp_path / "good.mid", good)
+    (tmp_path / "corrupt.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    (tmp_path / "text.midi").write_text("not a MIDI file at all")
+    write_raw_midi(tmp_path / "empty.mid", [mido.MetaMessage("end_of_track", time=0)])
+    write_raw_midi(
+        tmp_path / "drums.mid",
+        [
+            mido.Message("note_on", channel=9, note=36, velocity=100, time=0),
+            mido.Message("note_off", channel=9, note=36, velocity=0, time=240),
+        ],
+    )
+    write_raw_midi(
+        tmp_path / "endless.mid",
+        [
+            mido.Message("note_on", note=60, velocity=80, time=0),
+            mido.Message("note_off", note=60, velocity=0, time=480 * 10**6),
+        ],
+    )
+    messages = []
+    report = music.load_midi_folder(tmp_path, warn=messages.append)
+    assert [p.name for p in report.pieces] == ["good.mid"]
+    assert len(report.skipped) == 5 and len(messages) == 5
+    reasons = " ".join(messages)
+    for expected in (
+        "corrupt.mid: not a readable",
+        "text.midi: not a readable",
+        "empty.mid: no notes",
+        "drums.mid: only drum notes",
+        "endless.mid: absurd",
+    ):
+        assert expected in reasons
+    assert all("\n" not in m for m in messages)
+    assert report.summary() == "read 1 MIDI file(s), skipped 5"
+    (tmp_path / "good.mid").unlink()
+    with pytest.raises(UserError, match="no readable MIDI file among 5"):
+        music.load_midi_folder(tmp_path, warn=None)
+
+
+# --- output layers: exact, normalized probabilities ------------------------------------
+
+
+@pytest.mark.parametrize("layer", [BernoulliOutput, NADEOutput, MADEOutput])
+def test_output_layers_give_normalized_frame_probabilities(layer):
+    torch.manual_seed(0)
+    output = layer(3, 5).double()
+    for p in output.parameters():  # non-trivial weights, so a leak would show
+        torch.nn.init.normal_(p, std=0.7)
+    hidden = torch.randn(2, 3, dtype=torch.float64)
+    frames = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)), dtype=torch.float64)
+    log_probs = output.log_prob(hidden[:, None, :].expand(2, 32, 3), frames.expand(2, 32, 5))
+    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("layer", [NADEOutput, MADEOutput])
+def test_autoregressive_outputs_see_only_lower_pitches(layer):
+    torch.manual_seed(1)
+    output = layer(3, 6).double()
+    torch.nn.init.normal_(output.A if layer is MADEOutput else output.W, std=1.0)
+    hidden = torch.randn(3, dtype=torch.float64)
+    frame = torch.tensor([1.0, 0, 1, 1, 0, 1], dtype=torch.float64)
+    logits = output.conditional_logits(hidden, frame)
+    for i in range(6):
+        changed = frame.clone()
+        changed[i:] = 1 - changed[i:]  # flip pitch i and everything above it
+        assert torch.allclose(output.conditional_logits(hidden, changed)[i], logits[i])
+        if i > 0:  # ...while flipping a lower pitch does change it
+            lower = frame.clone()
+            lower[:i] = 1 - lower[:i]
+            assert not torch.allclose(output.conditional_logits(hidden, lower)[i], logits[i])
+
+
+@pytest.mark.parametrize("output", ["nade", "made", "bernoulli"])
+def test_piano_roll_net_gradients_pass_gradcheck(output):
+    torch.manual_seed(0)
+    net = PianoRollNet(6, "gru", hidden_size=4, dropout=0.0, output=output, nade_size=3).double()
+    # Frames enter as RNN inputs and as the NADE/MADE conditioning: check both paths at once.
+    frames = torch.rand(2, 5, 6, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([5, 3])
+    assert torch.autograd.gradcheck(lambda f: net.log_prob(f, lengths), (frames,))
+    log_prob = net.log_prob((frames > 0.5).double(), lengths)
+    assert (log_prob[1, 3:] == 0).all() and (log_prob[1, :3] < 0).all()  # padding scores 0
+
+
+# --- baselines, learning, generation ---------------------------------------------------
+
+
+def test_baselines_compute_the_likelihoods_they_claim():
+    rolls = [music.piano_roll(chorale_like(i)) for i in range(4)]
+    bernoulli = IndependentBernoulli().fit(rolls)
+    frames = np.concatenate(rolls)
+    p = bernoulli.prob_on
+    manual = -(frames * np.log(p) + (1 - frames) * np.log(1 - p)).sum(1).mean()
+    assert bernoulli.nll_per_step(rolls) == pytest.approx(manual)
+    assert PitchMarkov().fit(rolls).nll_per_step(rolls) < bernoulli.nll_per_step(
+        rolls
+    )  # held notes
+
+
+@pytest.fixture(scope="module")
+def trained_roll_model():
+    pieces = [chorale_like(i) for i in range(30)]
+    train, val, test = music.split_pieces(pieces)
+    model = PianoRollLM(PianoRollConfig(cell="gru", hidden_size=32, output="made", nade_size=16))
+    history = model.fit(train, val, TrainConfig(epochs=25, lr=1e-2, progress=False))
+    return model, history, train, test
+
+
+def test_piano_roll_model_learns_and_beats_both_baselines(trained_roll_model):
+    model, history, train, test = trained_roll_model
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    rows = {r["model"]: r["nll_per_step"] for r in evaluate_piano_roll({"gru": model}, train, test)}
+    assert rows["gru"] < rows["frame repeat (pitch Markov chain)"] - 1.0
+    assert rows["gru"] < rows["independent Bernoulli"] - 2.0
+
+
+def test_training_is_reproducible():
+    pieces = [chorale_like(i, bars=2) for i in range(6)]
+    runs = []
+    for _ in range(2):
+        model = PianoRollLM(PianoRollConfig(hidden_size=16, nade_size=8, transpose_augment=2))
+        runs.append(model.fit(pieces, None, TrainConfig(epochs=2, seed=5, progress=False)))
+    assert runs[0] == runs[1]
+
+
+def test_generation_writes_midi_that_parses_back(trained_roll_model, tmp_path):
+    model, _, train, test = trained_roll_model
+    piece = model.generate(bars=4, primer=test[0], primer_bars=1, seed=3, key_sharps=2)
+    assert piece.length <= 20 and len(piece.notes) > 0
+    assert piece.key_sharps == 2
+    again = music.read_midi(music.write_midi(piece, tmp_path / "g.mid"))
+    np.testing.assert_allclose(again.notes, piece.notes)
+    same = model.generate(bars=4, primer=test[0], primer_bars=1, seed=3, key_sharps=2)
+    np.testing.assert_array_equal(same.notes, piece.notes)  # a seed fixes the sample
+    # The first bar is the primer, moved from C major to D major (two sharps).
+    first_bar = music.piano_roll(piece)[:4]
+    np.testing.assert_array_equal(first_bar, music.piano_roll(test[0].transpose(2))[:4])
+    # Cold samples keep to the corpus' chords: pitch classes of C major only.
+    cold = model.generate(bars=4, seed=0, temperature=0.5)
+    assert set(cold.pitches % 12) <= {0, 2, 4, 5, 7, 9, 11}
+
+
+def test_statistics_tell_corpus_like_pieces_from_noise():
+    corpus = [chorale_like(i) for i in range(10)]
+    like = [chorale_like(i) for i in range(10, 14)]
+    noise = workflow.bernoulli_samples(corpus, 3, 24)  # right pitches, random combinations
+    rng = np.random.default_rng(0)
+    chromatic = [
+        Piece(
+            name="chromatic",
+            notes=np.array([(p, t, t + 1) for t in range(24) for p in rng.integers(48, 72, 4)]),
+        )
+    ]
+    rows = compare_to_corpus({"like": like, "noise": noise, "chromatic": chromatic}, corpus)
+    rows = {r["pieces"]: r for r in rows}
+    assert rows["corpus"]["pitch_class_distance"] == 0
+    assert (
+        rows["like"]["pitch_class_distance"]
+        < 0.05
+        < 0.2
+        < rows["chromatic"]["pitch_class_distance"]
+    )
+    assert rows["like"]["consonance"] == 1.0  # triads only
+    assert rows["noise"]["consonance"] < 0.9 and rows["chromatic"]["consonance"] < 0.8
+    assert rows["like"]["polyphony"] == pytest.approx(4.0)
+    assert total_variation(pitch_class_histogram(like), pitch_class_histogram(like)) == 0
+
+
+def test_melody_model_beats_the_unigram_baseline():
+    tunes = [scale_tune(i) for i in range(40)]
+    train, val, test = music.split_pieces(tunes)
+    model = TokenLM(TokenConfig(encoding="melody", hidden_size=32, embedding_size=16))
+    model.fit(train, val, TrainConfig(epochs=12, lr=1e-2, progress=False))
+    rows = {r["model"]: r for r in evaluate_tokens(model, train, test)}
+    assert rows["LSTM (melody)"]["nll_per_token"] < rows["unigram"]["nll_per_token"] - 0.3
+    tune = model.generate(bars=2, temperature=0.8, top_k=5, top_p=0.95, seed=1)
+    assert len(tune.notes) > 0 and tune.length <= 8  # two bars of 4/4
+
+
+def test_event_model_samples_the_requested_length():
+    pieces = [chorale_like(i, bars=2) for i in range(6)]
+    model = TokenLM(TokenConfig(encoding="events", hidden_size=16, embedding_size=8))
+    model.fit(pieces, None, TrainConfig(epochs=1, progress=False))
+    piece = model.generate(bars=1, tempo_bpm=120, seed=0)
+    assert piece.tempo_bpm == 120
+
+
+def test_piano_roll_png_and_audio(tmp_path, monkeypatch):
+    piece = chorale_like(0, bars=2)
+    png = plot_piano_roll(piece, tmp_path / "roll.png", primer_quarters=2)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    midi = music.write_midi(piece, tmp_path / "x.mid")
+    if shutil.which("fluidsynth"):
+        wav, message = render_wav(midi, tmp_path / "x.wav")
+        if wav is not None:
+            import soundfile
+
+            assert soundfile.info(wav).duration > 1.0
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    wav, message = render_wav(midi, tmp_path / "y.wav")
+    assert wav is None and "apt-get install fluidsynth" in message
+    assert not (tmp_path / "y.wav").exists()
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def test_cli_train_generate_evaluate_on_a_midi_folder(tmp_path, capsys):
+    data = tmp_path / "midi"
+    for i in range(8):
+        music.write_midi(chorale_like(i, bars=2), data / f"piece{i}.mid")
+    (data / "broken.mid").write_bytes(b"junk")
+    model = tmp_path / "model"
+    assert main(["music", "train", "--data", str(data), "--out", str(model), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and "read 8 MIDI file(s), skipped 1" in out
+    assert "frame repeat" in out and (model / "metrics.json").exists()
+    assert (
+        main(
+            [
+                "music",
+                "generate",
+                "--model",
+                str(model),
+                "--quick",
+                "--no-audio",
+                "--primer",
+                "test:0",
+                "--key",
+                "G",
+            ]
+        )
+        == 0
+    )
+    assert music.read_midi(model / "samples" / "sample_1.mid").key_sharps == 1
+    assert (model / "samples" / "sample_1.png").exists()
+    assert main(["music", "evaluate", "--model", str(model), "--data", str(data)]) == 0
+    assert "independent Bernoulli" in capsys.readouterr().out
+    assert main(["music", "generate", "--model", str(model), "--primer", "nope.mid"]) == 2
+    assert capsys.readouterr().err == "rnnkit: error: nope.mid: no such MIDI file\n"
+
+
+def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys):
+    assert (
+        main(["music", "train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    )
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "nowhere" in error
+    assert main(["music", "generate", "--model", str(tmp_path)]) == 2
+    assert "model.safetensors: not found" in capsys.readouterr().err
+    assert main(["music", "generate", "--model", str(tmp_path), "--top-p", "1.5"]) == 2
+    assert "--top-p 1.5: expected a number in (0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_chorale_model_reaches_the_published_target():
+    """GRU + MADE on the 371 chorales: <= 8.5 nats per time step on the held-out ones."""
+    result = workflow.train("chorales", epochs=40, warn=None)
+    rows = {r["model"]: r["nll_per_step"] for r in result.rows}
+    model = rows["GRU + MADE output"]
+    assert model <= 8.5
+    assert model < rows["frame repeat (pitch Markov chain)"] - 2.0
+    assert model < rows["independent Bernoulli"] - 2.0

@@ -1,0 +1,267 @@
+"""Speech recognition: audio I/O, log-mel features, CTC model and decoding, data, CLI."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from rnnkit.apps.speech import (
+    CTCAcousticModel,
+    LogMel,
+    RecognizerConfig,
+    SpeechRecognizer,
+    ctc_beam_decode,
+    ctc_greedy_decode,
+    error_rates,
+    mel_filterbank,
+    spec_augment,
+)
+from rnnkit.apps.speech.model import ALPHABET, text_to_ids
+from rnnkit.cli import main
+from rnnkit.data.speech import (
+    SAMPLE_RATE,
+    Utterance,
+    add_noise,
+    generate_texts,
+    load_audio,
+    read_transcribed_folder,
+    speech_tools_available,
+    synthetic_speech,
+)
+from rnnkit.errors import UserError
+
+needs_tools = pytest.mark.skipif(not speech_tools_available(),
+                                 reason="sudo apt-get install espeak-ng flite")
+
+
+def tone(hz: float, seconds: float = 0.5, rate: int = SAMPLE_RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- audio files
+
+
+def test_load_audio_mixes_stereo_resamples_and_reads_8_bit(tmp_path):
+    stereo = np.stack([tone(440, rate=44100), tone(440, rate=44100)], axis=1)
+    sf.write(tmp_path / "stereo.wav", stereo, 44100, subtype="PCM_16")
+    audio, warnings = load_audio(tmp_path / "stereo.wav")
+    assert audio.ndim == 1 and abs(len(audio) - SAMPLE_RATE // 2) <= 1
+    assert any("mixed down to mono" in w for w in warnings)
+    sf.write(tmp_path / "u8.wav", tone(300, rate=8000), 8000, subtype="PCM_U8")
+    audio8, _ = load_audio(tmp_path / "u8.wav")
+    assert len(audio8) == SAMPLE_RATE // 2 and 0.4 < np.abs(audio8).max() < 0.6
+
+
+def test_load_audio_rejects_bad_files_in_one_line(tmp_path):
+    (tmp_path / "notes.wav").write_text("this is not audio")
+    with pytest.raises(UserError, match="not a readable audio file"):
+        load_audio(tmp_path / "notes.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(UserError, match="zero-length audio"):
+        load_audio(tmp_path / "empty.wav")
+    with pytest.raises(UserError, match="no such file"):
+        load_audio(tmp_path / "missing.wav")
+    sf.write(tmp_path / "silent.wav", np.zeros(8000, dtype=np.float32), 16000)
+    assert "silent" in load_audio(tmp_path / "silent.wav")[1][0]
+    sf.write(tmp_path / "clipped.wav", np.clip(4 * tone(200), -1, 1), 16000)
+    assert "clipped" in load_audio(tmp_path / "clipped.wav")[1][0]
+
+
+def test_librispeech_folder_layout(tmp_path):
+    chapter = tmp_path / "19" / "198"
+    chapter.mkdir(parents=True)
+    sf.write(chapter / "19-198-0001.wav", tone(200), 16000)
+    sf.write(chapter / "19-198-0002.flac", tone(300), 16000)
+    (chapter / "19-198.trans.txt").write_text("19-198-0001 HELLO WORLD\n19-198-0002 IT'S ME\n")
+    utterances = read_transcribed_folder(tmp_path)
+    assert [u.text for u in utterances] == ["hello world", "it's me"]
+    (chapter / "19-198.trans.txt").write_text("19-198-0003 MISSING\n")
+    with pytest.raises(UserError, match=r"line 1: no 19-198-0003.wav"):
+        read_transcribed_folder(tmp_path)
+
+
+# ---------------------------------------------------------------------------- features
+
+
+def test_log_mel_matches_a_numpy_reference():
+    audio = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    features = LogMel(n_mels=40)(torch.from_numpy(audio)[None])[0].numpy()
+    padded = np.pad(audio, 200, mode="reflect")  # torch.stft's centring
+    window = np.hanning(401)[:-1]  # periodic Hann window, as torch.hann_window
+    frames = np.stack([padded[i : i + 400] * window for i in range(0, len(audio) + 1, 160)])
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    reference = np.log(power @ mel_filterbank(201, 40, 16000).numpy().T + 1e-6).T
+    assert features.shape == reference.shape == (40, 26)
+    np.testing.assert_allclose(features, reference, rtol=1e-3, atol=1e-3)
+
+
+def test_mel_filters_are_triangles_ordered_in_frequency():
+    filters = mel_filterbank(201, 32, 16000)
+    assert filters.shape == (32, 201) and float(filters.max()) <= 1.0
+    peaks = filters.argmax(dim=1)
+    assert torch.all(peaks[1:] >= peaks[:-1])
+    low, high = LogMel(n_mels=32)(torch.from_numpy(np.stack([tone(300), tone(3000)])))
+    assert int(low.mean(1).argmax()) < int(high.mean(1).argmax())
+
+
+def test_spec_augment_masks_bands_and_frames_reproducibly():
+    features = torch.ones(2, 64, 200)
+    masked = spec_augment(features, torch.Generator().manual_seed(0), freq_width=10)
+    again = spec_augment(features, torch.Generator().manual_seed(0), freq_width=10)
+    assert torch.equal(masked, again) and masked.shape == features.shape
+    assert 0 < float((masked == 0).float().mean()) < 0.5
+    assert torch.equal(features, torch.ones(2, 64, 200))  # the input is not modified
+
+
+# ---------------------------------------------------------------------------- model
+
+
+def test_acoustic_model_output_lengths_and_padding_independence():
+    torch.manual_seed(0)
+    model = CTCAcousticModel(n_mels=16, hidden_size=8, channels=4).eval()
+    features = torch.randn(2, 16, 37)
+    log_probs, lengths = model(features, torch.tensor([37, 20]))
+    assert log_probs.shape == (2, 10, len(ALPHABET) + 1)
+    assert lengths.tolist() == [10, 5]
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 10), atol=1e-5)
+    alone, _ = model(features[1:, :, :20], torch.tensor([20]))
+    # Frames near the end see the padding through the convolutions' receptive field.
+    assert torch.allclose(alone[0, :4], log_probs[1, :4], atol=1e-4)
+
+
+def test_ctc_greedy_decoding_merges_repeats_and_drops_blanks():
+    ids = [0, 9, 9, 0, 9, 6, 6, 0, 13, 0, 13, 16, 1, 1, 0]  # ids of ALPHABET, 0 the blank
+    log_probs = torch.full((1, len(ids), len(ALPHABET) + 1), -20.0)
+    log_probs[0, torch.arange(len(ids)), torch.tensor(ids)] = 0.0
+    expected = "".join(ALPHABET[i - 1] for i in [9, 9, 6, 13, 13, 16, 1])
+    assert ctc_greedy_decode(log_probs, torch.tensor([len(ids)])) == [expected.strip()]
+    assert ctc_beam_decode(log_probs, torch.tensor([len(ids)])) == [expected.strip()]
+
+
+def test_ctc_beam_search_sums_alignments_that_greedy_misses():
+    # Two frames over {blank, a}: blank is the single best frame label each time (0.6), so
+    # greedy says "", but "a" has probability 1 - 0.6 * 0.6 = 0.64 summed over alignments.
+    a = text_to_ids("a")[0]
+    probs = torch.full((1, 2, len(ALPHABET) + 1), 1e-9)
+    probs[0, :, 0], probs[0, :, a] = 0.6, 0.4
+    log_probs, lengths = probs.log(), torch.tensor([2])
+    assert ctc_greedy_decode(log_probs, lengths) == [""]
+    assert ctc_beam_decode(log_probs, lengths, beam_width=4) == ["a"]
+    assert math.isclose(1 - 0.6**2, 0.64)
+
+
+def test_error_rates():
+    rates = error_rates(["seven of clubs", "go left"], ["seven of hearts", "go left"])
+    assert rates["WER"] == pytest.approx(1 / 5)
+    assert rates["CER"] == pytest.approx(5 / 22)
+
+
+def test_noise_is_added_at_the_requested_snr():
+    clean = tone(500, seconds=1.0)
+    noisy = add_noise(clean, 10.0, np.random.default_rng(0))
+    snr = 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.01)
+
+
+def test_training_on_tones_lowers_the_ctc_loss_reproducibly():
+    # Two "words" made of different tones: enough to check that CTC training learns.
+    rng = np.random.default_rng(0)
+    utterances = []
+    for i in range(24):
+        hz, text = (300, "a") if i % 2 else (2500, "b")
+        silence = np.zeros(2400, dtype=np.float32)  # tone between silences, as in speech
+        audio = np.concatenate([silence, tone(hz, 0.3), silence])
+        audio += 0.01 * rng.standard_normal(len(audio)).astype(np.float32)
+        utterances.append(Utterance(audio, text))
+    config = RecognizerConfig(n_mels=16, hidden_size=24, channels=8, batch_size=4)
+    first = SpeechRecognizer(config).fit(utterances, epochs=15, lr=3e-3, seed=1)
+    second_recognizer = SpeechRecognizer(config)
+    second = second_recognizer.fit(utterances, epochs=15, lr=3e-3, seed=1)
+    assert first == second
+    assert second[-1]["loss"] < 0.1 * second[0]["loss"]
+    heard = second_recognizer.transcribe([u.audio for u in utterances[:8]])
+    assert sum(h == u.text for h, u in zip(heard, utterances, strict=False)) >= 6, heard
+    assert second_recognizer.transcribe([np.zeros(8000, dtype=np.float32)]) == [""]
+
+
+# ---------------------------------------------------------------------------- data and CLI
+
+
+def test_generated_texts_use_the_alphabet():
+    texts = generate_texts(40, seed=0)
+    assert len(set(texts)) > 30
+    assert all(set(t) <= set(ALPHABET) for t in texts)
+
+
+@needs_tools
+def test_synthetic_speech_is_cached_and_held_out_voices_differ(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    train = synthetic_speech("train", 8)
+    test = synthetic_speech("test", 6)
+    assert all(u.audio.dtype == np.float32 and len(u.audio) > 4000 for u in train)
+    assert {u.speaker.split(":")[0] for u in test} == {"espeak-ng", "flite"}
+    train_variants = {u.speaker.split("+")[1].split(":")[0] for u in train}
+    test_variants = {u.speaker.split("+")[1].split(":")[0] for u in test if "+" in u.speaker}
+    assert not train_variants & test_variants
+    again = synthetic_speech("train", 8)  # read back from the FLAC cache
+    assert [u.text for u in again] == [u.text for u in train]
+    np.testing.assert_allclose(again[0].audio, train[0].audio, atol=1e-4)
+
+
+def test_cli_transcribe_rejects_a_text_file_in_one_line(tmp_path):
+    (tmp_path / "model").mkdir()
+    recognizer = SpeechRecognizer(RecognizerConfig(hidden_size=8, channels=4))
+    recognizer.fit([Utterance(tone(300), "a")], epochs=1)
+    recognizer.save(tmp_path / "model")
+    (tmp_path / "notes.wav").write_text("hello")
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnkit.cli", "speech", "transcribe", "--model",
+         str(tmp_path / "model"), str(tmp_path / "notes.wav")], capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "not a readable audio file" in result.stderr
+
+
+@needs_tools
+def test_cli_quick_train_transcribe_evaluate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    assert main(["speech", "train", "--quick", "--out", str(model)]) == 0
+    stereo_8k = np.stack([tone(400, rate=8000)] * 2, axis=1)
+    sf.write(tmp_path / "in.wav", stereo_8k, 8000)
+    capsys.readouterr()
+    assert main(["speech", "transcribe", "--model", str(model), "--beam", "2",
+                 str(tmp_path / "in.wav")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(str(tmp_path / "in.wav") + "\t")
+    assert "mixed down to mono" in captured.err
+    assert main(["speech", "evaluate", "--model", str(model), "--utterances", "6",
+                 "--no-pocketsphinx", "--beam", "2", "--out", str(tmp_path / "eval")]) == 0
+    assert "held-out espeak-ng voices" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "metrics.json").exists()
+
+
+# ---------------------------------------------------------------------------- target
+
+
+@needs_tools
+@pytest.mark.slow
+def test_rnnkit_word_error_rate_below_pocketsphinx_on_held_out_voices(tmp_path):
+    """The published result: 2,000 synthesized utterances, 30 epochs (about 20 min)."""
+    from rnnkit.cli.commands.speech import default_test_sets, evaluate_sets
+
+    model = tmp_path / "model"
+    assert main(["speech", "train", "--out", str(model), "--epochs", "30"]) == 0
+    sets = default_test_sets(300)
+    rows, _ = evaluate_sets(model, {k: v for k, v in sets.items() if "held-out" in k or
+                                    "flite" in k}, beam=8, pocketsphinx=True)
+    for test_set in ("held-out espeak-ng voices", "flite (unseen synthesizer)"):
+        wer = {r["system"]: r["WER"] for r in rows if r["test set"] == test_set}
+        assert wer["rnnkit (beam 8)"] < wer["PocketSphinx (en-us)"], rows

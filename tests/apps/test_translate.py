@@ -1,0 +1,277 @@
+"""Machine translation: Bible data, subwords, attention, seq2seq training, baselines, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rnnkit.apps.translate import (
+    Seq2SeqAttention,
+    Translator,
+    TranslatorConfig,
+    WordForWordDictionary,
+    apertium_available,
+    apertium_translate,
+    score_translations,
+)
+from rnnkit.apps.translate.model import Attention
+from rnnkit.apps.translate.tokenizer import train_subword_tokenizer
+from rnnkit.cli import main
+from rnnkit.data.parallel import (
+    SentencePair,
+    load_bible_pairs,
+    osis_to_text,
+    read_parallel_files,
+    read_parallel_tsv,
+    split_pairs,
+    sword_available,
+)
+from rnnkit.errors import UserError
+
+needs_bible = pytest.mark.skipif(
+    not sword_available(), reason="sudo apt-get install sword-text-kjv sword-text-sparv"
+)
+
+# A toy language: each word has one translation and the word order is reversed, so a
+# word-for-word dictionary gets the words right but the order wrong.
+TOY_WORDS = {"red": "rojo", "dog": "perro", "sees": "ve", "big": "grande", "cat": "gato",
+             "eats": "come", "fish": "pez", "bird": "ave"}
+
+
+def toy_pairs(n: int, seed: int) -> list[SentencePair]:
+    g = torch.Generator().manual_seed(seed)
+    words = list(TOY_WORDS)
+    pairs = []
+    for i in range(n):
+        length = int(torch.randint(3, 6, (1,), generator=g))
+        source = [words[int(j)] for j in torch.randint(0, len(words), (length,), generator=g)]
+        target = [TOY_WORDS[w] for w in reversed(source)]
+        pairs.append(SentencePair(" ".join(source), " ".join(target), f"g{i}"))
+    return pairs
+
+
+def small_config(**overrides) -> TranslatorConfig:
+    options = dict(vocab_size=60, embedding_size=32, hidden_size=64, dropout=0.0,
+                   label_smoothing=0.0, batch_size=32)
+    return TranslatorConfig(**{**options, **overrides})
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@needs_bible
+def test_bible_verses_align_by_verse_number():
+    pairs = load_bible_pairs("en")
+    assert len(pairs) > 31000
+    assert pairs[0].source == "In the beginning God created the heaven and the earth."
+    assert pairs[0].target == "En el principio crió Dios los cielos y la tierra."
+    assert pairs[-1].group == "Rev.22" and pairs[-1].target.startswith("La gracia de nuestro")
+    spanish_first = load_bible_pairs("es")[0]
+    assert spanish_first.source.startswith("En el principio")
+    assert all("<" not in p.source and "<" not in p.target for p in pairs[:2000])
+
+
+@needs_bible
+@pytest.mark.parametrize("by", ["chapter", "book"])
+def test_split_holds_out_whole_chapters_or_books(by):
+    pairs = load_bible_pairs("en", max_words=16)
+    splits = split_pairs(pairs, by=by, seed=3)
+    unit = (lambda p: p.group) if by == "chapter" else (lambda p: p.group.split(".")[0])
+    train_units = {unit(p) for p in splits["train"]}
+    assert not train_units & {unit(p) for p in splits["test"]}
+    assert not train_units & {unit(p) for p in splits["valid"]}
+    assert sum(len(s) for s in splits.values()) == len(pairs)
+    assert 0.03 < len(splits["test"]) / len(pairs) < 0.2
+
+
+def test_osis_markup_is_stripped_and_footnotes_dropped():
+    osis = ('And <w lemma="strong:H0430">God</w> saw it.<note placement="foot">Heb. between'
+            '</note> ¶ <transChange type="added">it was</transChange> good')
+    assert osis_to_text(osis) == "And God saw it. it was good"
+
+
+def test_parallel_files_must_have_the_same_number_of_lines(tmp_path):
+    (tmp_path / "a.en").write_text("one\ntwo\nthree\n")
+    (tmp_path / "b.es").write_text("uno\ndos\n")
+    with pytest.raises(UserError, match=r"a.en has 3 lines but .*b.es has 2"):
+        read_parallel_files(tmp_path / "a.en", tmp_path / "b.es")
+    (tmp_path / "empty.es").write_text("\n\n")
+    with pytest.raises(UserError, match="empty file"):
+        read_parallel_files(tmp_path / "a.en", tmp_path / "empty.es")
+    (tmp_path / "c.es").write_text("uno\n\ntres\n")
+    with pytest.raises(UserError, match="line 2, column 1: empty sentence"):
+        read_parallel_files(tmp_path / "a.en", tmp_path / "c.es")
+
+
+def test_tsv_errors_name_the_line(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("hello\thola\ngood\tbueno\textra\n")
+    with pytest.raises(UserError, match=r"pairs.tsv, line 2: 3 tab-separated column"):
+        read_parallel_tsv(path)
+    path.write_text("hello\thola\n" + "a" * 3000 + "\tb\n")
+    with pytest.raises(UserError, match="line 2, column 1: sentence of 3000 characters"):
+        read_parallel_tsv(path)
+    path.write_text("hello\thola\n\nbye\tadiós\n")
+    assert [p.target for p in read_parallel_tsv(path)] == ["hola", "adiós"]
+
+
+def test_subword_tokenizer_round_trips_text_with_punctuation():
+    texts = ["Y dijo Dios: Sea la luz; y fué la luz.", "¿Dónde estás, Adán?"] * 5
+    tokenizer = train_subword_tokenizer(texts, vocab_size=120)
+    for text in texts[:2]:
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+# ---------------------------------------------------------------------------- model
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_attention_ignores_padding_and_passes_gradcheck(kind):
+    torch.manual_seed(0)
+    attention = Attention(kind, memory_size=6, query_size=5).double()
+    memory = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
+    query = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    context, weights = attention(query, attention.prepare(memory), memory, mask)
+    assert torch.allclose(weights.sum(1), torch.ones(2, dtype=torch.float64))
+    assert torch.all(weights[1, 2:] == 0)
+    # The padded memory rows of sentence 2 cannot change its context.
+    changed = memory.detach().clone()
+    changed[1, 2:] += 100.0
+    context2, _ = attention(query, attention.prepare(changed), changed, mask)
+    assert torch.allclose(context[1], context2[1])
+    assert torch.autograd.gradcheck(
+        lambda q, m: attention(q, attention.prepare(m), m, mask)[0], (query, memory)
+    )
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_teacher_forcing_matches_step_by_step_decoding(kind):
+    torch.manual_seed(0)
+    model = Seq2SeqAttention(30, 40, embedding_size=8, hidden_size=12, attention=kind).eval()
+    source = torch.randint(4, 30, (3, 6))
+    lengths = torch.tensor([6, 3, 5])
+    target_in = torch.randint(4, 40, (3, 4))
+    logits = model(source, lengths, target_in)
+    assert logits.shape == (3, 4, 40)
+    state = model.start_state(source, lengths)
+    for t in range(4):
+        log_probs, state = model.step(target_in[:, t], state)
+        assert torch.allclose(log_probs, torch.log_softmax(logits[:, t], -1), atol=1e-5)
+    # Padding after a sentence's length changes nothing.
+    padded = source.clone()
+    padded[1, 3:] = 7
+    assert torch.allclose(model(padded, lengths, target_in)[1], logits[1], atol=1e-6)
+
+
+def test_model_gradcheck_float64():
+    """Gradients through encoder, attention and decoder, checked by finite differences."""
+    torch.manual_seed(0)
+    model = Seq2SeqAttention(12, 10, embedding_size=3, hidden_size=4, dropout=0.0).double()
+    source, lengths = torch.randint(4, 12, (2, 3)), torch.tensor([3, 2])
+    target_in = torch.randint(4, 10, (2, 3))
+    params = dict(model.named_parameters())
+
+    def logits_from_source_embeddings(weight):
+        replaced = {**params, "source_embedding.weight": weight}
+        return torch.func.functional_call(model, replaced, (source, lengths, target_in))
+
+    weight = params["source_embedding.weight"].detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(logits_from_source_embeddings, (weight,))
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def test_seq2seq_learns_reordering_that_a_dictionary_cannot():
+    train, test = toy_pairs(480, seed=0), toy_pairs(60, seed=1)
+    translator = Translator(small_config())
+    history = translator.fit(train, epochs=12, lr=5e-3, seed=0)
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    scores, hypotheses = translator.evaluate(test, beam_width=3)
+    dictionary = WordForWordDictionary().fit(train)
+    baseline = score_translations(dictionary.translate([p.source for p in test]),
+                                  [p.target for p in test])
+    exact = sum(h == p.target for h, p in zip(hypotheses, test, strict=True)) / len(test)
+    print(scores, baseline, exact)
+    assert scores["BLEU"] > baseline["BLEU"] + 20, (scores, baseline)
+    assert exact > 0.5
+
+
+def test_training_is_reproducible_and_save_load_round_trips(tmp_path):
+    pairs = toy_pairs(96, seed=0)
+    first = Translator(small_config(attention="multiplicative"))
+    second = Translator(small_config(attention="multiplicative"))
+    assert first.fit(pairs, epochs=2, seed=7) == second.fit(pairs, epochs=2, seed=7)
+    first.save(tmp_path / "model")
+    loaded = Translator.load(tmp_path / "model")
+    sentences = [p.source for p in pairs[:5]]
+    assert loaded.translate(sentences) == first.translate(sentences)
+    assert loaded.translate(sentences, beam_width=1) == first.translate(sentences, beam_width=1)
+
+
+def test_word_for_word_dictionary_learns_from_cooccurrence():
+    pairs = [SentencePair("the dog runs", "el perro corre"), SentencePair("the cat", "el gato"),
+             SentencePair("a dog", "un perro"), SentencePair("the cat runs.", "el gato corre.")]
+    dictionary = WordForWordDictionary().fit(pairs)
+    assert dictionary.table["dog"] == "perro" and dictionary.table["runs"] == "corre"
+    assert dictionary.translate(["The dog runs."]) == ["El perro corre."]
+
+
+@pytest.mark.skipif(not apertium_available(), reason="sudo apt-get install apertium-eng-spa")
+def test_apertium_translates_line_by_line():
+    out = apertium_translate(["The house is big.", "I see the dog."])
+    assert len(out) == 2 and "casa" in out[0] and "perro" in out[1]
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def test_cli_rejects_mismatched_files_in_one_line(tmp_path):
+    (tmp_path / "a.txt").write_text("one\ntwo\n")
+    (tmp_path / "b.txt").write_text("uno\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnkit.cli", "translate", "train", "--source-file",
+         str(tmp_path / "a.txt"), "--target-file", str(tmp_path / "b.txt"), "--out",
+         str(tmp_path / "m")], capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "has 2 lines but" in result.stderr
+
+
+@needs_bible
+def test_cli_quick_train_predict_evaluate(tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["translate", "train", "--quick", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["translate", "predict", "--model", str(model), "--beam", "2",
+                 "And God said.", "The LORD is my shepherd."]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert main(["translate", "evaluate", "--model", str(model), "--limit", "8", "--beam", "2",
+                 "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "rnnkit (beam 2)" in out and "word-for-word dictionary" in out
+    assert (tmp_path / "eval" / "metrics.json").exists()
+    assert (tmp_path / "eval" / "translations.tsv").exists()
+
+
+# ---------------------------------------------------------------------------- target
+
+
+@needs_bible
+@pytest.mark.slow
+@pytest.mark.skipif(not apertium_available(), reason="sudo apt-get install apertium-eng-spa")
+def test_rnnkit_beats_apertium_on_bleu_en_es(tmp_path):
+    """The published result: 30 epochs on verses of <= 25 words (about 1 h on 2 CPU cores)."""
+    from rnnkit.cli.commands.translate import bible_splits, evaluate_model
+
+    model = tmp_path / "en-es"
+    assert main(["translate", "train", "--out", str(model), "--epochs", "30"]) == 0
+    test = bible_splits({"source": "en", "max_words": 25, "split": "chapter", "seed": 0})["test"]
+    rows, _ = evaluate_model(model, test, beam=5, length_penalty=1.0)
+    bleu = {row["system"]: row["BLEU"] for row in rows}
+    assert bleu["rnnkit (beam 5)"] > bleu["Apertium (rule-based)"], rows
