@@ -8,8 +8,8 @@ The core is one recurrent layer that runs any cell over variable-length sequence
     >>> out, (h, c) = lstm(x, lengths=torch.tensor([5, 2, 4]))
 """
 
-from rnnkit.core import GRU, LSTM, RNN
+from rnnkit.core import GRU, LSTM, RNN, Recurrent, detach_state
 from rnnkit.errors import UserError
 
 __version__ = "0.1.0"
-__all__ = ["GRU", "LSTM", "RNN", "UserError", "__version__"]
+__all__ = ["GRU", "LSTM", "RNN", "Recurrent", "UserError", "__version__", "detach_state"]

@@ -145,6 +145,14 @@ def test_split_is_by_piece():
     assert sorted(names) == sorted(p.name for p in pieces)  # each piece in exactly one part
 
 
+def test_duplicates_are_dropped_before_splitting():
+    piece = chorale_like(0, bars=2)
+    same_in_g = Piece(name="copy in G", notes=piece.transpose(-5).notes, key_sharps=1)
+    other = chorale_like(1, bars=2)
+    kept = music.drop_duplicates([piece, other, same_in_g, piece])
+    assert [p.name for p in kept] == ["synthetic0", "synthetic1"]
+
+
 def test_chorales_are_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
     chorales = music.load_bach_chorales(limit=2)

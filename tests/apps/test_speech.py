@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -36,8 +34,9 @@ from rnnkit.data.speech import (
 )
 from rnnkit.errors import UserError
 
-needs_tools = pytest.mark.skipif(not speech_tools_available(),
-                                 reason="sudo apt-get install espeak-ng flite")
+needs_tools = pytest.mark.skipif(
+    not speech_tools_available(), reason="sudo apt-get install espeak-ng flite"
+)
 
 
 def tone(hz: float, seconds: float = 0.5, rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -215,18 +214,19 @@ def test_synthetic_speech_is_cached_and_held_out_voices_differ(tmp_path, monkeyp
     np.testing.assert_allclose(again[0].audio, train[0].audio, atol=1e-4)
 
 
-def test_cli_transcribe_rejects_a_text_file_in_one_line(tmp_path):
+def test_cli_transcribe_rejects_a_text_file_in_one_line(tmp_path, capsys):
     (tmp_path / "model").mkdir()
     recognizer = SpeechRecognizer(RecognizerConfig(hidden_size=8, channels=4))
     recognizer.fit([Utterance(tone(300), "a")], epochs=1)
     recognizer.save(tmp_path / "model")
     (tmp_path / "notes.wav").write_text("hello")
-    result = subprocess.run(
-        [sys.executable, "-m", "rnnkit.cli", "speech", "transcribe", "--model",
-         str(tmp_path / "model"), str(tmp_path / "notes.wav")], capture_output=True, text=True,
+    status = main(
+        ["speech", "transcribe", "--model", str(tmp_path / "model"), str(tmp_path / "notes.wav")]
     )
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "not a readable audio file" in result.stderr
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith("rnnkit: error: ")
+    assert "not a readable audio file" in err
 
 
 @needs_tools
@@ -237,13 +237,33 @@ def test_cli_quick_train_transcribe_evaluate(tmp_path, monkeypatch, capsys):
     stereo_8k = np.stack([tone(400, rate=8000)] * 2, axis=1)
     sf.write(tmp_path / "in.wav", stereo_8k, 8000)
     capsys.readouterr()
-    assert main(["speech", "transcribe", "--model", str(model), "--beam", "2",
-                 str(tmp_path / "in.wav")]) == 0
+    assert (
+        main(
+            ["speech", "transcribe", "--model", str(model), "--beam", "2", str(tmp_path / "in.wav")]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert captured.out.startswith(str(tmp_path / "in.wav") + "\t")
     assert "mixed down to mono" in captured.err
-    assert main(["speech", "evaluate", "--model", str(model), "--utterances", "6",
-                 "--no-pocketsphinx", "--beam", "2", "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "speech",
+                "evaluate",
+                "--model",
+                str(model),
+                "--utterances",
+                "6",
+                "--no-pocketsphinx",
+                "--beam",
+                "2",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     assert "held-out espeak-ng voices" in capsys.readouterr().out
     assert (tmp_path / "eval" / "metrics.json").exists()
 
@@ -260,8 +280,12 @@ def test_rnnkit_word_error_rate_below_pocketsphinx_on_held_out_voices(tmp_path):
     model = tmp_path / "model"
     assert main(["speech", "train", "--out", str(model), "--epochs", "30"]) == 0
     sets = default_test_sets(300)
-    rows, _ = evaluate_sets(model, {k: v for k, v in sets.items() if "held-out" in k or
-                                    "flite" in k}, beam=8, pocketsphinx=True)
+    rows, _ = evaluate_sets(
+        model,
+        {k: v for k, v in sets.items() if "held-out" in k or "flite" in k},
+        beam=8,
+        pocketsphinx=True,
+    )
     for test_set in ("held-out espeak-ng voices", "flite (unseen synthesizer)"):
         wer = {r["system"]: r["WER"] for r in rows if r["test set"] == test_set}
         assert wer["rnnkit (beam 8)"] < wer["PocketSphinx (en-us)"], rows

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -37,8 +34,16 @@ needs_bible = pytest.mark.skipif(
 
 # A toy language: each word has one translation and the word order is reversed, so a
 # word-for-word dictionary gets the words right but the order wrong.
-TOY_WORDS = {"red": "rojo", "dog": "perro", "sees": "ve", "big": "grande", "cat": "gato",
-             "eats": "come", "fish": "pez", "bird": "ave"}
+TOY_WORDS = {
+    "red": "rojo",
+    "dog": "perro",
+    "sees": "ve",
+    "big": "grande",
+    "cat": "gato",
+    "eats": "come",
+    "fish": "pez",
+    "bird": "ave",
+}
 
 
 def toy_pairs(n: int, seed: int) -> list[SentencePair]:
@@ -54,8 +59,14 @@ def toy_pairs(n: int, seed: int) -> list[SentencePair]:
 
 
 def small_config(**overrides) -> TranslatorConfig:
-    options = dict(vocab_size=60, embedding_size=32, hidden_size=64, dropout=0.0,
-                   label_smoothing=0.0, batch_size=32)
+    options = dict(
+        vocab_size=60,
+        embedding_size=32,
+        hidden_size=64,
+        dropout=0.0,
+        label_smoothing=0.0,
+        batch_size=32,
+    )
     return TranslatorConfig(**{**options, **overrides})
 
 
@@ -88,8 +99,10 @@ def test_split_holds_out_whole_chapters_or_books(by):
 
 
 def test_osis_markup_is_stripped_and_footnotes_dropped():
-    osis = ('And <w lemma="strong:H0430">God</w> saw it.<note placement="foot">Heb. between'
-            '</note> ¶ <transChange type="added">it was</transChange> good')
+    osis = (
+        'And <w lemma="strong:H0430">God</w> saw it.<note placement="foot">Heb. between'
+        '</note> ¶ <transChange type="added">it was</transChange> good'
+    )
     assert osis_to_text(osis) == "And God saw it. it was good"
 
 
@@ -193,10 +206,10 @@ def test_seq2seq_learns_reordering_that_a_dictionary_cannot():
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     scores, hypotheses = translator.evaluate(test, beam_width=3)
     dictionary = WordForWordDictionary().fit(train)
-    baseline = score_translations(dictionary.translate([p.source for p in test]),
-                                  [p.target for p in test])
+    baseline = score_translations(
+        dictionary.translate([p.source for p in test]), [p.target for p in test]
+    )
     exact = sum(h == p.target for h, p in zip(hypotheses, test, strict=True)) / len(test)
-    print(scores, baseline, exact)
     assert scores["BLEU"] > baseline["BLEU"] + 20, (scores, baseline)
     assert exact > 0.5
 
@@ -210,12 +223,21 @@ def test_training_is_reproducible_and_save_load_round_trips(tmp_path):
     loaded = Translator.load(tmp_path / "model")
     sentences = [p.source for p in pairs[:5]]
     assert loaded.translate(sentences) == first.translate(sentences)
-    assert loaded.translate(sentences, beam_width=1) == first.translate(sentences, beam_width=1)
+    greedy = first.translate(sentences, beam_width=1)
+    assert loaded.translate(sentences, beam_width=1) == greedy
+    source, target, weights = loaded.attention_map(sentences[0])
+    assert weights.shape == (len(target), len(source))
+    assert torch.allclose(weights.sum(1), torch.ones(len(target)), atol=1e-5)
+    assert "".join(target).replace("\u2581", " ").strip() == greedy[0]
 
 
 def test_word_for_word_dictionary_learns_from_cooccurrence():
-    pairs = [SentencePair("the dog runs", "el perro corre"), SentencePair("the cat", "el gato"),
-             SentencePair("a dog", "un perro"), SentencePair("the cat runs.", "el gato corre.")]
+    pairs = [
+        SentencePair("the dog runs", "el perro corre"),
+        SentencePair("the cat", "el gato"),
+        SentencePair("a dog", "un perro"),
+        SentencePair("the cat runs.", "el gato corre."),
+    ]
     dictionary = WordForWordDictionary().fit(pairs)
     assert dictionary.table["dog"] == "perro" and dictionary.table["runs"] == "corre"
     assert dictionary.translate(["The dog runs."]) == ["El perro corre."]
@@ -230,16 +252,24 @@ def test_apertium_translates_line_by_line():
 # ---------------------------------------------------------------------------- CLI
 
 
-def test_cli_rejects_mismatched_files_in_one_line(tmp_path):
+def test_cli_rejects_mismatched_files_in_one_line(tmp_path, capsys):
     (tmp_path / "a.txt").write_text("one\ntwo\n")
     (tmp_path / "b.txt").write_text("uno\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "rnnkit.cli", "translate", "train", "--source-file",
-         str(tmp_path / "a.txt"), "--target-file", str(tmp_path / "b.txt"), "--out",
-         str(tmp_path / "m")], capture_output=True, text=True,
+    status = main(
+        [
+            "translate",
+            "train",
+            "--source-file",
+            str(tmp_path / "a.txt"),
+            "--target-file",
+            str(tmp_path / "b.txt"),
+            "--out",
+            str(tmp_path / "m"),
+        ]
     )
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "has 2 lines but" in result.stderr
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith("rnnkit: error: ") and "has 2 lines" in err
 
 
 @needs_bible
@@ -247,12 +277,40 @@ def test_cli_quick_train_predict_evaluate(tmp_path, capsys):
     model = tmp_path / "model"
     assert main(["translate", "train", "--quick", "--out", str(model)]) == 0
     capsys.readouterr()
-    assert main(["translate", "predict", "--model", str(model), "--beam", "2",
-                 "And God said.", "The LORD is my shepherd."]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "predict",
+                "--model",
+                str(model),
+                "--beam",
+                "2",
+                "And God said.",
+                "The LORD is my shepherd.",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
-    assert main(["translate", "evaluate", "--model", str(model), "--limit", "8", "--beam", "2",
-                 "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "evaluate",
+                "--model",
+                str(model),
+                "--limit",
+                "8",
+                "--beam",
+                "2",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "rnnkit (beam 2)" in out and "word-for-word dictionary" in out
     assert (tmp_path / "eval" / "metrics.json").exists()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import sys
 
 import pytest
 import torch
@@ -176,11 +178,32 @@ def test_metrics_csv_and_tensorboard_logs(tmp_path):
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_show_epoch_eta_and_live_loss_on_a_terminal(monkeypatch):
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("TQDM_DISABLE")
+    train_regressor(epochs=2)
+    shown = terminal.getvalue()
+    assert "epoch 1/2" in shown and "epoch 2/2" in shown
+    assert "validate" in shown and "<" in shown  # tqdm's "elapsed<remaining"
+    assert "loss=" in shown  # live, on the bar
+    assert "epoch 2/2: loss " in shown and ", val_loss " in shown  # the lasting summary
+
+
 def test_progress_bars_hide_when_disabled(monkeypatch):
+    monkeypatch.setattr(sys, "stderr", FakeTerminal())
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert not progress_enabled(True)
     monkeypatch.delenv("TQDM_DISABLE")
+    assert progress_enabled(True)
     assert not progress_enabled(False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    assert not progress_enabled(True)
 
 
 @pytest.mark.parametrize(
@@ -219,3 +242,30 @@ def test_patience_on_a_missing_metric_names_the_available_ones():
     trainer = Trainer(model, lambda m, b: m(b).pow(2).mean(), config)
     with pytest.raises(UserError, match="'val_loss' is not an epoch metric; expected one of loss"):
         trainer.fit([torch.ones(1, 1)])
+
+
+def test_max_steps_stops_mid_epoch():
+    trainer, history = train_regressor(epochs=5, max_steps=13)  # 10 steps an epoch
+    assert trainer.global_step == 13 and len(history) == 2
+
+
+class EpochAwareBatches:
+    """A custom batch iterable that shuffles by the epoch the trainer gives it."""
+
+    def __init__(self):
+        self.epochs_seen = []
+        self.x = torch.randn(12, 2)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epochs_seen.append(epoch)
+
+    def __iter__(self):
+        order = torch.randperm(12, generator=torch.Generator().manual_seed(self.epochs_seen[-1]))
+        yield from self.x[order].split(4)
+
+
+def test_custom_batches_get_the_epoch():
+    batches = EpochAwareBatches()
+    config = TrainConfig(epochs=3, device="cpu")
+    Trainer(nn.Linear(2, 1), lambda model, x: model(x).pow(2).mean(), config).fit(batches)
+    assert batches.epochs_seen == [0, 1, 2]

@@ -58,12 +58,12 @@ def _sequence_forward(
     g_all = gx.new_empty(steps, batch, hidden)
     tanh_c_all = gx.new_empty(steps, batch, hidden)
     ln_hh = ln_hh_w is not None
-    ln_c = ln_c_w is not None
     hh_raw = gx.new_empty(steps, batch, 4 * hidden) if ln_hh else empty
-    hh_mean = gx.new_empty(steps, batch, 1) if ln_hh else empty
-    hh_rstd = gx.new_empty(steps, batch, 1) if ln_hh else empty
-    c_mean = gx.new_empty(steps, batch, 1) if ln_c else empty
-    c_rstd = gx.new_empty(steps, batch, 1) if ln_c else empty
+    # Layer-norm statistics [B, 1] per step, stacked at the end.
+    hh_mean: list[Tensor] = []
+    hh_rstd: list[Tensor] = []
+    c_mean: list[Tensor] = []
+    c_rstd: list[Tensor] = []
     unprojected = gx.new_empty(steps, batch, hidden) if w_hr is not None else empty
     outputs = gx.new_empty(steps, batch, h0.shape[-1]) if mask is not None else empty
     h = h0
@@ -73,42 +73,48 @@ def _sequence_forward(
             # The raw recurrent pre-activations are kept for the layer norm's backward pass.
             hh = torch.mm(h, w_hh.t(), out=hh_raw[t])
             hh, mean, rstd = torch.native_layer_norm(hh, [4 * hidden], ln_hh_w, None, 1e-5)
-            hh_mean[t] = mean
-            hh_rstd[t] = rstd
+            hh_mean.append(mean)
+            hh_rstd.append(rstd)
+            z = gx[t] + hh
         else:
-            hh = torch.mm(h, w_hh.t())
-        z = gx[t] + hh
+            z = torch.addmm(gx[t], h, w_hh.t())
         if w_cif is not None:
             z.view(batch, 4, hidden)[:, :2] += w_cif * c.unsqueeze(1)
         sig = torch.sigmoid(z, out=sigmoids[t])
         g = torch.tanh(z[:, 2 * hidden : 3 * hidden], out=g_all[t])
-        c_new = torch.addcmul(sig[:, hidden : 2 * hidden] * c, sig[:, :hidden], g)
+        # Each step's results go straight into the stacked tensors (out=), saving copies.
+        c_new = sig[:, hidden : 2 * hidden] * c
+        if mask is None:
+            c_new = torch.addcmul(c_new, sig[:, :hidden], g, out=c_states[t + 1])
+        else:
+            c_new = torch.addcmul(c_new, sig[:, :hidden], g)
         o = sig[:, 3 * hidden :]
         if w_co is not None:
             o = torch.sigmoid(z[:, 3 * hidden :] + w_co * c_new, out=o)
         c_out = c_new
         if ln_c_w is not None:
             c_out, mean, rstd = torch.native_layer_norm(c_new, [hidden], ln_c_w, ln_c_b, 1e-5)
-            c_mean[t] = mean
-            c_rstd[t] = rstd
+            c_mean.append(mean)
+            c_rstd.append(rstd)
         tanh_c = torch.tanh(c_out, out=tanh_c_all[t])
+        h_target = h_states[t + 1] if mask is None else empty
         if w_hr is not None:
-            h_new = torch.mm(torch.mul(o, tanh_c, out=unprojected[t]), w_hr.t())
+            h_new = torch.mul(o, tanh_c, out=unprojected[t])
+            h_new = torch.mm(h_new, w_hr.t(), out=h_target) if mask is None else h_new @ w_hr.t()
         else:
-            h_new = o * tanh_c
+            h_new = torch.mul(o, tanh_c, out=h_target) if mask is None else o * tanh_c
         if mask is not None:
             valid = mask[t].unsqueeze(1)
-            h_new = torch.where(valid, h_new, h)
-            c_new = torch.where(valid, c_new, c)
+            h_new = torch.where(valid, h_new, h, out=h_states[t + 1])
+            c_new = torch.where(valid, c_new, c, out=c_states[t + 1])
             torch.mul(h_new, valid, out=outputs[t])
-        h_states[t + 1] = h_new
-        c_states[t + 1] = c_new
         h = h_new
         c = c_new
     if mask is None:
         outputs = h_states[1:].clone()
-    return [outputs, h_states, c_states, sigmoids, g_all, tanh_c_all, hh_raw] + [
-        hh_mean, hh_rstd, c_mean, c_rstd, unprojected
+    stats = [torch.stack(s) if len(s) > 0 else empty for s in [hh_mean, hh_rstd, c_mean, c_rstd]]
+    return [outputs, h_states, c_states, sigmoids, g_all, tanh_c_all, hh_raw] + stats + [
+        unprojected
     ]  # fmt: skip
 
 
@@ -145,10 +151,11 @@ def _sequence_backward(
     hidden = c_states.shape[-1]
     empty = d_o.new_empty(0)
     grad_z_all = d_o.new_empty(steps, batch, 4 * hidden)
-    grad_hh_all = d_o.new_empty(steps, batch, 4 * hidden) if ln_hh_w is not None else empty
-    grad_ln_hh_w = torch.zeros_like(ln_hh_w) if ln_hh_w is not None else empty
-    grad_ln_c_w = torch.zeros_like(ln_c_w) if ln_c_w is not None else empty
-    grad_ln_c_b = torch.zeros_like(ln_c_w) if ln_c_w is not None else empty
+    # Per-step results for the layer norms, stacked (and summed) once at the end.
+    grad_hh_list: list[Tensor] = []
+    grad_ln_hh_w: list[Tensor] = []
+    grad_ln_c_w: list[Tensor] = []
+    grad_ln_c_b: list[Tensor] = []
     grad_h_new_all = d_o.new_empty(grad_outputs.shape) if w_hr is not None else empty
     grad_h = grad_h_last
     grad_c = grad_c_last
@@ -176,8 +183,8 @@ def _sequence_backward(
                 grad_c_out, c_states[t + 1], [hidden], c_mean[t], c_rstd[t], ln_c_w, ln_c_w,
                 [True, True, True],
             )  # fmt: skip
-            grad_ln_c_w = grad_ln_c_w + grad_w
-            grad_ln_c_b = grad_ln_c_b + grad_b
+            grad_ln_c_w.append(grad_w)
+            grad_ln_c_b.append(grad_b)
         grad_c_total = grad_c + grad_c_out
         if w_co is not None:
             grad_c_total = torch.addcmul(grad_c_total, grad_z_o, w_co)
@@ -192,17 +199,21 @@ def _sequence_backward(
                 grad_z, hh_raw[t], [4 * hidden], hh_mean[t], hh_rstd[t], ln_hh_w, None,
                 [True, True, False],
             )  # fmt: skip
-            grad_ln_hh_w = grad_ln_hh_w + grad_w
-            grad_hh_all[t] = grad_hh
+            grad_ln_hh_w.append(grad_w)
+            grad_hh_list.append(grad_hh)
         grad_h = torch.mm(grad_hh, w_hh)
         if mask is not None:
             grad_h = grad_h + grad_h_keep
             grad_c = grad_c + grad_c_keep
-    if ln_hh_w is None:
-        grad_hh_all = grad_z_all
-    return [grad_z_all, grad_h, grad_c, grad_hh_all, grad_ln_hh_w, grad_ln_c_w, grad_ln_c_b] + [
-        grad_h_new_all
-    ]  # fmt: skip
+    grad_hh_all = grad_z_all
+    if len(grad_hh_list) > 0:
+        grad_hh_list.reverse()
+        grad_hh_all = torch.stack(grad_hh_list)
+    grad_ln = [
+        torch.stack(g).sum(0) if len(g) > 0 else empty
+        for g in [grad_ln_hh_w, grad_ln_c_w, grad_ln_c_b]
+    ]
+    return [grad_z_all, grad_h, grad_c, grad_hh_all] + grad_ln + [grad_h_new_all]
 
 
 def _compile(fn):

@@ -2,7 +2,7 @@
 
 Sources:
 
-- the 371 four-part Bach chorales and the Essen folk songs that ship inside ``music21``,
+- the four-part Bach chorales (349 distinct) and the Essen folk songs in ``music21``,
   parsed once and cached (``rnnkit.data.cache``, keyed by music21's version);
 - any folder of the user's standard MIDI files, read with ``mido``; a file that is corrupt,
   empty, drum-only or absurdly long is skipped with a one-line reason and counted.
@@ -15,7 +15,7 @@ time-shift / velocity events). `write_midi` turns any of them back into a standa
 
 Example:
     >>> from rnnkit.data import music
-    >>> chorales = music.load_bach_chorales(limit=3)       # full corpus: ~30 s once, then cached
+    >>> chorales = music.load_bach_chorales(limit=3)  # all 349: ~30-50 s once, then cached
     >>> roll = music.piano_roll(chorales[0], steps_per_quarter=1)   # (frames, 88) of 0/1
     >>> music.write_midi(music.roll_to_piece(roll, 1), "chorale.mid")
 """
@@ -331,6 +331,21 @@ class EventCodec:
 # --------------------------------------------------------------------------------------
 
 
+def drop_duplicates(pieces: Sequence[Piece]) -> list[Piece]:
+    """The pieces without repeats: a piece whose notes (in the common key) equal an earlier
+    piece's is dropped, so that no piece can sit in both the training and the test split.
+
+    music21's chorale iterator yields 22 of its 371 chorales twice.
+    """
+    seen, unique = set(), []
+    for piece in pieces:
+        fingerprint = np.round(piece.to_common_key().notes, 4).tobytes()
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            unique.append(piece)
+    return unique
+
+
 def split_pieces(
     pieces: Sequence[Piece], fractions: tuple[float, float] = (0.6, 0.2), seed: int = 0
 ) -> tuple[list[Piece], list[Piece], list[Piece]]:
@@ -585,7 +600,8 @@ def _cached(name: str, parse: Callable[[], list[Piece]]) -> list[Piece]:
 
 
 def load_bach_chorales(limit: int | None = None, progress: bool = False) -> list[Piece]:
-    """The 371 four-part Bach chorales of music21, in its order.
+    """The four-part Bach chorales of music21, in its order: 349 distinct of the 371 that
+    its iterator yields (see `drop_duplicates`).
 
     The whole corpus takes ~30-50 s to parse, once; later calls read the cache. ``limit``
     parses (and caches) only the first pieces, unless the whole corpus is cached already.
@@ -602,8 +618,8 @@ def load_bach_chorales(limit: int | None = None, progress: bool = False) -> list
         return pieces
 
     if limit is not None and not (_music21_cache() / "chorales.json").exists():
-        return _cached(f"chorales-first{limit}", lambda: parse(limit))
-    return _cached("chorales", lambda: parse(None))[:limit]
+        return drop_duplicates(_cached(f"chorales-first{limit}", lambda: parse(limit)))
+    return drop_duplicates(_cached("chorales", lambda: parse(None)))[:limit]
 
 
 def load_folk_songs(

@@ -69,17 +69,48 @@ class Utterance:
 
 # ---------------------------------------------------------------------------- texts
 
-DIGITS = "zero one two three four five six seven eight nine oh".split()
-RANKS = "ace two three four five six seven eight nine ten jack queen king".split()
-SUITS = "clubs diamonds hearts spades".split()
-COMMANDS = [
-    "go forward {n} meters", "go back {n} meters", "turn left", "turn right", "stop",
-    "start", "move up", "move down", "move left", "move right", "open the door",
-    "close the door", "turn on the light", "turn off the light", "go home", "wait {n} seconds",
-    "pick up the {color} block", "put down the {color} block", "yes", "no", "cancel",
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "oh"]
+RANKS = [
+    "ace",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "jack",
+    "queen",
+    "king",
 ]
-COLORS = "red green blue yellow black white".split()
-NUMBERS = "one two three four five six seven eight nine ten twenty".split()
+SUITS = ["clubs", "diamonds", "hearts", "spades"]
+COMMANDS = [
+    "go forward {n} meters",
+    "go back {n} meters",
+    "turn left",
+    "turn right",
+    "stop",
+    "start",
+    "move up",
+    "move down",
+    "move left",
+    "move right",
+    "open the door",
+    "close the door",
+    "turn on the light",
+    "turn off the light",
+    "go home",
+    "wait {n} seconds",
+    "pick up the {color} block",
+    "put down the {color} block",
+    "yes",
+    "no",
+    "cancel",
+]
+COLORS = ["red", "green", "blue", "yellow", "black", "white"]
+NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twenty"]
 SUBJECTS = ["the cat", "the dog", "my friend", "the robot", "a small bird", "the old man"]
 VERBS = ["sees", "likes", "finds", "follows", "wants", "has"]
 OBJECTS = ["the {color} ball", "a {color} box", "the big house", "the water", "a good book"]
@@ -107,16 +138,41 @@ def generate_texts(n: int, seed: int = 0) -> list[str]:
 # ---------------------------------------------------------------------------- voices
 
 ESPEAK_ACCENTS = ["en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp"]
-TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f4", "klatt", "klatt2",
-                  "adam", "andy", "annie", "boris", "david", "linda", "paul", "robert", "steph"]
+TRAIN_VARIANTS = [
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "klatt",
+    "klatt2",
+    "adam",
+    "andy",
+    "annie",
+    "boris",
+    "david",
+    "linda",
+    "paul",
+    "robert",
+    "steph",
+]
 HELD_OUT_VARIANTS = ["m7", "f5", "klatt3", "ed", "john", "belinda"]
 FLITE_VOICES = ["slt", "kal", "awb", "rms"]
 
 
 def _voices(variants: list[str], rng: np.random.Generator, n: int) -> list[Voice]:
     return [
-        Voice("espeak-ng", f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(variants)}",
-              speed=int(rng.integers(120, 200)), pitch=int(rng.integers(25, 75)))
+        Voice(
+            "espeak-ng",
+            f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(variants)}",
+            speed=int(rng.integers(120, 200)),
+            pitch=int(rng.integers(25, 75)),
+        )
         for _ in range(n)
     ]
 
@@ -133,11 +189,30 @@ def synthesize(text: str, voice: Voice) -> np.ndarray:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "out.wav"
         if voice.synthesizer == "espeak-ng":
-            command = ["espeak-ng", "-v", voice.name, "-s", str(voice.speed),
-                       "-p", str(voice.pitch), "-w", str(path), text]
+            command = [
+                "espeak-ng",
+                "-v",
+                voice.name,
+                "-s",
+                str(voice.speed),
+                "-p",
+                str(voice.pitch),
+                "-w",
+                str(path),
+                text,
+            ]
         else:
-            command = ["flite", "-voice", voice.name, "--setf", f"duration_stretch="
-                       f"{160 / voice.speed:.2f}", "-t", text, "-o", str(path)]
+            command = [
+                "flite",
+                "-voice",
+                voice.name,
+                "--setf",
+                f"duration_stretch={160 / voice.speed:.2f}",
+                "-t",
+                text,
+                "-o",
+                str(path),
+            ]
         subprocess.run(command, check=True, capture_output=True)
         audio, rate = sf.read(path, dtype="float32")
     return resample(audio, rate, SAMPLE_RATE)
@@ -202,8 +277,12 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
     manifest = folder / "manifest.json"
     if manifest.exists():
         rows = json.loads(manifest.read_text())
-        return [Utterance(sf.read(folder / r["file"], dtype="float32")[0], r["text"],
-                          r["speaker"], r["file"]) for r in rows]
+        return [
+            Utterance(
+                sf.read(folder / r["file"], dtype="float32")[0], r["text"], r["speaker"], r["file"]
+            )
+            for r in rows
+        ]
     split_seed = {"train": 0, "valid": 1, "test": 2}[split] + 10 * seed
     rng = np.random.default_rng(split_seed)
     texts = generate_texts(n, seed=split_seed)
@@ -282,13 +361,18 @@ def read_transcribed_folder(folder: str | os.PathLike) -> list[Utterance]:
             parts = line.split(maxsplit=1)
             if len(parts) != 2:
                 raise UserError(f"{trans}, line {number}: expected 'UTTERANCE_ID transcript'")
-            audio_path = next((trans.parent / f"{parts[0]}{ext}" for ext in (".wav", ".flac")
-                               if (trans.parent / f"{parts[0]}{ext}").exists()), None)
+            audio_path = next(
+                (
+                    trans.parent / f"{parts[0]}{ext}"
+                    for ext in (".wav", ".flac")
+                    if (trans.parent / f"{parts[0]}{ext}").exists()
+                ),
+                None,
+            )
             if audio_path is None:
                 raise UserError(f"{trans}, line {number}: no {parts[0]}.wav or .flac beside it")
             audio, _ = load_audio(audio_path)
-            utterances.append(Utterance(audio, normalize_transcript(parts[1]), "",
-                                        str(audio_path)))
+            utterances.append(Utterance(audio, normalize_transcript(parts[1]), "", str(audio_path)))
     if not utterances:
         for wav in sorted(folder.rglob("*.wav")):
             text_path = wav.with_suffix(".txt")
@@ -314,8 +398,7 @@ def pocketsphinx_recordings() -> list[Utterance]:
     utterances: list[Utterance] = []
     if not TESTDATA.is_dir():
         return utterances
-    for folder, transcripts in (("cards", "cards.transcription"),
-                                ("librivox", "transcription")):
+    for folder, transcripts in (("cards", "cards.transcription"), ("librivox", "transcription")):
         for line in (TESTDATA / folder / transcripts).read_text().splitlines():
             text, _, name = line.rpartition("(")
             text = text.replace("<s>", "").replace("</s>", "")
@@ -324,8 +407,10 @@ def pocketsphinx_recordings() -> list[Utterance]:
                 audio, _ = load_audio(wav)
                 speaker = "librivox" if folder == "librivox" else "cards"
                 utterances.append(Utterance(audio, normalize_transcript(text), speaker, str(wav)))
-    for name, text in (("goforward.raw", "go forward ten meters"),
-                       ("tidigits/dhd.2934z.raw", "two nine three four zero")):
+    for name, text in (
+        ("goforward.raw", "go forward ten meters"),
+        ("tidigits/dhd.2934z.raw", "two nine three four zero"),
+    ):
         if (TESTDATA / name).exists():
             raw = np.fromfile(TESTDATA / name, dtype="<i2").astype(np.float32) / 32768
             utterances.append(Utterance(raw, text, "commands", str(TESTDATA / name)))

@@ -34,7 +34,14 @@ class ProgressBar:
 
     def __init__(self, enabled: bool, total: int | None, desc: str, initial: int = 0):
         self.bar = (
-            tqdm(total=total, desc=desc, initial=initial, leave=False, dynamic_ncols=True)
+            tqdm(
+                total=total,
+                desc=desc,
+                initial=initial,
+                leave=False,
+                dynamic_ncols=True,
+                disable=False,  # decided above; tqdm's own default reads the env at import
+            )
             if enabled
             else None
         )
@@ -48,11 +55,18 @@ class ProgressBar:
         now = time.monotonic()
         if now - self._last_refresh > 0.5:
             self._last_refresh = now
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in values().items()}, refresh=False)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in values().items()})
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def print_epoch_summary(row: dict, epochs: int) -> None:
+    """One lasting line per epoch under the (transient) bars, e.g.
+    ``epoch 3/10: loss 0.4121, val_loss 0.4702, lr 0.001``."""
+    values = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+    tqdm.write(f"epoch {row['epoch']}/{epochs}: {values}", file=sys.stderr)
 
 
 class MetricsLogger:

@@ -1,10 +1,10 @@
 """`AnomalyDetector`: score each point by how surprising it is to an rnnkit forecaster.
 
-The detector trains a one-step `Forecaster` (Student-t likelihood) on a stretch of the
-series known or assumed to be normal. A point's score is its surprise under the distribution
-the model predicted for it from the ``context_length`` points before it:
-``-log10`` of the two-sided tail probability of the residual. Scores are then smoothed and
-thresholded without labels (`thresholds.flag`, Hundman et al. 2018).
+The detector trains a `Forecaster` (Student-t likelihood, ``horizon`` steps ahead) on a
+stretch of the series known or assumed to be normal. A point's surprise under a predicted
+distribution is ``-log10`` of the two-sided tail probability of its residual; its score is
+the mean surprise under the forecasts made for it from the ``horizon`` origins before it.
+Scores are then smoothed and thresholded without labels (`thresholds.flag`, Hundman et al. 2018).
 
 Example:
     >>> detector = AnomalyDetector(epochs=5).fit(train_values)
@@ -57,12 +57,21 @@ class AnomalyDetector:
 
     Args:
         context_length: past points the forecaster reads for each prediction.
+        horizon: steps predicted from each origin; a point's score averages its surprise
+            under the forecasts of the ``horizon`` origins before it.
         span: smoothing of the scores before thresholding (EWMA span, points).
         calendar: use calendar features (off for series without real timestamps).
         **options: other `ForecasterConfig` fields (hidden_size, epochs, lr, seed, device...).
     """
 
-    def __init__(self, context_length: int = 64, span: int = 8, calendar: bool = False, **options):
+    def __init__(
+        self,
+        context_length: int = 64,
+        horizon: int = 8,
+        span: int = 8,
+        calendar: bool = False,
+        **options,
+    ):
         options.setdefault("epochs", 15)
         options.setdefault("hidden_size", 32)
         options.setdefault("num_layers", 1)
@@ -71,7 +80,7 @@ class AnomalyDetector:
         self.span = span
         self.forecaster = Forecaster(
             ForecasterConfig(
-                horizon=1,
+                horizon=horizon,
                 context_length=context_length,
                 likelihood="student_t",
                 calendar=calendar,
@@ -89,7 +98,13 @@ class AnomalyDetector:
         return self
 
     def score(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Surprise of every point of the (first) series; NaN for the first context points."""
+        """Surprise of every point of the (first) series; NaN for the first context points.
+
+        The forecaster predicts ``horizon`` steps from every origin, so each point is
+        predicted from up to ``horizon`` origins before it; its score is the mean surprise
+        over them. A one-step score alone sees a level shift only at its edges (the next
+        context already contains the new level); the longer look keeps it surprising.
+        """
         frame = as_frame(data)
         windows = self.forecaster._windows(frame)
         length = int(windows.lengths[0])
@@ -100,13 +115,19 @@ class AnomalyDetector:
             )
         origins = np.arange(self.context_length, length)
         pairs = np.stack([np.zeros_like(origins), origins], axis=1)
-        params = self.forecaster.distribution_at(windows, pairs)
-        values = windows.target[origins]
-        residual = np.abs(values - params["loc"][:, 0]) / params["scale"][:, 0]
-        tail = 2 * stats.t.sf(residual, params["df"][:, 0])
-        scores = np.full(length, np.nan)
-        scores[origins] = -np.log10(np.maximum(tail, 1e-300))
-        return scores
+        params = self.forecaster.distribution_at(windows, pairs)  # (B, H) each
+        horizon = params["loc"].shape[1]
+        targets = origins[:, None] + np.arange(horizon)[None, :]
+        inside = targets < length
+        values = windows.target[np.minimum(targets, length - 1)]
+        residual = np.abs(values - params["loc"]) / params["scale"]
+        tail = 2 * stats.t.sf(residual, params["df"])
+        surprise = -np.log10(np.maximum(tail, 1e-300))
+        keep = inside & np.isfinite(surprise)
+        total, count = np.zeros(length), np.zeros(length)
+        np.add.at(total, targets[keep], surprise[keep])
+        np.add.at(count, targets[keep], 1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
     def detect(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> Detection:
         """Score, threshold and report the anomalous points and windows of a series."""
@@ -126,12 +147,13 @@ class AnomalyDetector:
         return Detection(table, flagged.threshold, flagged.windows)
 
     def save(self, directory: str | os.PathLike) -> None:
+        self.forecaster.columns = {**self.forecaster.columns, "kind": "anomaly"}
         self.forecaster.save(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str = "cpu") -> AnomalyDetector:
         forecaster = Forecaster.load(directory, device=device)
-        if forecaster.config.horizon != 1:
+        if forecaster.columns.get("kind") != "anomaly":
             raise UserError(f"{directory}: a forecasting model, not an anomaly detector")
         detector = cls.__new__(cls)
         detector.span = 8

@@ -11,7 +11,9 @@ Two tests, every method in the same run on the same series:
   when a flagged window overlaps it, give or take ``tolerance`` points; a flagged window is
   right when it overlaps an injected event the same way).
 
-All three scores go through the same label-free threshold (`thresholds.flag`).
+All three scores go through the same label-free threshold (`thresholds.flag`). The point-wise
+average precision of each raw score (``point_AP``, threshold-free, computed with the labels)
+tells how much of a miss is the score's fault and how much the threshold's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import average_precision_score
 
 from rnnkit.apps.anomaly.baselines import isolation_forest, rolling_zscore
 from rnnkit.apps.anomaly.detector import AnomalyDetector
@@ -144,6 +147,7 @@ def injected_test(
         flagged = flag(scores, merge_gap=8)
         scored.flagged[method] = flagged
         point = pointwise(injected.labels, flagged.flags)
+        valid = ~np.isnan(scores)
         event = eventwise(events, flagged.windows, tolerance)
         rows.append(
             {
@@ -156,6 +160,8 @@ def injected_test(
                 "event_R": event["recall"],
                 "event_F1": event["f1"],
                 "flagged_windows": len(flagged.windows),
+                # threshold-free quality of the score itself (uses the labels, diagnosis only)
+                "point_AP": float(average_precision_score(injected.labels[valid], scores[valid])),
             }
         )
     return rows, scored

@@ -95,22 +95,25 @@ def video_strip(
     reference: str | None = None,
 ) -> Path:
     """The frames of a clip in a row, the caption above; with ``alphas`` [words + 1, T], a heat
-    map below of how much each word attended to each frame."""
+    map below of how much each word (columns) attended to each frame (rows)."""
     t = len(frames)
+    figure = plt.figure(figsize=(max(1.3 * t, 6), 3.6 if alphas is not None else 1.8))
     rows = 2 if alphas is not None else 1
-    figure = plt.figure(figsize=(1.3 * t, 1.6 + (0.22 * len(alphas) if rows == 2 else 0)))
-    grid = figure.add_gridspec(rows, t, height_ratios=[1, 0.18 * len(alphas)] if rows == 2 else [1])
+    grid = figure.add_gridspec(rows, t, height_ratios=[1, 1.3] if rows == 2 else [1])
     for i, frame in enumerate(frames):
         ax = figure.add_subplot(grid[0, i])
         ax.imshow(frame)
         ax.axis("off")
-        ax.set_title(f"t={i}", fontsize=7)
-    title = caption if reference is None else f"{caption}\n(ref: {reference})"
+        ax.set_title(f"frame {i}", fontsize=7)
+    title = textwrap.fill(caption, 110)
+    if reference is not None:
+        title += "\n" + textwrap.fill(f"(ref: {reference})", 110)
     figure.suptitle(title, fontsize=9)
     if alphas is not None:
         ax = figure.add_subplot(grid[1, :])
         words = [*caption.split(), "<end>"][: len(alphas)]
-        ax.imshow(alphas, aspect="auto", cmap="magma", vmin=0)
-        ax.set_yticks(range(len(words)), words, fontsize=6)
-        ax.set_xticks(range(t), [f"frame {i}" for i in range(t)], fontsize=6)
+        ax.imshow(alphas.T, aspect="auto", cmap="magma", vmin=0)
+        ax.set_xticks(range(len(words)), words, fontsize=7, rotation=60, ha="right")
+        ax.set_yticks(range(t), [str(i) for i in range(t)], fontsize=6)
+        ax.set_ylabel("frame", fontsize=7)
     return _save(figure, path)

@@ -1,12 +1,14 @@
 """The music networks: a piano-roll model over frames and a token model over events.
 
 `PianoRollNet` reads frames ``x[0..t-1]`` with an rnnkit LSTM/GRU and gives the distribution
-of frame ``x[t]`` (88 pitches) through one of two output layers:
+of frame ``x[t]`` (88 pitches) through one of three output layers:
 
 - `BernoulliOutput`: 88 independent sigmoids (the "RNN" rows of Chung et al. 2014);
 - `NADEOutput`: a NADE (Larochelle & Murray 2011) whose biases come from the RNN state,
   so pitches are modelled jointly, each given the lower ones: the RNN-NADE of
-  Boulanger-Lewandowski et al. (2012), trained end to end.
+  Boulanger-Lewandowski et al. (2012), trained end to end;
+- `MADEOutput`: the same factorization with masked weights (Germain et al. 2015) plus
+  direct pitch-to-pitch connections: as good here and ~10x cheaper on a CPU (the default).
 
 `TokenNet` is an embedding + LSTM/GRU + softmax over a vocabulary (melody tokens or
 performance events).

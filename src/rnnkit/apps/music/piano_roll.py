@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rnnkit.apps.music.models import PianoRollNet
-from rnnkit.data.music import NUM_PITCHES, Piece, piano_roll, roll_to_piece
+from rnnkit.data.music import NUM_PITCHES, Piece, piano_roll, roll_to_piece, shift_to_common_key
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model
 from rnnkit.errors import UserError
 
@@ -229,8 +229,6 @@ class PianoRollLM:
         )
         if key_sharps is None:
             key_sharps = primer.key_sharps if primer is not None else 0
-        from rnnkit.data.music import shift_to_common_key
-
         return (
             piece.transpose(-shift_to_common_key(key_sharps)) if self.config.common_key else piece
         )

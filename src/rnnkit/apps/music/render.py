@@ -48,7 +48,7 @@ def plot_piano_roll(
         min(int(used.max()) + 3, roll.shape[1] if roll.size else 88),
     )
     figure, axes = plt.subplots(figsize=(10, 3.6), dpi=100)
-    quarters = roll.shape[0] / steps_per_quarter
+    quarters = max(roll.shape[0] / steps_per_quarter, 1.0)  # a silent piece still gets axes
     axes.imshow(
         roll[:, low:high].T,
         origin="lower",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -254,8 +254,6 @@ class TokenLM:
 
 def _first_quarters(piece: Piece, quarters: float) -> Piece:
     """The part of ``piece`` that starts before ``quarters``, cut at that time."""
-    from dataclasses import replace
-
     keep = piece.notes[:, 1] < quarters
     notes = piece.notes[keep].copy()
     notes[:, 2] = np.minimum(notes[:, 2], quarters)

@@ -194,7 +194,7 @@ class Generated:
     messages: list[str]
 
 
-def resolve_primer(primer: str | None, directory: str | os.PathLike, config: dict) -> Piece | None:
+def resolve_primer(primer: str | None, config: dict) -> Piece | None:
     """``None``, a MIDI file, or ``test:N``: the N-th held-out piece of the model's corpus."""
     if not primer:
         return None
@@ -245,7 +245,9 @@ def generate(
     _check_sampling(temperature, top_k, top_p, count, bars if seconds is None else seconds)
     model, config = load(directory)
     out = Path(out)
-    primer_piece = resolve_primer(primer, directory, config)
+    if top_k is not None and isinstance(model, PianoRollLM):
+        raise UserError("--top-k: piano-roll models choose each note on or off; use --top-p")
+    primer_piece = resolve_primer(primer, config)
     tempo = tempo_bpm or (
         primer_piece.tempo_bpm
         if primer_piece
@@ -272,7 +274,10 @@ def generate(
         piece = model.generate(seed=seed + index, **options)
         piece.name = f"sample_{index + 1}"
         midi_path = music.write_midi(piece, out / f"{piece.name}.mid")
-        music.read_midi(midi_path)  # the file must parse back
+        if len(piece.notes) == 0:
+            result.messages.append(f"{midi_path.name} is silent: try a higher --temperature")
+        elif len(music.read_midi(midi_path).notes) != len(piece.notes):  # must parse back
+            raise RuntimeError(f"{midi_path}: the written MIDI file does not read back")
         result.pieces.append(piece)
         result.files.append(midi_path)
         title = f"{piece.name}: {bars:g} bars, temperature {temperature:g}" + (
@@ -290,9 +295,8 @@ def generate(
             elif message not in result.messages:
                 result.messages.append(message)
     if corpus is None:
-        corpus = split(load_corpus(config.get("data", "chorales"), config.get("limit"), warn=None))[
-            0
-        ]
+        pieces = load_corpus(config.get("data", "chorales"), config.get("limit"), warn=None)
+        corpus = split(pieces, config.get("split_seed", 0))[0]
     result.statistics = compare_to_corpus({"generated": result.pieces}, corpus, "training corpus")
     return result
 

@@ -1,8 +1,9 @@
 """Why did the classifier say that? Per-token gradient saliency or attention, as highlighted HTML.
 
-Saliency is gradient x input (Shrikumar et al. 2017; Denil et al. 2014): for each word, the dot
-product of its embedding with the gradient of the predicted class's log-probability. Positive
-values pushed towards the predicted label (green), negative ones against it (red).
+Saliency is integrated gradients (Sundararajan et al. 2017): for each word, its embedding dotted
+with the gradient of the predicted class's log-probability, averaged on the path from all-zero
+embeddings to the text's. Positive values pushed towards the predicted label (green), negative
+ones against it (red).
 
 Example:
     >>> tokens = explain(classifier, "a gorgeous, witty film")
@@ -34,7 +35,7 @@ def explain(classifier: SentimentClassifier, text: str, method: str = "saliency"
     """Per-token weights for the classifier's prediction on ``text``.
 
     Args:
-        method: ``saliency`` (gradient x input, signed) or ``attention`` (the model's attention
+        method: ``saliency`` (integrated gradients, signed) or ``attention`` (the model's attention
             weights, >= 0; needs a model trained with attention pooling).
     """
     model = classifier._require_model()
@@ -55,18 +56,32 @@ def explain(classifier: SentimentClassifier, text: str, method: str = "saliency"
             _, weights = model(batch["tokens"], batch["lengths"], batch["pieces"])
         values = weights[0]
     elif method == "saliency":
-        embedded = model.embed(batch["tokens"], batch["pieces"]).detach().requires_grad_(True)
-        scores, _ = model(batch["tokens"], batch["lengths"], embedded=embedded)
-        if classifier.config.task == "regress":
-            target = scores[0, 0]  # the rating itself: green raises it, red lowers it
-        else:
-            target = scores.log_softmax(-1)[0].max()
-        (gradient,) = torch.autograd.grad(target, embedded)
-        values = (gradient * embedded).sum(-1)[0].detach()
+        values = _integrated_gradients(classifier, batch)
     else:
         raise UserError(f"unknown explanation method {method!r}; expected saliency or attention")
     largest = float(values.abs().max()) or 1.0
     return [TokenWeight(t, float(v) / largest) for t, v in zip(tokens, values.cpu(), strict=True)]
+
+
+def _integrated_gradients(classifier: SentimentClassifier, batch: dict, steps: int = 24):
+    """Per-word integrated gradients from all-zero embeddings to the text's embeddings.
+
+    The gradient of the target score is averaged along the straight path and multiplied by
+    the embedding; the word attributions then add up to score(text) - score(zeros).
+    """
+    model = classifier.model
+    embedded = model.embed(batch["tokens"], batch["pieces"]).detach()  # [1, T, E]
+    fractions = torch.linspace(1 / steps, 1, steps, device=embedded.device).view(-1, 1, 1)
+    path = (fractions * embedded).requires_grad_(True)  # [steps, T, E]
+    tokens = batch["tokens"].expand(steps, -1)
+    scores, _ = model(tokens, batch["lengths"].expand(steps), embedded=path)
+    if classifier.config.task == "regress":
+        target = scores[:, 0]  # the rating itself: green raises it, red lowers it
+    else:
+        predicted = int(scores[-1].argmax())  # the last point of the path is the text
+        target = scores.log_softmax(-1)[:, predicted]
+    (gradients,) = torch.autograd.grad(target.sum(), path)
+    return (gradients.mean(0) * embedded[0]).sum(-1).detach()
 
 
 def explanation_html(

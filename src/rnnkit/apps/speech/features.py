@@ -28,8 +28,9 @@ def mel_filterbank(
     """Triangular filters, shape (n_mels, n_freqs), for a one-sided spectrum of n_freqs bins."""
     f_max = f_max or sample_rate / 2
     freqs = torch.linspace(0, sample_rate / 2, n_freqs)
-    edges = mel_to_hz(torch.linspace(hz_to_mel(torch.tensor(f_min)),
-                                     hz_to_mel(torch.tensor(f_max)), n_mels + 2))
+    edges = mel_to_hz(
+        torch.linspace(hz_to_mel(torch.tensor(f_min)), hz_to_mel(torch.tensor(f_max)), n_mels + 2)
+    )
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (freqs[None, :] - lower) / (centre - lower)
     falling = (upper - freqs[None, :]) / (upper - centre)
@@ -42,17 +43,20 @@ class LogMel(nn.Module):
     25 ms Hann windows every 10 ms at 16 kHz; ``log(mel power + 1e-6)``.
     """
 
-    def __init__(self, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 400,
-                 hop_length: int = 160):
+    def __init__(
+        self, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 400, hop_length: int = 160
+    ):
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        self.register_buffer("filters", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate),
-                             persistent=False)
+        self.register_buffer(
+            "filters", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate), persistent=False
+        )
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.stft(audio, self.n_fft, self.hop_length, window=self.window,
-                              return_complex=True)
+        spectrum = torch.stft(
+            audio, self.n_fft, self.hop_length, window=self.window, return_complex=True
+        )
         power = spectrum.abs() ** 2
         return torch.log(self.filters @ power + 1e-6)
 
@@ -62,8 +66,12 @@ class LogMel(nn.Module):
 
 
 def spec_augment(
-    features: torch.Tensor, generator: torch.Generator | None = None, freq_masks: int = 2,
-    freq_width: int = 10, time_masks: int = 2, time_fraction: float = 0.08,
+    features: torch.Tensor,
+    generator: torch.Generator | None = None,
+    freq_masks: int = 2,
+    freq_width: int = 10,
+    time_masks: int = 2,
+    time_fraction: float = 0.08,
 ) -> torch.Tensor:
     """SpecAugment (Park et al. 2019) without time warping: zero random mel bands and frames.
 

@@ -48,22 +48,38 @@ class CTCAcousticModel(nn.Module):
     with ``T' = ceil(ceil(T / 2) / 2)``.
     """
 
-    def __init__(self, n_mels: int = 64, vocab_size: int = len(ALPHABET) + 1,
-                 hidden_size: int = 128, num_layers: int = 2, cell: str = "gru",
-                 channels: int = 32, dropout: float = 0.1):
+    def __init__(
+        self,
+        n_mels: int = 64,
+        vocab_size: int = len(ALPHABET) + 1,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        cell: str = "gru",
+        channels: int = 32,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         if cell not in ("gru", "lstm"):
             raise ValueError(f"cell {cell!r}: expected 'gru' or 'lstm'")
         self.frontend = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.BatchNorm2d(channels),
+            nn.Conv2d(1, channels, 3, stride=2, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.GELU(),
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1),
+            nn.BatchNorm2d(channels),
             nn.GELU(),
         )
         reduced_mels = (n_mels + 3) // 4
         self.project = nn.Linear(channels * reduced_mels, hidden_size)
         recurrent = rnnkit.GRU if cell == "gru" else rnnkit.LSTM
-        self.rnn = recurrent(hidden_size, hidden_size, num_layers=num_layers, batch_first=True,
-                             bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = recurrent(
+            hidden_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(2 * hidden_size, vocab_size)
 
@@ -74,8 +90,9 @@ class CTCAcousticModel(nn.Module):
             lengths = (lengths + 1) // 2
         return lengths
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.frontend(features.unsqueeze(1))  # (B, C, mels/4, T/4)
         x = x.flatten(1, 2).transpose(1, 2)  # (B, T/4, C * mels/4)
         out_lengths = self.output_lengths(lengths).clamp(min=1, max=x.shape[1])
@@ -97,8 +114,9 @@ def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[st
     return texts
 
 
-def ctc_beam_decode(log_probs: torch.Tensor, lengths: torch.Tensor, beam_width: int = 8,
-                    prune: float = -12.0) -> list[str]:
+def ctc_beam_decode(
+    log_probs: torch.Tensor, lengths: torch.Tensor, beam_width: int = 8, prune: float = -12.0
+) -> list[str]:
     """CTC prefix beam search (Hannun et al. 2014) without a language model.
 
     Keeps, per prefix, the probability of ending in a blank and in its last character, so

@@ -1,12 +1,12 @@
 """`SpeechRecognizer`: an estimator with fit / transcribe / evaluate / save / load.
 
-    >>> from rnnkit.data.speech import synthetic_speech
-    >>> recognizer = SpeechRecognizer(RecognizerConfig(hidden_size=128))
-    >>> recognizer.fit(synthetic_speech("train", 2000), epochs=30)           # doctest: +SKIP
-    >>> recognizer.transcribe([audio_at_16khz], beam_width=8)                 # doctest: +SKIP
-    ['seven of clubs']
-    >>> recognizer.evaluate(synthetic_speech("test", 300))                    # doctest: +SKIP
-    {'CER': 0.05, 'WER': 0.12}
+>>> from rnnkit.data.speech import synthetic_speech
+>>> recognizer = SpeechRecognizer(RecognizerConfig(hidden_size=128))
+>>> recognizer.fit(synthetic_speech("train", 2000), epochs=30)           # doctest: +SKIP
+>>> recognizer.transcribe([audio_at_16khz], beam_width=8)                 # doctest: +SKIP
+['seven of clubs']
+>>> recognizer.evaluate(synthetic_speech("test", 300))                    # doctest: +SKIP
+{'CER': 0.05, 'WER': 0.12}
 """
 
 from __future__ import annotations
@@ -64,8 +64,14 @@ class FeatureBatches:
     target_lengths (B,))``: the flat target form `torch.nn.functional.ctc_loss` takes.
     """
 
-    def __init__(self, features: list[torch.Tensor], targets: list[list[int]], batch_size: int,
-                 shuffle: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        features: list[torch.Tensor],
+        targets: list[list[int]],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
         self.features, self.targets = features, targets
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
 
@@ -124,27 +130,47 @@ class SpeechRecognizer:
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, train: Sequence[Utterance], valid: Sequence[Utterance] | None = None,
-            epochs: int = 30, lr: float = 2e-3, seed: int = 0, device: str = "cpu",
-            out_dir: str | None = None, progress: bool = False) -> list[dict]:
+    def fit(
+        self,
+        train: Sequence[Utterance],
+        valid: Sequence[Utterance] | None = None,
+        epochs: int = 30,
+        lr: float = 2e-3,
+        seed: int = 0,
+        device: str = "cpu",
+        out_dir: str | None = None,
+        progress: bool = False,
+    ) -> list[dict]:
         """Train on ``train`` utterances; return per-epoch losses (CTC, per utterance)."""
         if not train:
             raise UserError("no training utterances; expected audio with transcripts")
         seed_everything(seed)
         cfg = self.config
-        self.model = CTCAcousticModel(cfg.n_mels, len(ALPHABET) + 1, cfg.hidden_size,
-                                      cfg.num_layers, cfg.cell, cfg.channels, cfg.dropout)
+        self.model = CTCAcousticModel(
+            cfg.n_mels,
+            len(ALPHABET) + 1,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.cell,
+            cfg.channels,
+            cfg.dropout,
+        )
         self.device = device
         self.model.to(device)
         train_batches = self._batches(train, shuffle=True, seed=seed)
         valid_batches = self._batches(valid, shuffle=False) if valid else None
-        trainer = Trainer(self.model, self._loss_step,
-                          TrainConfig(epochs=epochs, lr=lr, seed=seed, device=device,
-                                      out_dir=out_dir, progress=progress))
+        trainer = Trainer(
+            self.model,
+            self._loss_step,
+            TrainConfig(
+                epochs=epochs, lr=lr, seed=seed, device=device, out_dir=out_dir, progress=progress
+            ),
+        )
         return trainer.fit(train_batches, valid_batches)
 
-    def _batches(self, utterances: Sequence[Utterance], shuffle: bool, seed: int = 0
-                 ) -> FeatureBatches:
+    def _batches(
+        self, utterances: Sequence[Utterance], shuffle: bool, seed: int = 0
+    ) -> FeatureBatches:
         features = [self.featurize(u.audio) for u in utterances]
         targets = [text_to_ids(u.text) for u in utterances]
         return FeatureBatches(features, targets, self.config.batch_size, shuffle, seed)
@@ -155,15 +181,22 @@ class SpeechRecognizer:
         if model.training and self.config.spec_augment:
             features = spec_augment(features)
         log_probs, out_lengths = model(features, lengths)
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths,
-                          blank=BLANK, zero_infinity=True)
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1),
+            targets,
+            out_lengths,
+            target_lengths,
+            blank=BLANK,
+            zero_infinity=True,
+        )
         return {"loss": loss}
 
     # ------------------------------------------------------------------ inference
 
     @torch.no_grad()
-    def transcribe(self, audios: Sequence[np.ndarray], beam_width: int = 1,
-                   batch_size: int = 32) -> list[str]:
+    def transcribe(
+        self, audios: Sequence[np.ndarray], beam_width: int = 1, batch_size: int = 32
+    ) -> list[str]:
         """Texts of mono 16 kHz recordings; ``beam_width > 1`` uses CTC prefix beam search."""
         self._check_fitted()
         self.model.eval()
@@ -177,11 +210,14 @@ class SpeechRecognizer:
             else:
                 texts += ctc_greedy_decode(log_probs, out_lengths)
         # Silence has nothing to say: no speech, no text.
-        return [t if np.abs(a).max(initial=0.0) >= 1e-4 else "" for t, a in
-                zip(texts, audios, strict=True)]
+        return [
+            t if np.abs(a).max(initial=0.0) >= 1e-4 else ""
+            for t, a in zip(texts, audios, strict=True)
+        ]
 
-    def evaluate(self, utterances: Sequence[Utterance], beam_width: int = 1
-                 ) -> tuple[dict[str, float], list[str]]:
+    def evaluate(
+        self, utterances: Sequence[Utterance], beam_width: int = 1
+    ) -> tuple[dict[str, float], list[str]]:
         """CER and WER on ``utterances``; also return the transcripts."""
         hypotheses = self.transcribe([u.audio for u in utterances], beam_width)
         return error_rates(hypotheses, [u.text for u in utterances]), hypotheses
@@ -198,11 +234,19 @@ class SpeechRecognizer:
         try:
             recognizer = cls(RecognizerConfig(**config))
         except TypeError:
-            raise UserError(f"{Path(directory) / 'config.json'}: not a speech model's config"
-                            ) from None
+            raise UserError(
+                f"{Path(directory) / 'config.json'}: not a speech model's config"
+            ) from None
         cfg = recognizer.config
-        recognizer.model = CTCAcousticModel(cfg.n_mels, len(ALPHABET) + 1, cfg.hidden_size,
-                                            cfg.num_layers, cfg.cell, cfg.channels, cfg.dropout)
+        recognizer.model = CTCAcousticModel(
+            cfg.n_mels,
+            len(ALPHABET) + 1,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.cell,
+            cfg.channels,
+            cfg.dropout,
+        )
         recognizer.model.load_state_dict(state)
         recognizer.model.to(device).eval()
         recognizer.device = device

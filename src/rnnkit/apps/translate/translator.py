@@ -233,6 +233,34 @@ class Translator:
                 results[i] = self.target_tokenizer.decode(tokens) if encoded[i] else ""
         return [results[i] for i in range(len(sentences))]
 
+    @torch.no_grad()
+    def attention_map(
+        self, sentence: str, max_len: int = 60
+    ) -> tuple[list[str], list[str], torch.Tensor]:
+        """Greedy translation of one sentence with its attention weights.
+
+        Returns the source subwords, the output subwords and a (target, source) weight matrix
+        whose rows sum to 1: where the decoder looked while writing each subword.
+        """
+        self._check_fitted()
+        self.model.eval()
+        ids = self.source_tokenizer.encode(sentence)[: self.config.max_subwords] or [EOS_ID]
+        source = torch.tensor([ids], device=self.device)
+        encoded, state = self.model.encode(source, torch.tensor([len(ids)], device=self.device))
+        token = torch.tensor([BOS_ID], device=self.device)
+        output, rows = [], []
+        for _ in range(max_len):
+            logits, state, weights = self.model.decode_step(token, state, encoded)
+            token = logits.argmax(dim=1)
+            if int(token) == EOS_ID:
+                break
+            output.append(int(token))
+            rows.append(weights[0].cpu())
+        source_pieces = [self.source_tokenizer.tokenizer.id_to_token(i) for i in ids]
+        target_pieces = [self.target_tokenizer.tokenizer.id_to_token(i) for i in output]
+        weights = torch.stack(rows) if rows else torch.zeros(0, len(ids))
+        return source_pieces, target_pieces, weights
+
     def evaluate(
         self, pairs: Sequence[SentencePair], beam_width: int = 5, length_penalty: float = 1.0
     ) -> tuple[dict[str, float], list[str]]:

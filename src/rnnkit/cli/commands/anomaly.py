@@ -146,8 +146,8 @@ def run_detect(args: argparse.Namespace) -> int:
     detector = AnomalyDetector.load(args.model, device=resolve_device(args.device))
     name, _, values, times, labels = load_parts(args)
     detection = detector.detect(values)
-    if times is not None:
-        detection.frame["time"] = times
+    # Bundled and user series keep their timestamps; the UCR series has only positions.
+    detection.frame["time"] = times if times is not None else range(len(values))
     out = out_dir(args, "anomalies")
     write_text(out / "anomalies.csv", detection.frame.to_csv(index=False))
     windows = detection.window_table()

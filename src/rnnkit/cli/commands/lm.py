@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 from rnnkit.cli.common import (
-    TourContext, add_command, add_common_flags, add_verb, existing_file, out_dir, report_metrics,
+    TourContext,
+    add_command,
+    add_common_flags,
+    add_verb,
+    existing_file,
+    out_dir,
+    report_metrics,
     resolve_device,
 )
 from rnnkit.errors import UserError
@@ -26,27 +32,41 @@ DEFAULT_MODEL = "models/lm"
 def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = add_command(subparsers, NAME, HELP, __doc__)
 
-    train = add_verb(verbs, "train", "train with truncated backpropagation through time", [
-        "rnnkit lm train --out models/lm                      # char-level, World English Bible",
-        "rnnkit lm train --tokens subword --text kjv --out models/lm-kjv",
-        "rnnkit lm train --text my_novel.txt --epochs 3 --hidden-size 512",
-    ])
+    train = add_verb(
+        verbs,
+        "train",
+        "train with truncated backpropagation through time",
+        [
+            "rnnkit lm train --out models/lm                      # char-level, World English Bible",
+            "rnnkit lm train --tokens subword --text kjv --out models/lm-kjv",
+            "rnnkit lm train --text my_novel.txt --epochs 3 --hidden-size 512",
+        ],
+    )
     add_common_flags(train, epochs=1)
-    train.add_argument("--text", default="web",
-                       help="web (World English Bible), kjv, or a UTF-8 text file (default: web)")
+    train.add_argument(
+        "--text",
+        default="web",
+        help="web (World English Bible), kjv, or a UTF-8 text file (default: web)",
+    )
     train.add_argument("--tokens", choices=["char", "subword"], default="char")
     train.add_argument("--hidden-size", type=int, default=512)
     train.add_argument("--layers", type=int, default=1)
     train.add_argument("--bptt", type=int, default=100, help="steps per backprop window")
-    train.add_argument("--max-batches", type=int, default=None,
-                       help="stop each epoch after this many batches")
+    train.add_argument(
+        "--max-batches", type=int, default=None, help="stop each epoch after this many batches"
+    )
     train.set_defaults(func=run_train)
 
-    generate = add_verb(verbs, "generate", "continue a prompt, streaming the text as it comes", [
-        'rnnkit lm generate --model models/lm "And God said"',
-        'rnnkit lm generate "In the beginning" --temperature 0.7 --top-p 0.9 --length 500',
-        'rnnkit lm generate "Jesus wept" --greedy',
-    ])
+    generate = add_verb(
+        verbs,
+        "generate",
+        "continue a prompt, streaming the text as it comes",
+        [
+            'rnnkit lm generate --model models/lm "And God said"',
+            'rnnkit lm generate "In the beginning" --temperature 0.7 --top-p 0.9 --length 500',
+            'rnnkit lm generate "Jesus wept" --greedy',
+        ],
+    )
     generate.add_argument("prompt", nargs="?", default="", help="text to continue")
     generate.add_argument("--model", default=DEFAULT_MODEL, help=f"(default: {DEFAULT_MODEL})")
     generate.add_argument("--length", type=int, default=300, help="tokens to generate")
@@ -58,14 +78,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("--device", default="cpu")
     generate.set_defaults(func=run_generate)
 
-    evaluate = add_verb(verbs, "evaluate", "bits per character on held-out text vs xz and bzip2", [
-        "rnnkit lm evaluate --model models/lm --out results/lm",
-        "rnnkit lm evaluate --model models/lm --text my_novel.txt",
-    ])
+    evaluate = add_verb(
+        verbs,
+        "evaluate",
+        "bits per character on held-out text vs xz and bzip2",
+        [
+            "rnnkit lm evaluate --model models/lm --out results/lm",
+            "rnnkit lm evaluate --model models/lm --text my_novel.txt",
+        ],
+    )
     evaluate.add_argument("--model", default=DEFAULT_MODEL, help=f"(default: {DEFAULT_MODEL})")
-    evaluate.add_argument("--text", default=None,
-                          help="web, kjv or a file; its last 5%% is scored (default: the "
-                          "model's training text)")
+    evaluate.add_argument(
+        "--text",
+        default=None,
+        help="web, kjv or a file; its last 5%% is scored (default: the model's training text)",
+    )
     evaluate.add_argument("--out", default=None, help="folder for metrics.json")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--quick", action="store_true", help="score 20,000 characters only")
@@ -78,16 +105,25 @@ def run_train(args: argparse.Namespace) -> int:
     split = split_text(load_corpus(args.text))
     train_text = split.train[-200_000:] if args.quick else split.train
     config = LMConfig(
-        tokens=args.tokens, hidden_size=64 if args.quick else args.hidden_size,
-        embedding_dim=64 if args.quick else 256, num_layers=args.layers, bptt=args.bptt,
-        epochs=1 if args.quick else args.epochs, seed=args.seed,
-        max_batches=20 if args.quick else args.max_batches, device=resolve_device(args.device),
+        tokens=args.tokens,
+        hidden_size=64 if args.quick else args.hidden_size,
+        embedding_dim=64 if args.quick else 256,
+        num_layers=args.layers,
+        bptt=args.bptt,
+        epochs=1 if args.quick else args.epochs,
+        seed=args.seed,
+        max_batches=20 if args.quick else args.max_batches,
+        device=resolve_device(args.device),
     )
     lm = LanguageModel(config).fit(train_text, split.val[:50_000], progress=True)
     out = out_dir(args, DEFAULT_MODEL)
     lm.save(out)
-    report_metrics(lm.history, out, title=f"trained on {len(train_text):,} characters",
-                   extra={"text": args.text})
+    report_metrics(
+        lm.history,
+        out,
+        title=f"trained on {len(train_text):,} characters",
+        extra={"text": args.text},
+    )
     print(f"saved the model to {out}")
     return 0
 
@@ -101,8 +137,12 @@ def run_generate(args: argparse.Namespace) -> int:
     lm.encode(args.prompt, what="prompt")  # unseen characters: an error before any output
     sys.stdout.write(args.prompt)
     for piece in lm.stream(
-        args.prompt, args.length, temperature=0.0 if args.greedy else args.temperature,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+        args.prompt,
+        args.length,
+        temperature=0.0 if args.greedy else args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
     ):
         sys.stdout.write(piece)
         sys.stdout.flush()
@@ -119,15 +159,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     folder = existing_file(Path(args.model) / "config.json").parent
     lm = LanguageModel.load(folder, args.device)
     metrics = folder / "metrics.json"
-    source = args.text or (json.loads(metrics.read_text()).get("text", "web")
-                           if metrics.exists() else "web")
+    source = args.text or (
+        json.loads(metrics.read_text()).get("text", "web") if metrics.exists() else "web"
+    )
     split = split_text(load_corpus(source))
     if args.quick:
         split = TextSplit(split.train, split.val, split.test[:20_000])
     rows = compare_with_compressors(lm, split)
     out = out_dir(args, "results/lm")
-    report_metrics(rows, out, title=f"held-out text: last {len(split.test):,} characters of "
-                   f"{source}", extra={"text": source, "test_chars": len(split.test)})
+    report_metrics(
+        rows,
+        out,
+        title=f"held-out text: last {len(split.test):,} characters of {source}",
+        extra={"text": source, "test_chars": len(split.test)},
+    )
     return 0
 
 

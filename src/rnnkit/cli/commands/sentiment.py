@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 
 from rnnkit.cli.common import (
-    TourContext, add_command, add_common_flags, add_verb, existing_file, out_dir, report_metrics,
+    TourContext,
+    add_command,
+    add_common_flags,
+    add_verb,
+    existing_file,
+    out_dir,
+    report_metrics,
     resolve_device,
 )
 from rnnkit.errors import UserError
@@ -25,40 +31,60 @@ DEFAULT_MODEL = "models/sentiment"
 def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = add_command(subparsers, NAME, HELP, __doc__)
 
-    train = add_verb(verbs, "train", "train a classifier (default: the movie snippets)", [
-        "rnnkit sentiment train --out models/sentiment",
-        "rnnkit sentiment train --data reviews.csv --text-column review --label-column stars",
-        "rnnkit sentiment train --task regress --out models/rating  # predict the -4..4 rating",
-    ])
+    train = add_verb(
+        verbs,
+        "train",
+        "train a classifier (default: the movie snippets)",
+        [
+            "rnnkit sentiment train --out models/sentiment",
+            "rnnkit sentiment train --data reviews.csv --text-column review --label-column stars",
+            "rnnkit sentiment train --task regress --out models/rating  # predict the -4..4 rating",
+        ],
+    )
     add_common_flags(train, epochs=6)
     _add_data_flags(train)
     train.add_argument("--task", choices=["classify", "regress"], default="classify")
     train.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
     train.add_argument("--pooling", choices=["max", "attention", "max+attention"], default="max")
-    train.add_argument("--tokens", choices=["word", "subword", "word+subword"],
-                       default="word+subword")
+    train.add_argument(
+        "--tokens", choices=["word", "subword", "word+subword"], default="word+subword"
+    )
     train.add_argument("--hidden-size", type=int, default=128)
     train.set_defaults(func=run_train)
 
-    predict = add_verb(verbs, "predict", "label and probability of texts (arguments, file, stdin)", [
-        'rnnkit sentiment predict --model models/sentiment "a gorgeous, witty film"',
-        "rnnkit sentiment predict --model models/sentiment --file texts.txt",
-        "echo 'dull and overlong' | rnnkit sentiment predict --model models/sentiment",
-        'rnnkit sentiment predict "not bad at all" --explain why.html',
-    ])
+    predict = add_verb(
+        verbs,
+        "predict",
+        "label and probability of texts (arguments, file, stdin)",
+        [
+            'rnnkit sentiment predict --model models/sentiment "a gorgeous, witty film"',
+            "rnnkit sentiment predict --model models/sentiment --file texts.txt",
+            "echo 'dull and overlong' | rnnkit sentiment predict --model models/sentiment",
+            'rnnkit sentiment predict "not bad at all" --explain why.html',
+        ],
+    )
     predict.add_argument("texts", nargs="*", help="texts to classify (default: --file or stdin)")
     predict.add_argument("--model", default=DEFAULT_MODEL, help=f"(default: {DEFAULT_MODEL})")
     predict.add_argument("--file", default=None, help="a UTF-8 file with one text per line")
-    predict.add_argument("--explain", default=None, metavar="HTML",
-                         help="also write the per-word saliency as highlighted HTML")
+    predict.add_argument(
+        "--explain",
+        default=None,
+        metavar="HTML",
+        help="also write the per-word saliency as highlighted HTML",
+    )
     predict.add_argument("--method", choices=["saliency", "attention"], default="saliency")
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(func=run_predict)
 
-    evaluate = add_verb(verbs, "evaluate", "accuracy and macro-F1 against TF-IDF + LR and VADER", [
-        "rnnkit sentiment evaluate --model models/sentiment --out results/sentiment",
-        "rnnkit sentiment evaluate --model models/sentiment --data test.csv",
-    ])
+    evaluate = add_verb(
+        verbs,
+        "evaluate",
+        "accuracy and macro-F1 against TF-IDF + LR and VADER",
+        [
+            "rnnkit sentiment evaluate --model models/sentiment --out results/sentiment",
+            "rnnkit sentiment evaluate --model models/sentiment --data test.csv",
+        ],
+    )
     evaluate.add_argument("--model", default=DEFAULT_MODEL, help=f"(default: {DEFAULT_MODEL})")
     evaluate.add_argument("--out", default=None, help="folder for metrics.json")
     evaluate.add_argument("--device", default="cpu")
@@ -67,8 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=None,
-                        help="CSV/TSV/JSONL of your own (default: VADER's movie snippets)")
+    parser.add_argument(
+        "--data", default=None, help="CSV/TSV/JSONL of your own (default: VADER's movie snippets)"
+    )
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
 
@@ -78,10 +105,14 @@ def run_train(args: argparse.Namespace) -> int:
 
     split = training_data(args.data, args.text_column, args.label_column, args.task, args.quick)
     config = SentimentConfig(
-        task=args.task, cell=args.cell, pooling=args.pooling, tokens=args.tokens,
+        task=args.task,
+        cell=args.cell,
+        pooling=args.pooling,
+        tokens=args.tokens,
         hidden_size=16 if args.quick else args.hidden_size,
         embedding_dim=16 if args.quick else 128,
-        epochs=1 if args.quick else args.epochs, seed=args.seed,
+        epochs=1 if args.quick else args.epochs,
+        seed=args.seed,
         device=resolve_device(args.device),
     )
     target = "rating" if args.task == "regress" else "label"
@@ -108,8 +139,9 @@ def run_predict(args: argparse.Namespace) -> int:
         texts = [line for line in sys.stdin.read().splitlines() if line.strip()]
     if not texts:
         raise UserError("no text to classify; give texts as arguments, --file, or on stdin")
-    classifier = SentimentClassifier.load(existing_file(Path(args.model) / "config.json").parent,
-                                          device=args.device)
+    classifier = SentimentClassifier.load(
+        existing_file(Path(args.model) / "config.json").parent, device=args.device
+    )
     predictions = classifier.predict(texts)
     for p in predictions:
         label = f"{p.label:.2f}" if isinstance(p.label, float) else p.label
@@ -125,16 +157,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.sentiment import SentimentClassifier, evaluate_on_file
     from rnnkit.apps.sentiment.benchmark import compare_on_benchmark, movie_polarity_split
 
-    classifier = SentimentClassifier.load(existing_file(Path(args.model) / "config.json").parent,
-                                          device=args.device)
+    classifier = SentimentClassifier.load(
+        existing_file(Path(args.model) / "config.json").parent, device=args.device
+    )
     out = out_dir(args, "results/sentiment")
     if args.data:
         rows = evaluate_on_file(classifier, args.data, args.text_column, args.label_column)
         report_metrics(rows, out, title=f"{args.data}")
         return 0
     if classifier.config.task != "classify" or classifier.classes != ["negative", "positive"]:
-        raise UserError(f"{args.model}: the movie benchmark needs a negative/positive classifier "
-                        f"(this one predicts {classifier.classes or 'ratings'}); pass --data")
+        raise UserError(
+            f"{args.model}: the movie benchmark needs a negative/positive classifier "
+            f"(this one predicts {classifier.classes or 'ratings'}); pass --data"
+        )
     rows = compare_on_benchmark(classifier, movie_polarity_split())
     report_metrics(rows, out, title="held-out movie snippets, then domain shift (binary polarity)")
     return 0

@@ -23,53 +23,80 @@ from rnnkit.cli.common import (
     report_metrics,
     resolve_device,
 )
-from rnnkit.errors import UserError
 from rnnkit.files import write_json, write_text
 from rnnkit.report import Section
 
 NAME = "speech"
 HELP = "speech recognition (synthesized voices, or your WAV files with transcripts)"
 ORDER = 80
-QUICK = {"train": 120, "test": 24, "hidden": 48, "epochs": 2}
+QUICK = {"train": 64, "test": 24, "hidden": 48, "epochs": 2}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = add_command(subparsers, NAME, HELP, __doc__)
 
-    train = add_verb(verbs, "train", "train a conv + BiGRU acoustic model with CTC", [
-        "rnnkit speech train --out models/speech --epochs 30",
-        "rnnkit speech train --data my_recordings/ --out models/mine",
-        "rnnkit speech train --quick --out /tmp/asr",
-    ])
+    train = add_verb(
+        verbs,
+        "train",
+        "train a conv + BiGRU acoustic model with CTC",
+        [
+            "rnnkit speech train --out models/speech --epochs 30",
+            "rnnkit speech train --data my_recordings/ --out models/mine",
+            "rnnkit speech train --quick --out /tmp/asr",
+        ],
+    )
     add_common_flags(train, epochs=30)
-    train.add_argument("--data", default=None, help="your folder of WAVs with transcripts "
-                       "(LibriSpeech *.trans.txt, or NAME.txt beside NAME.wav)")
-    train.add_argument("--utterances", type=int, default=2000,
-                       help="synthesized training utterances (default 2000)")
+    train.add_argument(
+        "--data",
+        default=None,
+        help="your folder of WAVs with transcripts "
+        "(LibriSpeech *.trans.txt, or NAME.txt beside NAME.wav)",
+    )
+    train.add_argument(
+        "--utterances",
+        type=int,
+        default=2000,
+        help="synthesized training utterances (default 2000)",
+    )
     train.add_argument("--cell", choices=["gru", "lstm"], default="gru")
     train.add_argument("--hidden-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--no-spec-augment", action="store_true", help="train without masking")
     train.set_defaults(func=run_train)
 
-    transcribe = add_verb(verbs, "transcribe", "print the text of WAV files (any sample rate)", [
-        "rnnkit speech transcribe --model models/speech recording.wav other.wav",
-    ])
+    transcribe = add_verb(
+        verbs,
+        "transcribe",
+        "print the text of WAV files (any sample rate)",
+        [
+            "rnnkit speech transcribe --model models/speech recording.wav other.wav",
+        ],
+    )
     transcribe.add_argument("files", nargs="+", help="WAV files")
     transcribe.add_argument("--model", required=True, help="folder written by 'speech train'")
     transcribe.add_argument("--beam", type=int, default=8, help="CTC beam width; 1 is greedy")
     transcribe.add_argument("--device", default="auto")
     transcribe.set_defaults(func=run_transcribe)
 
-    evaluate = add_verb(verbs, "evaluate", "CER and WER vs PocketSphinx on held-out voices", [
-        "rnnkit speech evaluate --model models/speech --out results/speech",
-        "rnnkit speech evaluate --model models/mine --data my_test_recordings/",
-    ])
+    evaluate = add_verb(
+        verbs,
+        "evaluate",
+        "CER and WER vs PocketSphinx on held-out voices",
+        [
+            "rnnkit speech evaluate --model models/speech --out results/speech",
+            "rnnkit speech evaluate --model models/mine --data my_test_recordings/",
+        ],
+    )
     evaluate.add_argument("--model", required=True, help="folder written by 'speech train'")
-    evaluate.add_argument("--data", default=None, help="your folder of WAVs with transcripts "
-                          "(default: synthesized held-out voices and the real test recordings)")
-    evaluate.add_argument("--utterances", type=int, default=300,
-                          help="synthesized held-out utterances (default 300)")
+    evaluate.add_argument(
+        "--data",
+        default=None,
+        help="your folder of WAVs with transcripts "
+        "(default: synthesized held-out voices and the real test recordings)",
+    )
+    evaluate.add_argument(
+        "--utterances", type=int, default=300, help="synthesized held-out utterances (default 300)"
+    )
     evaluate.add_argument("--beam", type=int, default=8, help="CTC beam width (default 8)")
     evaluate.add_argument("--no-pocketsphinx", action="store_true", help="skip the comparison")
     evaluate.add_argument("--out", default=None)
@@ -93,14 +120,25 @@ def run_train(args: argparse.Namespace) -> int:
         n = QUICK["train"] if quick else args.utterances
         print(f"synthesizing {n} training utterances (cached after the first time)", flush=True)
         train = synthetic_speech("train", n, seed=args.seed)
-        valid = synthetic_speech("valid", max(16, n // 20), seed=args.seed)
-    config = RecognizerConfig(hidden_size=QUICK["hidden"] if quick else args.hidden_size,
-                              cell=args.cell, spec_augment=not args.no_spec_augment)
+        valid = synthetic_speech("valid", max(8, n // 20), seed=args.seed)
+    config = RecognizerConfig(
+        hidden_size=QUICK["hidden"] if quick else args.hidden_size,
+        cell=args.cell,
+        spec_augment=not args.no_spec_augment,
+    )
     epochs = QUICK["epochs"] if quick else args.epochs
     print(f"training on {len(train)} utterances, {epochs} epochs on {device}", flush=True)
     recognizer = SpeechRecognizer(config)
-    history = recognizer.fit(train, valid or None, epochs=epochs, lr=args.lr, seed=args.seed,
-                             device=device, out_dir=str(out), progress=not quick)
+    history = recognizer.fit(
+        train,
+        valid or None,
+        epochs=epochs,
+        lr=args.lr,
+        seed=args.seed,
+        device=device,
+        out_dir=str(out),
+        progress=not quick,
+    )
     recognizer.save(out)
     write_json(out / "history.json", history)
     print(f"final CTC loss {history[-1]['loss']:.3f}")
@@ -112,22 +150,25 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from rnnkit.apps.speech import SpeechRecognizer
     from rnnkit.data.speech import load_audio
 
-    recognizer = SpeechRecognizer.load(existing_file(Path(args.model) / "config.json").parent,
-                                       device=resolve_device(args.device))
+    recognizer = SpeechRecognizer.load(
+        existing_file(Path(args.model) / "config.json").parent, device=resolve_device(args.device)
+    )
     audios = []
     for name in args.files:
         audio, warnings = load_audio(name)
         for warning in warnings:
             print(f"rnnkit: warning: {warning}", file=sys.stderr)
         audios.append(audio)
-    for name, text in zip(args.files, recognizer.transcribe(audios, beam_width=args.beam),
-                          strict=True):
+    for name, text in zip(
+        args.files, recognizer.transcribe(audios, beam_width=args.beam), strict=True
+    ):
         print(f"{name}\t{text}")
     return 0
 
 
-def evaluate_sets(model_dir: Path, sets: dict[str, list], beam: int, pocketsphinx: bool,
-                  device: str = "cpu") -> tuple[list[dict], dict[str, list[dict]]]:
+def evaluate_sets(
+    model_dir: Path, sets: dict[str, list], beam: int, pocketsphinx: bool, device: str = "cpu"
+) -> tuple[list[dict], dict[str, list[dict]]]:
     """CER/WER of rnnkit (greedy and beam) and PocketSphinx on each named set of utterances."""
     from rnnkit.apps.speech import (
         SpeechRecognizer,
@@ -146,19 +187,34 @@ def evaluate_sets(model_dir: Path, sets: dict[str, list], beam: int, pocketsphin
         for name, width in ((f"rnnkit (beam {beam})", beam), ("rnnkit (greedy)", 1)):
             if width > 1 or name.endswith("(greedy)"):
                 began = time.perf_counter()
-                systems[name] = (recognizer.transcribe(audios, beam_width=width),
-                                 time.perf_counter() - began)
+                systems[name] = (
+                    recognizer.transcribe(audios, beam_width=width),
+                    time.perf_counter() - began,
+                )
         if pocketsphinx and pocketsphinx_available():
             began = time.perf_counter()
-            systems["PocketSphinx (en-us)"] = (pocketsphinx_transcribe(audios),
-                                               time.perf_counter() - began)
+            systems["PocketSphinx (en-us)"] = (
+                pocketsphinx_transcribe(audios),
+                time.perf_counter() - began,
+            )
         for name, (hypotheses, seconds) in systems.items():
             rates = error_rates(hypotheses, references)
-            rows.append({"test set": set_name, "system": name, "CER": round(rates["CER"], 4),
-                         "WER": round(rates["WER"], 4), "utterances": len(utterances),
-                         "seconds": round(seconds, 1)})
+            rows.append(
+                {
+                    "test set": set_name,
+                    "system": name,
+                    "CER": round(rates["CER"], 4),
+                    "WER": round(rates["WER"], 4),
+                    "utterances": len(utterances),
+                    "seconds": round(seconds, 1),
+                }
+            )
         transcripts[set_name] = [
-            {"reference": u.text, "speaker": u.speaker, **{n: h[i] for n, (h, _) in systems.items()}}
+            {
+                "reference": u.text,
+                "speaker": u.speaker,
+                **{n: h[i] for n, (h, _) in systems.items()},
+            }
             for i, u in enumerate(utterances)
         ]
     return rows, transcripts
@@ -186,8 +242,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         sets = {str(args.data): read_transcribed_folder(args.data)}
     else:
         sets = default_test_sets(args.utterances, args.seed)
-    rows, transcripts = evaluate_sets(model_dir, sets, args.beam, not args.no_pocketsphinx,
-                                      resolve_device(args.device))
+    rows, transcripts = evaluate_sets(
+        model_dir, sets, args.beam, not args.no_pocketsphinx, resolve_device(args.device)
+    )
     out = out_dir(args, str(model_dir / "evaluation"))
     write_text(out / "transcripts.json", json.dumps(transcripts, indent=1) + "\n")
     report_metrics(rows, out, title="character and word error rates (lower is better)")
@@ -205,18 +262,40 @@ def tour(ctx: TourContext) -> Section:
 
     section = Section(title="Speech recognition (CTC)")
     if not speech_tools_available():
-        return section.text(f"espeak-ng and flite are not installed, so this part is skipped. "
-                            f"Install them with: {INSTALL_HINT} (and pocketsphinx-testdata for "
-                            "the real recordings).")
+        return section.text(
+            f"espeak-ng and flite are not installed, so this part is skipped. "
+            f"Install them with: {INSTALL_HINT} (and pocketsphinx-testdata for "
+            "the real recordings)."
+        )
     model_dir = ctx.out / "model"
-    args = Namespace(out=str(model_dir), seed=ctx.seed, epochs=None if ctx.quick else 12,
-                     device=ctx.device, quick=ctx.quick, data=None, utterances=600, cell="gru",
-                     hidden_size=96, lr=3e-3, no_spec_augment=False)
+    args = Namespace(
+        out=str(model_dir),
+        seed=ctx.seed,
+        epochs=None if ctx.quick else 8,
+        device=ctx.device,
+        quick=ctx.quick,
+        data=None,
+        utterances=500,
+        cell="gru",
+        hidden_size=96,
+        lr=3e-3,
+        no_spec_augment=False,
+    )
     run_train(args)
     history = json.loads((model_dir / "history.json").read_text())
-    sets = default_test_sets(QUICK["test"] if ctx.quick else 60, ctx.seed)
-    rows, transcripts = evaluate_sets(model_dir, sets, beam=1 if ctx.quick else 8,
-                                      pocketsphinx=True, device=ctx.device)
+    sets = default_test_sets(QUICK["test"] if ctx.quick else 30, ctx.seed)
+    # PocketSphinx takes about half a second per utterance: the full tour compares on a
+    # subset, the quick tour leaves it out (run 'rnnkit speech evaluate' for all of it).
+    sets.pop("real: LibriVox audiobook")  # long and out of vocabulary: see 'speech evaluate'
+    if not ctx.quick:
+        sets = {name: utterances[:10] for name, utterances in sets.items()}
+    rows, transcripts = evaluate_sets(
+        model_dir,
+        sets,
+        beam=1 if ctx.quick else 8,
+        pocketsphinx=not ctx.quick,
+        device=ctx.device,
+    )
     write_json(ctx.out / "metrics.json", {"rows": rows, "history": history})
     section.text(
         "Log-mel features, two strided convolutions, two bidirectional GRU layers and CTC over "
@@ -227,10 +306,31 @@ def tour(ctx: TourContext) -> Section:
         "the LibriVox sentences use words rnnkit never heard. A longer training (rnnkit speech "
         "train --out models/speech) reaches lower error rates."
     )
+    if ctx.quick:
+        section.text("Quick mode leaves PocketSphinx out; the full tour compares with it.")
     section.table(rows, "character and word error rates (lower is better)")
     section.table(history, "CTC loss per epoch")
-    examples = [
-        {"set": name, **row} for name, rows_ in transcripts.items() for row in rows_[:3]
-    ]
+    examples = [{"set": name, **row} for name, rows_ in transcripts.items() for row in rows_[:3]]
     section.table(examples, "examples")
+    section.image(
+        "speech/ctc.png", "a held-out utterance and the model's character probabilities per frame"
+    )
+    _plot_example(model_dir, sets["held-out espeak-ng voices"][0], ctx)
     return section
+
+
+def _plot_example(model_dir: Path, utterance, ctx: TourContext) -> None:
+    import torch
+
+    from rnnkit.apps.speech import SpeechRecognizer
+    from rnnkit.apps.speech.plots import plot_ctc_posteriors
+
+    recognizer = SpeechRecognizer.load(model_dir, device=ctx.device)
+    features = recognizer.featurize(utterance.audio)
+    with torch.no_grad():
+        log_probs, _ = recognizer.model(
+            features[None].to(ctx.device), torch.tensor([features.shape[1]], device=ctx.device)
+        )
+    heard = recognizer.transcribe([utterance.audio])[0]
+    title = f"said: {utterance.text!r} ({utterance.speaker})   heard: {heard!r}"
+    plot_ctc_posteriors(features, log_probs[0].cpu(), title, ctx.out / "ctc.png")

@@ -28,34 +28,55 @@ from rnnkit.report import Section
 NAME = "translate"
 HELP = "machine translation (English <-> Spanish Bible verses, or your parallel text)"
 ORDER = 70
-QUICK = {"max_words": 12, "train_pairs": 300, "test_pairs": 40, "hidden": 64, "vocab": 400,
-         "epochs": 2}
+QUICK = {
+    "max_words": 12,
+    "train_pairs": 300,
+    "test_pairs": 40,
+    "hidden": 64,
+    "vocab": 400,
+    "epochs": 2,
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = add_command(subparsers, NAME, HELP, __doc__)
 
-    train = add_verb(verbs, "train", "learn subword vocabularies and an attentional seq2seq", [
-        "rnnkit translate train --out models/en-es --epochs 30",
-        "rnnkit translate train --source es --out models/es-en",
-        "rnnkit translate train --pairs my_pairs.tsv --out models/mine",
-        "rnnkit translate train --quick --out /tmp/mt",
-    ])
+    train = add_verb(
+        verbs,
+        "train",
+        "learn subword vocabularies and an attentional seq2seq",
+        [
+            "rnnkit translate train --out models/en-es --epochs 30",
+            "rnnkit translate train --source es --out models/es-en",
+            "rnnkit translate train --pairs my_pairs.tsv --out models/mine",
+            "rnnkit translate train --quick --out /tmp/mt",
+        ],
+    )
     add_common_flags(train, epochs=30)
     _add_data_flags(train)
-    train.add_argument("--attention", choices=["additive", "multiplicative"],
-                       default="additive", help="attention scoring (default: additive)")
+    train.add_argument(
+        "--attention",
+        choices=["additive", "multiplicative"],
+        default="additive",
+        help="attention scoring (default: additive)",
+    )
     train.add_argument("--hidden-size", type=int, default=256, help="decoder size (default 256)")
-    train.add_argument("--vocab-size", type=int, default=4000,
-                       help="BPE pieces per language (default 4000)")
+    train.add_argument(
+        "--vocab-size", type=int, default=4000, help="BPE pieces per language (default 4000)"
+    )
     train.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
     train.set_defaults(func=run_train)
 
-    predict = add_verb(verbs, "predict", "translate sentences (arguments, --file, or stdin)", [
-        "rnnkit translate predict --model models/en-es \"And God said, Let there be light.\"",
-        "rnnkit translate predict --model models/en-es --file sentences.txt",
-        "echo 'The LORD is my shepherd.' | rnnkit translate predict --model models/en-es",
-    ])
+    predict = add_verb(
+        verbs,
+        "predict",
+        "translate sentences (arguments, --file, or stdin)",
+        [
+            'rnnkit translate predict --model models/en-es "And God said, Let there be light."',
+            "rnnkit translate predict --model models/en-es --file sentences.txt",
+            "echo 'The LORD is my shepherd.' | rnnkit translate predict --model models/en-es",
+        ],
+    )
     predict.add_argument("sentences", nargs="*", help="sentences to translate")
     predict.add_argument("--model", required=True, help="folder written by 'translate train'")
     predict.add_argument("--file", default=None, help="a file with one sentence per line")
@@ -63,13 +84,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", default="auto")
     predict.set_defaults(func=run_predict)
 
-    evaluate = add_verb(verbs, "evaluate", "BLEU and chrF vs Apertium and a word dictionary", [
-        "rnnkit translate evaluate --model models/en-es --out results/en-es",
-        "rnnkit translate evaluate --model models/mine --pairs held_out.tsv",
-    ])
+    evaluate = add_verb(
+        verbs,
+        "evaluate",
+        "BLEU and chrF vs Apertium and a word dictionary",
+        [
+            "rnnkit translate evaluate --model models/en-es --out results/en-es",
+            "rnnkit translate evaluate --model models/mine --pairs held_out.tsv",
+        ],
+    )
     evaluate.add_argument("--model", required=True, help="folder written by 'translate train'")
-    evaluate.add_argument("--pairs", default=None, help="TSV of source<TAB>reference to score "
-                          "(default: the model's held-out Bible verses)")
+    evaluate.add_argument(
+        "--pairs",
+        default=None,
+        help="TSV of source<TAB>reference to score (default: the model's held-out Bible verses)",
+    )
     evaluate.add_argument("--source-file", default=None, help="sources, one per line")
     evaluate.add_argument("--target-file", default=None, help="references, one per line")
     evaluate.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
@@ -80,12 +109,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=["en", "es"], default="en",
-                        help="Bible direction: translate from en (default) or es")
-    parser.add_argument("--max-words", type=int, default=25,
-                        help="Bible verses of at most this many words (default 25)")
-    parser.add_argument("--split", choices=["chapter", "book"], default="chapter",
-                        help="hold out whole chapters (default) or whole books")
+    parser.add_argument(
+        "--source",
+        choices=["en", "es"],
+        default="en",
+        help="Bible direction: translate from en (default) or es",
+    )
+    parser.add_argument(
+        "--max-words",
+        type=int,
+        default=25,
+        help="Bible verses of at most this many words (default 25)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["chapter", "book"],
+        default="chapter",
+        help="hold out whole chapters (default) or whole books",
+    )
     parser.add_argument("--pairs", default=None, help="your own pairs: TSV source<TAB>target")
     parser.add_argument("--source-file", default=None, help="your own sources, one per line")
     parser.add_argument("--target-file", default=None, help="their translations, line-aligned")
@@ -93,8 +134,12 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, default=5, help="beam width; 1 is greedy (default 5)")
-    parser.add_argument("--length-penalty", type=float, default=1.0,
-                        help="rank beams by log-prob / length ** this (default 1.0)")
+    parser.add_argument(
+        "--length-penalty",
+        type=float,
+        default=1.0,
+        help="rank beams by log-prob / length ** this (default 1.0)",
+    )
 
 
 # ---------------------------------------------------------------------------- data
@@ -108,8 +153,7 @@ def _user_pairs(args: argparse.Namespace) -> list | None:
     if args.source_file or args.target_file:
         if not (args.source_file and args.target_file):
             raise UserError("--source-file and --target-file go together; give both")
-        return read_parallel_files(existing_file(args.source_file),
-                                   existing_file(args.target_file))
+        return read_parallel_files(existing_file(args.source_file), existing_file(args.target_file))
     return None
 
 
@@ -140,23 +184,40 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserError("too few pairs to train on; expected at least a few hundred")
         write_text(out / "test.tsv", "".join(f"{p.source}\t{p.target}\n" for p in splits["test"]))
     else:
-        data = {"source": args.source, "max_words": QUICK["max_words"] if quick else args.max_words,
-                "split": args.split, "seed": args.seed}
+        data = {
+            "source": args.source,
+            "max_words": QUICK["max_words"] if quick else args.max_words,
+            "split": args.split,
+            "seed": args.seed,
+        }
         if quick:
             data.update(train_pairs=QUICK["train_pairs"], test_pairs=QUICK["test_pairs"])
         splits = bible_splits(data)
-    source_lang, target_lang = (("en", "es") if args.source == "en" else ("es", "en"))
+    source_lang, target_lang = ("en", "es") if args.source == "en" else ("es", "en")
     config = TranslatorConfig(
-        source_lang=source_lang, target_lang=target_lang, attention=args.attention,
+        source_lang=source_lang,
+        target_lang=target_lang,
+        attention=args.attention,
         vocab_size=QUICK["vocab"] if quick else args.vocab_size,
         hidden_size=QUICK["hidden"] if quick else args.hidden_size,
     )
     epochs = QUICK["epochs"] if quick else args.epochs
-    print(f"training on {len(splits['train'])} pairs ({len(splits['valid'])} valid, "
-          f"{len(splits['test'])} held out), {epochs} epochs on {device}", flush=True)
+    print(
+        f"training on {len(splits['train'])} pairs ({len(splits['valid'])} valid, "
+        f"{len(splits['test'])} held out), {epochs} epochs on {device}",
+        flush=True,
+    )
     translator = Translator(config)
-    history = translator.fit(splits["train"], splits["valid"], epochs=epochs, lr=args.lr,
-                             seed=args.seed, device=device, out_dir=str(out), progress=not quick)
+    history = translator.fit(
+        splits["train"],
+        splits["valid"],
+        epochs=epochs,
+        lr=args.lr,
+        seed=args.seed,
+        device=device,
+        out_dir=str(out),
+        progress=not quick,
+    )
     translator.save(out)
     dictionary = WordForWordDictionary().fit(splits["train"])
     write_json(out / "dictionary.json", dictionary.table)
@@ -178,16 +239,19 @@ def run_predict(args: argparse.Namespace) -> int:
         sentences = sys.stdin.read().splitlines()
     if not any(s.strip() for s in sentences):
         raise UserError("no sentences to translate; pass them as arguments, --file or stdin")
-    translator = Translator.load(existing_file(Path(args.model) / "config.json").parent,
-                                 device=resolve_device(args.device))
-    for line in translator.translate(sentences, beam_width=args.beam,
-                                     length_penalty=args.length_penalty):
+    translator = Translator.load(
+        existing_file(Path(args.model) / "config.json").parent, device=resolve_device(args.device)
+    )
+    for line in translator.translate(
+        sentences, beam_width=args.beam, length_penalty=args.length_penalty
+    ):
         print(line)
     return 0
 
 
-def evaluate_model(model_dir: Path, pairs: list, beam: int, length_penalty: float,
-                   device: str = "cpu") -> tuple[list[dict], dict[str, list[str]]]:
+def evaluate_model(
+    model_dir: Path, pairs: list, beam: int, length_penalty: float, device: str = "cpu"
+) -> tuple[list[dict], dict[str, list[str]]]:
     """Score rnnkit (greedy and beam), Apertium and the word dictionary on ``pairs``."""
     from rnnkit.apps.translate import (
         Translator,
@@ -202,21 +266,28 @@ def evaluate_model(model_dir: Path, pairs: list, beam: int, length_penalty: floa
     sources, references = [p.source for p in pairs], [p.target for p in pairs]
     outputs: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
-    decoders = [(f"rnnkit (beam {beam})", beam), ("rnnkit (greedy)", 1)] if beam > 1 else [
-        ("rnnkit (greedy)", 1)]
+    decoders = (
+        [(f"rnnkit (beam {beam})", beam), ("rnnkit (greedy)", 1)]
+        if beam > 1
+        else [("rnnkit (greedy)", 1)]
+    )
     for name, width in decoders:
         began = time.perf_counter()
-        outputs[name] = translator.translate(sources, beam_width=width,
-                                             length_penalty=length_penalty)
+        outputs[name] = translator.translate(
+            sources, beam_width=width, length_penalty=length_penalty
+        )
         timings[name] = time.perf_counter() - began
     if apertium_available(cfg.source_lang, cfg.target_lang):
         began = time.perf_counter()
-        outputs["Apertium (rule-based)"] = apertium_translate(sources, cfg.source_lang,
-                                                              cfg.target_lang)
+        outputs["Apertium (rule-based)"] = apertium_translate(
+            sources, cfg.source_lang, cfg.target_lang
+        )
         timings["Apertium (rule-based)"] = time.perf_counter() - began
     else:
-        print("Apertium is not installed, so it is left out; sudo apt-get install "
-              "apertium-eng-spa", file=sys.stderr)
+        print(
+            "Apertium is not installed, so it is left out; sudo apt-get install apertium-eng-spa",
+            file=sys.stderr,
+        )
     table_path = model_dir / "dictionary.json"
     if table_path.exists():
         dictionary = WordForWordDictionary()
@@ -226,9 +297,16 @@ def evaluate_model(model_dir: Path, pairs: list, beam: int, length_penalty: floa
     rows = []
     for name, hypotheses in outputs.items():
         scores = score_translations(hypotheses, references)
-        rows.append({"system": name, "direction": f"{cfg.source_lang}->{cfg.target_lang}",
-                     "BLEU": round(scores["BLEU"], 2), "chrF": round(scores["chrF"], 2),
-                     "pairs": len(pairs), "seconds": round(timings[name], 1)})
+        rows.append(
+            {
+                "system": name,
+                "direction": f"{cfg.source_lang}->{cfg.target_lang}",
+                "BLEU": round(scores["BLEU"], 2),
+                "chrF": round(scores["chrF"], 2),
+                "pairs": len(pairs),
+                "seconds": round(timings[name], 1),
+            }
+        )
     return rows, outputs
 
 
@@ -241,13 +319,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         data_path = model_dir / "data.json"
         data = json.loads(data_path.read_text()) if data_path.exists() else None
         if data is None or data["source"] == "user":
-            raise UserError(f"{model_dir}: trained on your own pairs; pass the held-out pairs "
-                            f"with --pairs (train wrote {model_dir / 'test.tsv'})")
+            raise UserError(
+                f"{model_dir}: trained on your own pairs; pass the held-out pairs "
+                f"with --pairs (train wrote {model_dir / 'test.tsv'})"
+            )
         pairs = bible_splits(data)["test"]
     if args.limit:
         pairs = pairs[: args.limit]
-    rows, outputs = evaluate_model(model_dir, pairs, args.beam, args.length_penalty,
-                                   resolve_device(args.device))
+    rows, outputs = evaluate_model(
+        model_dir, pairs, args.beam, args.length_penalty, resolve_device(args.device)
+    )
     out = out_dir(args, str(model_dir / "evaluation"))
     lines = ["source\treference\t" + "\t".join(outputs)]
     for i, p in enumerate(pairs):
@@ -269,20 +350,36 @@ def tour(ctx: TourContext) -> Section:
 
     section = Section(title="Machine translation (English -> Spanish)")
     if not sword_available():
-        return section.text(f"The Bible modules are not installed, so this part is skipped. "
-                            f"Install them with: {INSTALL_HINT} (and apertium-eng-spa for the "
-                            "rule-based comparison).")
+        return section.text(
+            f"The Bible modules are not installed, so this part is skipped. "
+            f"Install them with: {INSTALL_HINT} (and apertium-eng-spa for the "
+            "rule-based comparison)."
+        )
     model_dir = ctx.out / "model"
-    args = Namespace(out=str(model_dir), seed=ctx.seed, epochs=8 if not ctx.quick else None,
-                     device=ctx.device, quick=ctx.quick, source="en", max_words=12,
-                     split="chapter", pairs=None, source_file=None, target_file=None,
-                     attention="additive", hidden_size=192, vocab_size=2000, lr=3e-3)
+    args = Namespace(
+        out=str(model_dir),
+        seed=ctx.seed,
+        epochs=8 if not ctx.quick else None,
+        device=ctx.device,
+        quick=ctx.quick,
+        source="en",
+        max_words=12,
+        split="chapter",
+        pairs=None,
+        source_file=None,
+        target_file=None,
+        attention="additive",
+        hidden_size=192,
+        vocab_size=2000,
+        lr=3e-3,
+    )
     run_train(args)
     history = json.loads((model_dir / "history.json").read_text())
     data = json.loads((model_dir / "data.json").read_text())
     test = bible_splits(data)["test"][: 40 if ctx.quick else 150]
-    rows, outputs = evaluate_model(model_dir, test, beam=1 if ctx.quick else 4,
-                                   length_penalty=1.0, device=ctx.device)
+    rows, outputs = evaluate_model(
+        model_dir, test, beam=1 if ctx.quick else 4, length_penalty=1.0, device=ctx.device
+    )
     write_json(ctx.out / "metrics.json", {"rows": rows, "history": history})
     section.text(
         "A bidirectional LSTM encoder and an LSTM decoder with additive attention and input "
@@ -293,8 +390,9 @@ def tour(ctx: TourContext) -> Section:
         "which needs a 30-epoch training: rnnkit translate train --out models/en-es."
     )
     if not apertium_available():
-        section.text("Apertium is not installed; install it with: sudo apt-get install "
-                     "apertium-eng-spa")
+        section.text(
+            "Apertium is not installed; install it with: sudo apt-get install apertium-eng-spa"
+        )
     section.table(rows, "BLEU and chrF (sacrebleu) on held-out verses")
     section.table(history, "training loss per epoch")
     examples = []
@@ -303,4 +401,11 @@ def tour(ctx: TourContext) -> Section:
         row.update({name: out[i] for name, out in outputs.items() if "dictionary" not in name})
         examples.append(row)
     section.table(examples, "examples")
+    from rnnkit.apps.translate import Translator
+    from rnnkit.apps.translate.plots import plot_attention
+
+    example = min(test[:20], key=lambda p: abs(len(p.source.split()) - 8))
+    pieces = Translator.load(model_dir, device=ctx.device).attention_map(example.source)
+    plot_attention(*pieces, ctx.out / "attention.png")
+    section.image("translate/attention.png", f"attention while translating: {example.source}")
     return section

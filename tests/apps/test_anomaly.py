@@ -1,0 +1,149 @@
+"""Anomaly detection: thresholds, metrics, injection, baselines, the detector, the CLI.
+
+The series are generated here (a noisy sine) except in the UCR tests; the fully trained UCR
+check is marked slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnkit.apps.anomaly import AnomalyDetector
+from rnnkit.apps.anomaly.baselines import isolation_forest, rolling_zscore
+from rnnkit.apps.anomaly.evaluate import eventwise, pointwise, precision_recall_f1
+from rnnkit.apps.anomaly.inject import KINDS, inject_anomalies
+from rnnkit.apps.anomaly.thresholds import dynamic_threshold, flag, runs, smooth
+from rnnkit.cli import main
+from rnnkit.errors import UserError
+
+
+def noisy_sine(length: int = 1200, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sin(2 * np.pi * np.arange(length) / 40) + 0.1 * rng.normal(size=length)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return AnomalyDetector(context_length=48, epochs=4, batches_per_epoch=20, seed=0, lr=1e-2).fit(
+        noisy_sine()
+    )
+
+
+def test_runs_finds_every_stretch():
+    assert runs(np.array([0, 1, 1, 0, 0, 1, 0, 1], bool)) == [(1, 3), (5, 6), (7, 8)]
+    assert runs(np.zeros(4, bool)) == []
+
+
+def test_dynamic_threshold_separates_a_clear_outlier():
+    scores = np.abs(np.random.default_rng(0).normal(size=2000))
+    scores[1000:1005] = 9.0
+    threshold = dynamic_threshold(smooth(scores, span=2))
+    flagged = flag(scores, span=2)
+    assert np.isfinite(threshold)
+    assert flagged.flags[1000:1005].any()
+    assert flagged.flags.sum() <= 12  # the outlier run, not the noise
+    assert all(1000 <= start < 1010 for start, _ in flagged.windows)
+
+
+def test_dynamic_threshold_of_a_constant_is_infinite():
+    assert dynamic_threshold(np.ones(100)) == float("inf")
+
+
+def test_point_and_event_metrics_match_hand_counts():
+    labels = np.array([0, 1, 1, 1, 0, 0, 0, 0, 1, 0])
+    flags = np.array([0, 0, 1, 1, 1, 0, 0, 0, 0, 1])
+    assert pointwise(labels, flags) == pytest.approx(
+        precision_recall_f1(true_positive=2, predicted=4, actual=4)
+    )
+    assert pointwise(labels, flags)["f1"] == pytest.approx(0.5)
+    events, windows = [(1, 4), (8, 9)], [(2, 5), (9, 10)]
+    assert eventwise(events, windows) == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5})
+    assert eventwise(events, windows, tolerance=1)["recall"] == pytest.approx(1.0)
+
+
+def test_injection_changes_only_the_labelled_points():
+    clean = noisy_sine(2000)
+    injected = inject_anomalies(clean, per_kind=2, seed=3)
+    assert sorted(kind for *_, kind in injected.events) == sorted(KINDS * 2)
+    changed = ~np.isclose(injected.values, clean)
+    assert not changed[injected.labels == 0].any()
+    for start, end, _ in injected.events:
+        assert changed[start:end].any()
+    again = inject_anomalies(clean, per_kind=2, seed=3)
+    np.testing.assert_array_equal(again.values, injected.values)
+
+
+def test_rolling_zscore_by_hand():
+    values = np.array([1.0, 2.0, 3.0, 10.0])
+    scores = rolling_zscore(values, window=3)
+    assert np.isnan(scores[:3]).all()
+    assert scores[3] == pytest.approx((10 - 2) / 1.0)
+
+
+def test_isolation_forest_scores_a_spike_highest():
+    clean = noisy_sine(800)
+    test = noisy_sine(400, seed=1)
+    test[200] += 5
+    scores = isolation_forest(clean, test, window=8)
+    assert 200 <= int(np.nanargmax(scores)) < 208
+
+
+def test_detector_finds_a_spike_and_a_level_shift(detector):
+    test = noisy_sine(600, seed=5)
+    test[300] += 2.0
+    test[450:480] += 1.5
+    detection = detector.detect(test)
+    scores = detection.frame["score"].to_numpy()
+    assert abs(int(np.nanargmax(scores)) - 300) <= 2
+    assert np.nanmean(scores[450:455]) > np.nanpercentile(scores, 97)
+    # Something is flagged, and only near the anomalies: the clean stretches stay quiet.
+    assert detection.windows
+    assert all(start >= 295 and end <= 530 for start, end in detection.windows)
+    assert not detection.frame["anomaly"].iloc[100:290].any()
+
+
+def test_detector_score_beats_rolling_zscore_on_a_level_shift(detector):
+    # A level shift of the size of the cycle: the z-score against the last 48 points barely
+    # moves (the cycle dominates its spread); the forecaster's surprise jumps.
+    test = noisy_sine(600, seed=6)
+    test[400:430] += 0.8
+    ours = detector.score(test)
+    z = rolling_zscore(test, window=48)
+
+    def contrast(scores):
+        return np.nanmean(scores[400:405]) / np.nanmedian(scores[100:380])
+
+    assert contrast(ours) > 2 * contrast(z)
+
+
+def test_detector_save_load_round_trip(detector, tmp_path):
+    detector.save(tmp_path / "model")
+    again = AnomalyDetector.load(tmp_path / "model")
+    test = noisy_sine(300, seed=2)
+    np.testing.assert_allclose(again.score(test), detector.score(test), equal_nan=True)
+
+
+def test_series_shorter_than_the_context_is_a_user_error(detector):
+    with pytest.raises(UserError, match="needs more than 48"):
+        detector.score(noisy_sine(40))
+
+
+def test_cli_train_detect_and_wrong_model(tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["anomaly", "train", "--data", "ucr", "--quick", "--out", str(model)]) == 0
+    out = tmp_path / "flagged"
+    assert (
+        main(["anomaly", "detect", "--model", str(model), "--data", "ucr", "--out", str(out)]) == 0
+    )
+    assert (out / "anomalies.csv").exists() and (out / "detection.png").exists()
+    assert main(["anomaly", "detect", "--model", str(tmp_path / "nope"), "--data", "ucr"]) == 2
+    assert "no such model folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ucr_top_score_lies_within_100_points_of_the_anomaly():
+    from rnnkit.apps.anomaly.evaluate import ucr_test
+
+    rows, _ = ucr_test(quick=False, seed=0, options={})
+    assert next(r for r in rows if r["method"] == "rnnkit")["within_100"]
