@@ -139,7 +139,11 @@ def inference_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 
 
 def measure(
-    comparison: Comparison, size: tuple[int, int, int], repeats: int, device: str
+    comparison: Comparison,
+    size: tuple[int, int, int],
+    repeats: int,
+    device: str,
+    min_seconds: float = 0.2,
 ) -> list[dict]:
     """The training and inference rows of one comparison at one (B, T, H)."""
     batch, steps, hidden = size
@@ -154,7 +158,7 @@ def measure(
         ("infer", inference_step, comparison.infer_target),
     ):
         torch_s, rnnkit_s = seconds_per_call(
-            [make_step(reference, x), make_step(model, x)], repeats
+            [make_step(reference, x), make_step(model, x)], repeats, min_seconds
         )
         ratio = torch_s / rnnkit_s
         rows.append(
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sizes = QUICK_SIZES if args.quick else FAST_PATH_SIZES
         for size in sizes:
-            rows += measure(comparison, size, repeats, args.device)
+            rows += measure(comparison, size, repeats, args.device, 0.02 if args.quick else 0.2)
     print()
     print(table_to_text(rows))
     if args.json:

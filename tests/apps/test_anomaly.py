@@ -96,7 +96,7 @@ def test_detector_finds_a_spike_and_a_level_shift(detector):
     detection = detector.detect(test)
     scores = detection.frame["score"].to_numpy()
     assert abs(int(np.nanargmax(scores)) - 300) <= 2
-    assert np.nanmean(scores[450:455]) > np.nanpercentile(scores, 97)
+    assert scores[450:452].max() > np.nanpercentile(scores, 99)  # the shift's first points
     # Something is flagged, and only near the anomalies: the clean stretches stay quiet.
     assert detection.windows
     assert all(start >= 295 and end <= 530 for start, end in detection.windows)

@@ -408,7 +408,7 @@ def test_cli_bad_input_is_exit_status_2(tmp_path, capsys):
 @pytest.mark.slow
 @needs_fashion
 def test_image_attention_decoder_reaches_bleu4_target():
-    data = synthetic_data("image", train_size=5000, test_size=500, seed=0)
+    data = synthetic_data("image", train_size=4000, test_size=300, seed=0)
     rows, _, _ = compare_captioners(data, CaptionConfig(epochs=12), beam_width=3)
     by_model = {(r["model"], r["decoding"]): r for r in rows}
     attention = by_model[("attention LSTM", "beam 3")]

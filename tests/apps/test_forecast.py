@@ -6,6 +6,7 @@ tests, which read bundled data; the full backtest that reaches the targets is ma
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -379,16 +380,15 @@ def test_cli_train_predict_on_a_user_file(tmp_path, capsys):
 def test_cli_evaluate_quick_writes_metrics(tmp_path):
     out = tmp_path / "eval"
     assert main(["forecast", "evaluate", "--data", "sp500", "--quick", "--out", str(out)]) == 0
-    import json
-
     metrics = json.loads((out / "metrics.json").read_text())
+    # --quick leaves ARIMA out (its fits would take most of the time)
     assert {row["method"] for row in metrics["rows"]} == {
         "rnnkit",
         "naive",
         "seasonal_naive",
         "ets",
-        "arima",
     }
+    assert metrics["targets"][0]["data"] == "sp500"
     assert (out / "backtest.png").exists()
 
 
@@ -402,3 +402,29 @@ def test_full_backtest_reaches_the_targets(tmp_path):
     )
     assert all(row["beats_seasonal_naive"] for row in summary)
     assert sum(row["beats_ets_arima"] for row in summary) >= 2
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn", "mingru", "minlstm"])
+def test_every_rnnkit_cell_can_drive_the_forecaster(cell):
+    data = seasonal_frame(length=120)
+    model = Forecaster(
+        horizon=3,
+        context_length=12,
+        cell=cell,
+        hidden_size=8,
+        epochs=1,
+        batches_per_epoch=2,
+        batch_size=8,
+    ).fit(data)
+    assert np.isfinite(model.predict()[["forecast", "lo_80", "hi_80"]].to_numpy()).all()
+
+
+def test_parquet_files_read_like_csv(tmp_path):
+    frame = seasonal_frame(length=60).frame
+    frame.to_parquet(tmp_path / "data.parquet")
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    options = dict(time="time", target="y", series_id="series")
+    from_parquet = read_series_file(tmp_path / "data.parquet", **options)
+    from_csv = read_series_file(tmp_path / "data.csv", **options)
+    pd.testing.assert_frame_equal(from_parquet.frame, from_csv.frame, check_dtype=False)
+    assert from_parquet.freq == "h" and from_parquet.series_ids == ["a", "b"]

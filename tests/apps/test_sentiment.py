@@ -4,6 +4,7 @@ Data is generated here (sentences from small word lists), so the tests need no n
 slow test trains on VADER's real movie snippets and checks the published target.
 """
 
+import io
 import json
 import random
 import subprocess
@@ -16,6 +17,7 @@ import torch
 from rnnkit.apps.sentiment import SentimentClassifier, SentimentConfig, explain, explanation_html
 from rnnkit.apps.sentiment.benchmark import polarity_frame, training_data
 from rnnkit.apps.sentiment.model import SentimentNet
+from rnnkit.cli import main
 from rnnkit.data.text import load_vader_snippets, read_labelled_texts, read_text
 from rnnkit.errors import UserError
 
@@ -32,7 +34,9 @@ def make_reviews(n: int, seed: int) -> tuple[list[str], list[str], list[float]]:
         positive = rng.random() < 0.5
         negated = rng.random() < 0.3
         word = rng.choice(GOOD if positive != negated else BAD)
-        text = f"{rng.choice(FILLER)} {'not ' if negated else ''}{word} and {rng.choice(FILLER)} okay"
+        text = (
+            f"{rng.choice(FILLER)} {'not ' if negated else ''}{word} and {rng.choice(FILLER)} okay"
+        )
         texts.append(text)
         labels.append("positive" if positive else "negative")
         ratings.append(2.0 if positive else -2.0)
@@ -40,8 +44,17 @@ def make_reviews(n: int, seed: int) -> tuple[list[str], list[str], list[float]]:
 
 
 def tiny_config(**overrides) -> SentimentConfig:
-    options = dict(embedding_dim=16, hidden_size=16, vocab_size=200, subword_vocab_size=120,
-                   epochs=8, lr=1e-2, batch_size=16, dropout=0.1, embedding_dropout=0.0)
+    options = dict(
+        embedding_dim=16,
+        hidden_size=16,
+        vocab_size=200,
+        subword_vocab_size=120,
+        epochs=8,
+        lr=1e-2,
+        batch_size=16,
+        dropout=0.1,
+        embedding_dropout=0.0,
+    )
     return SentimentConfig(**{**options, **overrides})
 
 
@@ -91,8 +104,9 @@ def test_bad_labels_and_empty_texts_are_one_line_errors(trained):
 def test_padding_is_not_computed_on():
     """A sentence scores the same alone and padded in a batch beside a longer one."""
     torch.manual_seed(0)
-    net = SentimentNet(vocab_size=30, num_outputs=2, subword_vocab_size=20,
-                       pooling="max+attention").eval()
+    net = SentimentNet(
+        vocab_size=30, num_outputs=2, subword_vocab_size=20, pooling="max+attention"
+    ).eval()
     short, long = torch.randint(2, 30, (1, 4)), torch.randint(2, 30, (1, 9))
     pieces = torch.randint(1, 20, (2, 9, 2))
     batch = torch.zeros(2, 9, dtype=torch.long)
@@ -126,6 +140,20 @@ def test_rating_regression_beats_predicting_the_mean():
     predicted = np.array([p.label for p in model.predict(test_texts)])
     mse = np.mean((predicted - np.array(test_ratings)) ** 2)
     assert mse < 0.25 * np.var(test_ratings)
+
+
+def test_ratings_train_an_auxiliary_output_that_survives_saving(tmp_path):
+    texts, labels, ratings = make_reviews(120, seed=7)
+    config = tiny_config(epochs=2, recurrent_dropout=0.2)
+    model = SentimentClassifier(config).fit(texts, labels, ratings=ratings)
+    assert model.config.rating_head and model.model.head.out_features == 3
+    assert "rating_mse" in model.history[-1]
+    model.save(tmp_path / "m")
+    loaded = SentimentClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(
+        loaded.predict_scores(texts[:5]), model.predict_scores(texts[:5]), rtol=1e-5
+    )
+    assert len(explain(loaded, texts[0])) == len(texts[0].split())
 
 
 def test_labelled_files_csv_and_jsonl(tmp_path):
@@ -165,38 +193,60 @@ def test_vader_ground_truth_format_and_polarity(tmp_path):
         load_vader_snippets("tweets", root=tmp_path)
 
 
-def _cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "rnnkit.cli", *args], capture_output=True,
-                          text=True, input=stdin)
-
-
-def test_cli_train_predict_evaluate_and_errors(tmp_path):
+def test_cli_train_predict_evaluate_and_errors(tmp_path, capsys, monkeypatch):
     texts, labels, _ = make_reviews(150, seed=6)
     data = tmp_path / "reviews.csv"
-    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(texts, labels)))
+    data.write_text(
+        "text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(texts, labels, strict=True))
+    )
     model = tmp_path / "model"
-    result = _cli("sentiment", "train", "--data", str(data), "--quick", "--out", str(model))
-    assert result.returncode == 0, result.stderr
+    assert main(["sentiment", "train", "--data", str(data), "--quick", "--out", str(model)]) == 0
     assert json.loads((model / "metrics.json").read_text())["rows"][0]["epoch"] == 1
 
-    result = _cli("sentiment", "predict", "--model", str(model), stdin="the film is superb\n")
-    label, probability, text = result.stdout.strip().split("\t")
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("the film is superb\n"))
+    assert main(["sentiment", "predict", "--model", str(model)]) == 0
+    label, probability, text = capsys.readouterr().out.strip().split("\t")
     assert label in ("positive", "negative") and 0.5 <= float(probability) <= 1
     assert text == "the film is superb"
 
-    result = _cli("sentiment", "evaluate", "--model", str(model), "--data", str(data),
-                  "--out", str(tmp_path / "eval"))
-    assert result.returncode == 0, result.stderr
-    assert "accuracy" in json.loads((tmp_path / "eval" / "metrics.json").read_text())["rows"][0]
+    out = tmp_path / "eval"
+    assert (
+        main(
+            ["sentiment", "evaluate", "--model", str(model), "--data", str(data), "--out", str(out)]
+        )
+        == 0
+    )
+    assert "accuracy" in json.loads((out / "metrics.json").read_text())["rows"][0]
 
     bad = tmp_path / "bad.csv"
     bad.write_text("sentence,label\nfine,positive\n")
-    for args in (("train", "--data", str(bad), "--quick"),
-                 ("evaluate", "--model", str(model), "--data", str(bad)),
-                 ("predict", "--model", str(tmp_path / "missing"), "hello")):
-        result = _cli("sentiment", *args)
-        assert result.returncode == 2, result.stderr
-        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    for args in (
+        ("train", "--data", str(bad), "--quick"),
+        ("evaluate", "--model", str(model), "--data", str(bad)),
+    ):
+        capsys.readouterr()
+        assert main(["sentiment", *args]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("rnnkit: error:") and "no column 'text'" in error
+        assert error.count("\n") == 1
+    # The real command: one line on stderr, status 2, no traceback.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rnnkit.cli",
+            "sentiment",
+            "predict",
+            "--model",
+            str(tmp_path / "missing"),
+            "hello",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
@@ -209,7 +259,12 @@ def test_movie_snippets_reach_the_target_and_beat_both_baselines():
     except UserError as error:  # no PyPI to fetch VADER's archive from
         pytest.skip(str(error))
     classifier = SentimentClassifier(SentimentConfig()).fit(
-        split.train["text"], split.train["label"], split.val["text"], split.val["label"]
+        split.train["text"],
+        split.train["label"],
+        split.val["text"],
+        split.val["label"],
+        ratings=split.train["rating"],
+        val_ratings=split.val["rating"],
     )
     rows = compare_on_benchmark(classifier, split, shift_domains=())
     accuracy = {r["model"]: r["accuracy"] for r in rows}

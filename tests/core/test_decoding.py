@@ -73,8 +73,17 @@ def test_wide_beam_equals_exhaustive_search(alpha, batch_dim):
     table, step = _second_order_model(seed=0)
     before = torch.tensor([0, 1, 2])
     state = before[:, None] if batch_dim == 0 else before[None, :, None]
-    results = beam_search(step, state, bos=BOS, eos=EOS, beam_width=VOCAB**3, max_len=4,
-                          length_penalty=alpha, batch_size=3, batch_dim=batch_dim)
+    results = beam_search(
+        step,
+        state,
+        bos=BOS,
+        eos=EOS,
+        beam_width=VOCAB**3,
+        max_len=4,
+        length_penalty=alpha,
+        batch_size=3,
+        batch_dim=batch_dim,
+    )
     for i in range(3):
         score, tokens = _exhaustive_best(table, int(before[i]), 4, alpha)
         assert results[i][0].tokens == tokens
@@ -91,6 +100,7 @@ def test_beam_of_one_is_greedy_and_batched_equals_alone():
     assert [b[0].tokens for b in beams] == greedy
     batched = beam_search(step, state, bos=BOS, eos=EOS, beam_width=3, max_len=6, batch_size=3)
     for i in range(3):
-        alone = beam_search(step, state[i : i + 1], bos=BOS, eos=EOS, beam_width=3, max_len=6,
-                            batch_size=1)
+        alone = beam_search(
+            step, state[i : i + 1], bos=BOS, eos=EOS, beam_width=3, max_len=6, batch_size=1
+        )
         assert [h.tokens for h in alone[0]] == [h.tokens for h in batched[i]]

@@ -243,21 +243,23 @@ def test_user_cell_runs_in_every_layer_configuration():
 
 
 def test_layer_norm_lstm_learns_a_memory_task():
-    """Recall the first input after 10 steps: the loss falls far below the mean predictor's.
-
-    (With one input feature, LN(W_ih x) keeps only the sign of x, so use several.)"""
+    """Recall the first input (a random +-1 vector) after 5 steps of noise: the loss falls
+    far below that of the best constant prediction (0, loss 1.0)."""
     torch.manual_seed(0)
-    layer = rnnkit.LSTM(3, 16, layer_norm=True, peephole=True, batch_first=True)
-    head = torch.nn.Linear(16, 3)
+    layer = rnnkit.LSTM(3, 32, layer_norm=True, peephole=True, batch_first=True)
+    head = torch.nn.Linear(32, 3)
     optimizer = torch.optim.Adam([*layer.parameters(), *head.parameters()], lr=0.01)
-    for _ in range(150):
-        x = torch.randn(32, 10, 3)
+    losses = []
+    for _ in range(100):
+        x = torch.randn(32, 6, 3)
+        x[:, 0] = torch.randint(0, 2, (32, 3)) * 2.0 - 1.0
         output, _ = layer(x)
         loss = torch.nn.functional.mse_loss(head(output[:, -1]), x[:, 0])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert loss.item() < 0.1  # predicting the mean (0) scores 1.0
+        losses.append(loss.item())
+    assert sum(losses[-10:]) / 10 < 0.05
 
 
 def test_scan_cells_run_through_the_layer():

@@ -115,6 +115,7 @@ def assert_all_close(ours, theirs, tolerance):
         torch.testing.assert_close(a, b, atol=tolerance, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path", "cell_path"])
 @settings(max_examples=20, deadline=None, derandomize=True)

@@ -222,3 +222,34 @@ def test_resume_after_sigkill_is_bit_for_bit(tmp_path):
     )
     uninterrupted = json.loads((tmp_path / "a" / "result-rank0.json").read_text())
     assert result["history"] == uninterrupted["history"]
+
+
+def test_resuming_a_finished_run_trains_no_more(tmp_path):
+    first = small_run(tmp_path, epochs=2)
+    history = first.fit(*toy_loaders())
+    again = small_run(tmp_path, epochs=2, resume=True)
+    assert again.fit(*toy_loaders()) == history
+    assert again.global_step == first.global_step
+    assert_same_weights(again.model.state_dict(), first.model.state_dict())
+
+
+def test_resume_after_a_crash_at_max_steps_still_closes_the_last_epoch(tmp_path):
+    options = {"max_steps": 13, "checkpoint_every": 13}
+    history = small_run(tmp_path / "a", **options).fit(*toy_loaders())
+    assert len(history) == 2
+
+    crashing = small_run(tmp_path / "b", **options)
+    real_evaluate, validations = crashing.evaluate_metrics, []
+
+    def evaluate_that_crashes(*args, **kwargs):
+        validations.append(1)
+        if len(validations) == 2:  # after the checkpoint at step 13, before epoch 2's end
+            raise Crash
+        return real_evaluate(*args, **kwargs)
+
+    crashing.evaluate_metrics = evaluate_that_crashes
+    with pytest.raises(Crash):
+        crashing.fit(*toy_loaders())
+    resumed = small_run(tmp_path / "b", resume=True, **options)
+    assert resumed.fit(*toy_loaders()) == history
+    assert resumed.global_step == 13

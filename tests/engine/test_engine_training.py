@@ -269,3 +269,17 @@ def test_custom_batches_get_the_epoch():
     config = TrainConfig(epochs=3, device="cpu")
     Trainer(nn.Linear(2, 1), lambda model, x: model(x).pow(2).mean(), config).fit(batches)
     assert batches.epochs_seen == [0, 1, 2]
+
+
+def test_evaluate_matches_the_last_validation_loss():
+    trainer, history = train_regressor(epochs=2, restore_best=False)
+    _, val = loaders()
+    assert trainer.evaluate(val) == pytest.approx(history[-1]["val_loss"], rel=1e-12)
+    assert trainer.model.training  # evaluation puts the mode back
+
+
+def test_a_one_shot_generator_is_a_clear_error_in_the_second_epoch():
+    batches = (torch.ones(2, 1) for _ in range(3))
+    trainer = Trainer(nn.Linear(1, 1), lambda m, x: m(x).pow(2).mean(), TrainConfig(epochs=2))
+    with pytest.raises(UserError, match="no batches in epoch 2; pass a list or a DataLoader"):
+        trainer.fit(batches)

@@ -15,7 +15,7 @@ from rnnkit.report import table_to_text
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *, epochs: int | None = None) -> None:
-    """Add ``--out --seed --epochs --device --quick`` with the same meaning everywhere."""
+    """Add ``--out --seed --epochs --device --quick --resume``, the same everywhere."""
     parser.add_argument("--out", default=None, help="folder for the model, logs and results")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
@@ -27,6 +27,10 @@ def add_common_flags(parser: argparse.ArgumentParser, *, epochs: int | None = No
     )
     parser.add_argument(
         "--quick", action="store_true", help="a seconds-long run on a little data (a smoke test)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted training run from the last checkpoint in --out",
     )
 
 

@@ -333,16 +333,14 @@ class LSTMCell(_TorchLayoutCell):
     ) -> tuple[Tensor, State]:
         # The whole recurrence is one autograd node with a hand-written backward pass
         # (`rnnkit.core.fused_lstm`): several times faster than a step loop under autograd.
-        # Both biases in one: the layer norm (or the matmul) adds it in the same pass.
-        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
-        gates = F.linear(x, self.weight_ih, None if self.layer_norm else bias)
-        if self.layer_norm:
-            gates = F.layer_norm(gates, (4 * self.hidden_size,), self.ln_ih_weight, bias)
         return fused_lstm_sequence(
-            gates,
+            x,
             (state[0], state[1]),
             mask,
+            self.weight_ih,
             self.weight_hh,
+            bias=None if self.bias_ih is None else self.bias_ih + self.bias_hh,
+            ln_ih_w=self.ln_ih_weight if self.layer_norm else None,
             ln_hh_w=self.ln_hh_weight if self.layer_norm else None,
             peephole=(self.weight_ci, self.weight_cf, self.weight_co) if self.peephole else None,
             ln_c=(self.ln_cell_weight, self.ln_cell_bias) if self.layer_norm else None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -41,15 +42,18 @@ def _sequence_forward(
     ln_c_b: Tensor | None,
     w_hr: Tensor | None,
 ) -> list[Tensor]:
-    """Run all steps without recording. Returns [outputs, h_states [T+1, B, P], c_states
-    [T+1, B, H], sigmoids [T, B, 4H] (slot g unused), g [T, B, H], tanh(cell) [T, B, H],
-    hh_mean, hh_rstd, c_mean, c_rstd [T, B, 1], unprojected h [T, B, H]] (unused: empty).
+    """Run all steps without recording; the g gate's pre-activation arrives doubled, and so
+    does the cell's layer norm output (its gain and shift are doubled), see `_GATE_SCALE`.
 
-    Results are written into preallocated tensors with ``out=`` to save a copy per step.
+    Returns [outputs, h_states [T+1, B, P], c_states [T+1, B, H], sigmoids [T, B, 4H],
+    g [T, B, H], tanh(cell) [T, B, H], raw h @ W_hh^T [T, B, 4H], hh_mean, hh_rstd, c_mean,
+    c_rstd [T, B, 1], unprojected h [T, B, H]] (empty where unused). Each step writes its
+    results straight into these tensors (``out=``), which saves a copy per result.
     """
     steps, batch = gx.shape[0], gx.shape[1]
     hidden = c0.shape[-1]
     empty = gx.new_empty(0)
+    minus_one = gx.new_full([1], -1.0)
     h_states = gx.new_empty(steps + 1, batch, h0.shape[-1])
     c_states = gx.new_empty(steps + 1, batch, hidden)
     h_states[0] = h0
@@ -57,57 +61,66 @@ def _sequence_forward(
     sigmoids = gx.new_empty(steps, batch, 4 * hidden)
     g_all = gx.new_empty(steps, batch, hidden)
     tanh_c_all = gx.new_empty(steps, batch, hidden)
-    ln_hh = ln_hh_w is not None
-    hh_raw = gx.new_empty(steps, batch, 4 * hidden) if ln_hh else empty
-    # Layer-norm statistics [B, 1] per step, stacked at the end.
+    hh_raw = gx.new_empty(steps, batch, 4 * hidden) if ln_hh_w is not None else empty
+    unprojected = gx.new_empty(steps, batch, hidden) if w_hr is not None else empty
+    outputs = gx.new_empty(steps, batch, h0.shape[-1]) if mask is not None else empty
+    # Per-step views, made once: indexing inside the loop costs an operation each time.
+    gx_t = gx.unbind(0)
+    h_out = h_states[1:].unbind(0)
+    c_out_t = c_states[1:].unbind(0)
+    sig_t = sigmoids.unbind(0)
+    g_t = g_all.unbind(0)
+    tanh_c_t = tanh_c_all.unbind(0)
+    hh_raw_t = hh_raw.unbind(0) if ln_hh_w is not None else [empty]
+    unprojected_t = unprojected.unbind(0) if w_hr is not None else [empty]
+    outputs_t = outputs.unbind(0) if mask is not None else [empty]
+    valid_t = mask.unsqueeze(2).unbind(0) if mask is not None else [empty]
     hh_mean: list[Tensor] = []
     hh_rstd: list[Tensor] = []
     c_mean: list[Tensor] = []
     c_rstd: list[Tensor] = []
-    unprojected = gx.new_empty(steps, batch, hidden) if w_hr is not None else empty
-    outputs = gx.new_empty(steps, batch, h0.shape[-1]) if mask is not None else empty
     h = h0
     c = c0
     for t in range(steps):
         if ln_hh_w is not None:
-            # The raw recurrent pre-activations are kept for the layer norm's backward pass.
-            hh = torch.mm(h, w_hh.t(), out=hh_raw[t])
+            hh = torch.mm(h, w_hh.t(), out=hh_raw_t[t])
             hh, mean, rstd = torch.native_layer_norm(hh, [4 * hidden], ln_hh_w, None, 1e-5)
             hh_mean.append(mean)
             hh_rstd.append(rstd)
-            z = gx[t] + hh
+            z = gx_t[t] + hh
         else:
-            z = torch.addmm(gx[t], h, w_hh.t())
+            z = torch.addmm(gx_t[t], h, w_hh.t())
         if w_cif is not None:
             z.view(batch, 4, hidden)[:, :2] += w_cif * c.unsqueeze(1)
-        sig = torch.sigmoid(z, out=sigmoids[t])
-        g = torch.tanh(z[:, 2 * hidden : 3 * hidden], out=g_all[t])
-        # Each step's results go straight into the stacked tensors (out=), saving copies.
+        # One sigmoid for all four gates; tanh(a) = 2 sigmoid(2a) - 1 for g.
+        sig = torch.sigmoid(z, out=sig_t[t])
+        g = torch.add(minus_one, sig[:, 2 * hidden : 3 * hidden], alpha=2.0, out=g_t[t])
         c_new = sig[:, hidden : 2 * hidden] * c
         if mask is None:
-            c_new = torch.addcmul(c_new, sig[:, :hidden], g, out=c_states[t + 1])
+            c_new = torch.addcmul(c_new, sig[:, :hidden], g, out=c_out_t[t])
         else:
             c_new = torch.addcmul(c_new, sig[:, :hidden], g)
         o = sig[:, 3 * hidden :]
         if w_co is not None:
             o = torch.sigmoid(z[:, 3 * hidden :] + w_co * c_new, out=o)
-        c_out = c_new
         if ln_c_w is not None:
-            c_out, mean, rstd = torch.native_layer_norm(c_new, [hidden], ln_c_w, ln_c_b, 1e-5)
+            doubled, mean, rstd = torch.native_layer_norm(c_new, [hidden], ln_c_w, ln_c_b, 1e-5)
             c_mean.append(mean)
             c_rstd.append(rstd)
-        tanh_c = torch.tanh(c_out, out=tanh_c_all[t])
-        h_target = h_states[t + 1] if mask is None else empty
+        else:
+            doubled = c_new + c_new
+        tanh_c = torch.add(minus_one, torch.sigmoid(doubled), alpha=2.0, out=tanh_c_t[t])
+        h_target = h_out[t] if mask is None else empty
         if w_hr is not None:
-            h_new = torch.mul(o, tanh_c, out=unprojected[t])
+            h_new = torch.mul(o, tanh_c, out=unprojected_t[t])
             h_new = torch.mm(h_new, w_hr.t(), out=h_target) if mask is None else h_new @ w_hr.t()
         else:
             h_new = torch.mul(o, tanh_c, out=h_target) if mask is None else o * tanh_c
         if mask is not None:
-            valid = mask[t].unsqueeze(1)
-            h_new = torch.where(valid, h_new, h, out=h_states[t + 1])
-            c_new = torch.where(valid, c_new, c, out=c_states[t + 1])
-            torch.mul(h_new, valid, out=outputs[t])
+            valid = valid_t[t]
+            h_new = torch.where(valid, h_new, h, out=h_out[t])
+            c_new = torch.where(valid, c_new, c, out=c_out_t[t])
+            torch.mul(h_new, valid, out=outputs_t[t])
         h = h_new
         c = c_new
     if mask is None:
@@ -129,6 +142,7 @@ def _sequence_backward(
     w_cf: Tensor | None,
     w_co: Tensor | None,
     ln_c_w: Tensor | None,
+    ln_c_b: Tensor | None,
     w_hr: Tensor | None,
     c_states: Tensor,
     forget: Tensor,
@@ -142,21 +156,36 @@ def _sequence_backward(
     c_rstd: Tensor,
 ) -> list[Tensor]:
     """Walk the steps backwards. ``d_*`` are the local derivatives, computed for all steps
-    at once beforehand: z_i, z_f, z_g by the cell gradient (d_ifg [T, B, 3, H]), z_o and the
-    cell's tanh input by the h gradient (d_o, d_c_out). Returns [d gates [T, B, 4H], d h0,
-    d c0, d (h @ W_hh^T) [T, B, 4H], d ln_hh_w, d ln_c_w, d ln_c_b, d unprojected h
-    [T, B, P]] (empty when unused). The layer-norm gains get their gradient step by step,
-    while the data is in cache, which is cheaper than large passes afterwards."""
+    at once beforehand: of z_i, z_f, z_g by the cell gradient (d_ifg [T, B, 3, H]), of z_o
+    and of the cell's tanh input by the h gradient (d_o, d_c_out).
+
+    Returns [d gates [T, B, 4H], d h0, d c0, d (h @ W_hh^T) [T, B, 4H], d ln_hh_w, d ln_c_w,
+    d ln_c_b, d unprojected h [T, B, P]] (empty where unused). The layer-norm gains get
+    their gradient step by step, while the data is in cache.
+    """
     steps, batch = d_o.shape[0], d_o.shape[1]
     hidden = c_states.shape[-1]
     empty = d_o.new_empty(0)
     grad_z_all = d_o.new_empty(steps, batch, 4 * hidden)
-    # Per-step results for the layer norms, stacked (and summed) once at the end.
+    grad_h_new_all = d_o.new_empty(grad_outputs.shape) if w_hr is not None else empty
+    grad_z_t = grad_z_all.unbind(0)
+    grad_outputs_t = grad_outputs.unbind(0)
+    grad_h_new_t = grad_h_new_all.unbind(0) if w_hr is not None else [empty]
+    d_o_t = d_o.unbind(0)
+    d_c_out_t = d_c_out.unbind(0)
+    d_ifg_t = d_ifg.unbind(0)
+    forget_t = forget.unbind(0)
+    c_new_t = c_states[1:].unbind(0)
+    hh_raw_t = hh_raw.unbind(0) if ln_hh_w is not None else [empty]
+    hh_mean_t = hh_mean.unbind(0) if ln_hh_w is not None else [empty]
+    hh_rstd_t = hh_rstd.unbind(0) if ln_hh_w is not None else [empty]
+    c_mean_t = c_mean.unbind(0) if ln_c_w is not None else [empty]
+    c_rstd_t = c_rstd.unbind(0) if ln_c_w is not None else [empty]
+    valid_t = mask.unsqueeze(2).to(d_o.dtype).unbind(0) if mask is not None else [empty]
     grad_hh_list: list[Tensor] = []
     grad_ln_hh_w: list[Tensor] = []
     grad_ln_c_w: list[Tensor] = []
     grad_ln_c_b: list[Tensor] = []
-    grad_h_new_all = d_o.new_empty(grad_outputs.shape) if w_hr is not None else empty
     grad_h = grad_h_last
     grad_c = grad_c_last
     for t in range(steps - 1, -1, -1):
@@ -164,23 +193,23 @@ def _sequence_backward(
         grad_h_keep = grad_h
         grad_c_keep = grad_c
         if mask is not None:
-            valid = mask[t].unsqueeze(1).to(grad_h.dtype)
-            grad_h_new = (grad_h + grad_outputs[t]) * valid
+            valid = valid_t[t]
+            grad_h_new = (grad_h + grad_outputs_t[t]) * valid
             grad_c = grad_c * valid
             grad_h_keep = grad_h - grad_h * valid
             grad_c_keep = grad_c_keep - grad_c
         else:
-            grad_h_new = grad_h + grad_outputs[t]
+            grad_h_new = grad_h + grad_outputs_t[t]
         if w_hr is not None:
-            grad_h_new_all[t] = grad_h_new
+            grad_h_new_t[t].copy_(grad_h_new)
             grad_h_new = torch.mm(grad_h_new, w_hr)
-        grad_z = grad_z_all[t]
+        grad_z = grad_z_t[t]
         grad_gates = grad_z.view(batch, 4, hidden)
-        grad_z_o = torch.mul(grad_h_new, d_o[t], out=grad_gates[:, 3])
-        grad_c_out = grad_h_new * d_c_out[t]
+        grad_z_o = torch.mul(grad_h_new, d_o_t[t], out=grad_gates[:, 3])
+        grad_c_out = grad_h_new * d_c_out_t[t]
         if ln_c_w is not None:
             grad_c_out, grad_w, grad_b = torch.ops.aten.native_layer_norm_backward(
-                grad_c_out, c_states[t + 1], [hidden], c_mean[t], c_rstd[t], ln_c_w, ln_c_w,
+                grad_c_out, c_new_t[t], [hidden], c_mean_t[t], c_rstd_t[t], ln_c_w, ln_c_b,
                 [True, True, True],
             )  # fmt: skip
             grad_ln_c_w.append(grad_w)
@@ -188,15 +217,15 @@ def _sequence_backward(
         grad_c_total = grad_c + grad_c_out
         if w_co is not None:
             grad_c_total = torch.addcmul(grad_c_total, grad_z_o, w_co)
-        torch.mul(grad_c_total.unsqueeze(1), d_ifg[t], out=grad_gates[:, :3])
-        grad_c = grad_c_total * forget[t]
+        torch.mul(grad_c_total.unsqueeze(1), d_ifg_t[t], out=grad_gates[:, :3])
+        grad_c = grad_c_total * forget_t[t]
         if w_ci is not None and w_cf is not None:
             grad_c = torch.addcmul(grad_c, grad_gates[:, 0], w_ci)
             grad_c = torch.addcmul(grad_c, grad_gates[:, 1], w_cf)
         grad_hh = grad_z
         if ln_hh_w is not None:
             grad_hh, grad_w, _ = torch.ops.aten.native_layer_norm_backward(
-                grad_z, hh_raw[t], [4 * hidden], hh_mean[t], hh_rstd[t], ln_hh_w, None,
+                grad_z, hh_raw_t[t], [4 * hidden], hh_mean_t[t], hh_rstd_t[t], ln_hh_w, None,
                 [True, True, False],
             )  # fmt: skip
             grad_ln_hh_w.append(grad_w)
@@ -241,7 +270,11 @@ def _matmul_over_steps(grad: Tensor, inputs: Tensor) -> Tensor:
 
 
 class FusedLSTMSequence(torch.autograd.Function):
-    """The recurrent part of an LSTM over a whole sequence as one autograd node."""
+    """The recurrent part of an LSTM over a whole sequence as one autograd node.
+
+    Takes the g gate's pre-activations doubled (in ``gx`` and ``w_hh`` or ``ln_hh_w``) and
+    the cell layer norm's gain and shift doubled (see `fused_lstm_sequence`).
+    """
 
     @staticmethod
     def forward(ctx, gx, h0, c0, mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, ln_c_b, w_hr):
@@ -260,17 +293,17 @@ class FusedLSTMSequence(torch.autograd.Function):
             mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, ln_c_b, w_hr, h_states, c_states,
             sigmoids, g, tanh_c, hh_raw, hh_mean, hh_rstd, c_mean, c_rstd, unprojected,
         ) = ctx.saved_tensors  # fmt: skip
-        # Local derivatives of every step at once (large elementwise operations are cheap;
-        # many small ones inside the loop are not).
+        # Local derivatives of every step at once. The factors 1/2 undo the doubled
+        # arguments of tanh(a) = 2 sigmoid(2a) - 1.
         i, f, _, o = sigmoids.chunk(4, -1)
         c_prev = c_states[:-1]
-        d_ifg = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], dim=2)
+        d_ifg = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g) * 0.5], 2)
         d_o = tanh_c * o * (1 - o)
-        d_c_out = o * (1 - tanh_c * tanh_c)
+        d_c_out = o * (1 - tanh_c * tanh_c) * (0.5 if ln_c_w is not None else 1.0)
         h_prev = h_states[:-1]
         grad_gx, grad_h0, grad_c0, grad_hh, *grad_ln, grad_h_new = _backward_loop(
             grad_outputs.contiguous(), grad_h_last.contiguous(), grad_c_last.contiguous(),
-            mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, w_hr,
+            mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, ln_c_b, w_hr,
             c_states, f.contiguous(), d_ifg, d_o, d_c_out, hh_raw, hh_mean, hh_rstd, c_mean,
             c_rstd,
         )  # fmt: skip
@@ -293,30 +326,49 @@ class FusedLSTMSequence(torch.autograd.Function):
 
 
 def fused_lstm_sequence(
-    gx: Tensor,
+    x: Tensor,
     state: tuple[Tensor, Tensor],
     mask: Tensor | None,
+    w_ih: Tensor,
     w_hh: Tensor,
+    bias: Tensor | None = None,
+    ln_ih_w: Tensor | None = None,
     ln_hh_w: Tensor | None = None,
     peephole: tuple[Tensor, Tensor, Tensor] | None = None,
     ln_c: tuple[Tensor, Tensor] | None = None,
     w_hr: Tensor | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Run the recurrent part of an LSTM over all steps.
+    """An LSTM over all steps of ``x``: the input projection of all steps at once (autograd),
+    then the recurrence as one `FusedLSTMSequence` node.
 
     Args:
-        gx: [T, B, 4H] the input's contribution to the gates, biases included.
-        state: (h0 [B, P], c0 [B, H]).
+        x: [T, B, I]; state: (h0 [B, P], c0 [B, H]).
         mask: [T, B] bool, False at padded steps (state kept, output zero), or None.
-        w_hh: [4H, P]; ln_hh_w: [4H] gain of the recurrent layer norm; peephole:
-            (w_ci, w_cf, w_co) each [H]; ln_c: (gain, bias) [H] of the cell's layer norm;
-            w_hr: [P, H] projection.
+        w_ih: [4H, I]; w_hh: [4H, P]; bias: [4H] (b_ih + b_hh); ln_ih_w, ln_hh_w: [4H]
+            gains of the input and recurrent layer norms; peephole: (w_ci, w_cf, w_co) each
+            [H]; ln_c: (gain, shift) [H] of the cell's layer norm; w_hr: [P, H] projection.
 
     Returns:
         outputs [T, B, P] and the final state (h [B, P], c [B, H]).
+
+    On CPU tanh costs several times a sigmoid, so tanh(a) is computed as 2 sigmoid(2a) - 1:
+    the g rows of the weights (or layer-norm gains) and the cell layer norm are doubled
+    here, once per call, and the loop then needs sigmoids only.
     """
+    hidden = w_hh.shape[0] // 4
+    scale = torch.ones(4 * hidden, dtype=w_hh.dtype, device=w_hh.device)
+    scale[2 * hidden : 3 * hidden] = 2.0
+    bias = None if bias is None else bias * scale
+    if ln_ih_w is None:
+        gx = F.linear(x, w_ih * scale.unsqueeze(1), bias)
+    else:
+        gx = F.layer_norm(F.linear(x, w_ih), (4 * hidden,), ln_ih_w * scale, bias)
+    if ln_hh_w is None:
+        w_hh = w_hh * scale.unsqueeze(1)
+    else:
+        ln_hh_w = ln_hh_w * scale
     w_ci, w_cf, w_co = peephole if peephole is not None else (None, None, None)
-    ln_c_w, ln_c_b = ln_c if ln_c is not None else (None, None)
+    ln_c_w, ln_c_b = (2.0 * ln_c[0], 2.0 * ln_c[1]) if ln_c is not None else (None, None)
     h0, c0 = state
     outputs, h, c = FusedLSTMSequence.apply(
         gx.contiguous(), h0, c0, mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, ln_c_b, w_hr

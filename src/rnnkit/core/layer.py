@@ -145,6 +145,7 @@ class Recurrent(nn.Module):
         # parameters under torch's names, and hands them back to the cells before each run.
         cells: list[Cell] = []
         self._bindings: list[tuple[Cell, str, str]] = []  # (cell, name in cell, name here)
+        self._buffer_bindings: list[tuple[Cell, str, str]] = []
         layer_input = input_size
         for layer in range(num_layers):
             for direction in range(self.num_directions):
@@ -156,6 +157,10 @@ class Recurrent(nn.Module):
                     own_name = name.replace(".", "_") + suffix
                     self.register_parameter(own_name, parameter)
                     self._bindings.append((new_cell, name, own_name))
+                for name, buffer in new_cell.named_buffers():
+                    own_name = name.replace(".", "_") + suffix
+                    self.register_buffer(own_name, buffer)
+                    self._buffer_bindings.append((new_cell, name, own_name))
                 cells.append(new_cell)
             layer_input = cells[-1].output_size * self.num_directions
         if recurrent_dropout and not cells[0].supports_recurrent_dropout:
@@ -187,6 +192,10 @@ class Recurrent(nn.Module):
             module_path, _, leaf = name.rpartition(".")
             module = cell.get_submodule(module_path) if module_path else cell
             module._parameters[leaf] = getattr(self, own_name)
+        for cell, name, own_name in self._buffer_bindings:
+            module_path, _, leaf = name.rpartition(".")
+            module = cell.get_submodule(module_path) if module_path else cell
+            module._buffers[leaf] = getattr(self, own_name)
         for cell in self.cells:
             if cell.training != self.training:
                 cell.train(self.training)

@@ -56,8 +56,18 @@ def vader_archive_dir() -> Path:
         return root
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-            "--disable-pip-version-check", "-q", "-d", tmp, f"vaderSentiment=={VADER_VERSION}",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            f"vaderSentiment=={VADER_VERSION}",
         ]
         result = subprocess.run(command, capture_output=True, text=True)
         archives = list(Path(tmp).glob("vaderSentiment-*.tar.gz"))
@@ -92,7 +102,9 @@ def _unpack_vader(archive: Path, into: Path) -> None:
                     inner.extractall(into, filter="data")
 
 
-def load_vader_snippets(domain: str = "movie", root: str | os.PathLike | None = None) -> pd.DataFrame:
+def load_vader_snippets(
+    domain: str = "movie", root: str | os.PathLike | None = None
+) -> pd.DataFrame:
     """Human-rated snippets of one domain as a DataFrame with columns ``id, rating, text``.
 
     Args:
@@ -102,7 +114,9 @@ def load_vader_snippets(domain: str = "movie", root: str | os.PathLike | None = 
     The rating is the mean of about 20 human ratings on -4 (very negative) .. 4 (very positive).
     """
     if domain not in VADER_DOMAINS:
-        raise UserError(f"unknown snippet domain {domain!r}; expected one of {', '.join(VADER_DOMAINS)}")
+        raise UserError(
+            f"unknown snippet domain {domain!r}; expected one of {', '.join(VADER_DOMAINS)}"
+        )
     folder = Path(root) if root is not None else vader_archive_dir()
     path = folder / "hutto_ICWSM_2014" / f"{VADER_DOMAINS[domain]}_GroundTruth.txt"
     rows = []
@@ -212,7 +226,9 @@ def read_labelled_texts(
         raise UserError(f"{path}: no rows; expected a header and at least one text")
     for index, text in enumerate(frame["text"]):
         if not isinstance(text, str) or not text.strip():
-            raise UserError(f"{path}, line {index + first_line}: empty text in column {text_column!r}")
+            raise UserError(
+                f"{path}, line {index + first_line}: empty text in column {text_column!r}"
+            )
     return frame
 
 
@@ -301,9 +317,9 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
     """Train a tokenizer: lower-casing ``word`` (whole words and punctuation) or ``subword``
     (BPE pieces, ``##`` marks a piece inside a word), or a lossless byte-level BPE (``bytes``).
 
-    Id 0 is ``[PAD]``; for ``word`` and ``subword`` id 1 is ``[UNK]``: words never seen in training map to ``[UNK]``
-    (the documented fallback for unknown input). Save with ``tokenizer.save(path)``, load with
-    ``tokenizers.Tokenizer.from_file(path)``.
+    Id 0 is ``[PAD]``; for ``word`` and ``subword`` id 1 is ``[UNK]``: words never seen in
+    training map to ``[UNK]`` (the documented fallback for unknown input). Save with
+    ``tokenizer.save(path)``, load with ``tokenizers.Tokenizer.from_file(path)``.
 
     Example:
         >>> tok = train_tokenizer(["a fine film", "a dull film"], kind="word")
@@ -328,7 +344,8 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
         # and no input is ever unknown (what a language model that generates text needs).
         tokenizer = Tokenizer(models.BPE())
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=[PAD],
+            vocab_size=vocab_size,
+            special_tokens=[PAD],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         )
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -385,4 +402,3 @@ class CharVocab:
 
     def to_json(self) -> list[str]:
         return self.chars
-

@@ -232,7 +232,8 @@ class Trainer:
             config.out_dir if self.accelerator.is_main_process else None, config.tensorboard
         )
         try:
-            while self.epoch < config.epochs and not self._should_stop():
+            # (An epoch that a resumed run starts part-way through is always finished.)
+            while self.epoch < config.epochs and (self.step_in_epoch or not self._should_stop()):
                 row = self._train_one_epoch(train_data, steps_per_epoch, logger)
                 if val_data is not None:
                     validation = self.evaluate_metrics(val_data, desc="validate")
@@ -263,6 +264,8 @@ class Trainer:
         )
         self.model.train()
         for batch in batches:
+            if self._should_stop():  # max_steps reached
+                break
             loss, scalars = self._training_step(batch)
             self._epoch_sums.add(loss=loss, **scalars)
             self.global_step += 1
@@ -274,8 +277,6 @@ class Trainer:
             every = self.config.checkpoint_every
             if every and self.global_step % every == 0:
                 self._save_checkpoint()
-            if self._should_stop():
-                break
         bar.close()
         if self._epoch_sums.batches == 0:
             raise UserError(

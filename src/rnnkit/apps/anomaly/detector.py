@@ -58,7 +58,10 @@ class AnomalyDetector:
     Args:
         context_length: past points the forecaster reads for each prediction.
         horizon: steps predicted from each origin; a point's score averages its surprise
-            under the forecasts of the ``horizon`` origins before it.
+            under the forecasts of the ``horizon`` origins before it. 1 (one-step residuals)
+            scored better on a validation injection (elecdemand, a stretch and seed apart
+            from the evaluation: event F1 0.67 against 0.55 with 8); a longer horizon keeps a
+            level shift surprising beyond its first points.
         span: smoothing of the scores before thresholding (EWMA span, points).
         calendar: use calendar features (off for series without real timestamps).
         **options: other `ForecasterConfig` fields (hidden_size, epochs, lr, seed, device...).
@@ -67,7 +70,7 @@ class AnomalyDetector:
     def __init__(
         self,
         context_length: int = 64,
-        horizon: int = 8,
+        horizon: int = 1,
         span: int = 8,
         calendar: bool = False,
         **options,

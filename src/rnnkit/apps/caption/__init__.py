@@ -6,7 +6,7 @@ compositional test split; attention maps per word.
 
 Example:
     >>> from rnnkit.apps.caption import CaptionConfig, Captioner, synthetic_data
-    >>> data = synthetic_data("image", train_size=5000, test_size=500)
+    >>> data = synthetic_data("image", train_size=4000, test_size=300)
     >>> captioner = Captioner(CaptionConfig(epochs=12)).fit(data.train_inputs, data.train_captions)
     >>> captioner.predict(data.test_inputs[:3], beam_width=3)
 """

@@ -3,7 +3,7 @@ split, and compare the attention decoder, the decoder without attention and the
 nearest-neighbour baseline in one run.
 
 Example:
-    >>> data = synthetic_data("image", train_size=5000, test_size=500, seed=0)
+    >>> data = synthetic_data("image", train_size=4000, test_size=300, seed=0)
     >>> rows, models, predictions = compare_captioners(data, CaptionConfig(epochs=12))
 """
 
@@ -20,7 +20,7 @@ from rnnkit.apps.caption.metrics import caption_metrics
 from rnnkit.data import vision
 
 # Sizes of the full and the --quick runs (train items, test items, epochs).
-FULL_SIZES = {"image": (5000, 500, 12), "video": (3000, 300, 12)}
+FULL_SIZES = {"image": (4000, 300, 12), "video": (3000, 300, 12)}
 QUICK_SIZES = {"image": (256, 64, 1), "video": (128, 32, 1)}
 
 
@@ -39,7 +39,7 @@ class CaptionData:
 
 def synthetic_data(kind: str, train_size: int, test_size: int, seed: int = 0) -> CaptionData:
     """Composed scenes ("image") or moving-item clips ("video"); the test split holds
-    (colour, item) pairs never seen in training, drawn from unseen item images."""
+    pairs of item classes never seen together in training, drawn from unseen item images."""
     train_bank, test_bank = vision.load_item_bank("train"), vision.load_item_bank("test")
     if kind == "image":
         train = vision.compose_scenes(train_bank, train_size, "train", seed)

@@ -17,7 +17,14 @@ from torch.nn import functional as F
 import rnnkit
 
 LIKELIHOODS = ("gaussian", "student_t")
-CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+# cell name -> (rnnkit layer, its cell option); minGRU/minLSTM run as a parallel scan.
+CELLS = {
+    "lstm": ("LSTM", "lstm"),
+    "gru": ("GRU", "gru"),
+    "rnn": ("RNN", "rnn"),
+    "mingru": ("GRU", "mingru"),
+    "minlstm": ("LSTM", "minlstm"),
+}
 
 
 class ForecastNet(nn.Module):
@@ -27,7 +34,7 @@ class ForecastNet(nn.Module):
         encoder_inputs: features per past step.
         decoder_inputs: features per future step.
         hidden_size, num_layers, dropout: of both RNNs.
-        cell: ``lstm``, ``gru`` or ``rnn`` (rnnkit's layers).
+        cell: ``lstm``, ``gru``, ``rnn``, ``mingru`` or ``minlstm`` (rnnkit's layers).
         likelihood: ``gaussian`` or ``student_t``.
 
     Shapes:
@@ -56,13 +63,24 @@ class ForecastNet(nn.Module):
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
-        layer = getattr(rnnkit, CELLS[cell])
+        layer_name, cell_name = CELLS[cell]
+        layer = getattr(rnnkit, layer_name)
         between = dropout if num_layers > 1 else 0.0
         self.encoder = layer(
-            encoder_inputs, hidden_size, num_layers, batch_first=True, dropout=between
+            encoder_inputs,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=between,
+            cell=cell_name,
         )
         self.decoder = layer(
-            decoder_inputs, hidden_size, num_layers, batch_first=True, dropout=between
+            decoder_inputs,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=between,
+            cell=cell_name,
         )
         self.dropout = nn.Dropout(dropout)
         self.likelihood = likelihood

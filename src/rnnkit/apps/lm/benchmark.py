@@ -37,7 +37,9 @@ def split_text(text: str, test_fraction: float = 0.05, val_fraction: float = 0.0
     val_start = min(cut(test_fraction + val_fraction), test_start)
     split = TextSplit(text[:val_start], text[val_start:test_start], text[test_start:])
     if len(split.train) < 100 or not split.test:
-        raise UserError(f"the text is too short ({len(text)} characters); expected at least a few KB")
+        raise UserError(
+            f"the text is too short ({len(text)} characters); expected at least a few KB"
+        )
     return split
 
 
@@ -68,12 +70,22 @@ def compressor_bits_per_char(test: str, context: str | None = None) -> dict[str,
 
 def compare_with_compressors(lm, split: TextSplit, with_context: bool = True) -> list[dict]:
     """Rows: the LSTM's bits per character on the test text, then xz and bzip2 on it."""
-    rows = [{"model": f"rnnkit LSTM ({lm.config.tokens})", "bits_per_char": lm.bits_per_char(split.test),
-             "sees": "training text (as weights)"}]
+    rows = [
+        {
+            "model": f"rnnkit LSTM ({lm.config.tokens})",
+            "bits_per_char": lm.bits_per_char(split.test),
+            "sees": "training text (as weights)",
+        }
+    ]
     for name, bpc in compressor_bits_per_char(split.test).items():
         rows.append({"model": name, "bits_per_char": bpc, "sees": "test text only"})
     if with_context:
         for name, bpc in compressor_bits_per_char(split.test, split.train[-900_000:]).items():
-            rows.append({"model": f"{name} + context", "bits_per_char": bpc,
-                         "sees": "last 900 KB of training text + test text"})
+            rows.append(
+                {
+                    "model": f"{name} + context",
+                    "bits_per_char": bpc,
+                    "sees": "last 900 KB of training text + test text",
+                }
+            )
     return rows

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnkit.apps.lm.model import LanguageModelNet, State, detach_state
+from rnnkit.apps.lm.model import LanguageModelNet
 from rnnkit.core.decoding import sample_logits
 from rnnkit.data.text import CharVocab, train_tokenizer
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
@@ -97,7 +97,6 @@ class LanguageModel:
         self.tokenizer = None
         self.model: LanguageModelNet | None = None
         self.history: list[dict] = []
-        self._state: State | None = None
 
     # ---------------------------------------------------------------- tokens
     def encode(self, text: str, strict: bool = True, what: str = "text") -> Tensor:
@@ -136,10 +135,15 @@ class LanguageModel:
         if val_text:
             val = TBPTTBatches(self.encode(val_text, strict=False), 8, config.bptt)
         trainer = Trainer(
-            self.model, self._step,
+            self.model,
+            self._step,
             TrainConfig(
-                epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
-                grad_clip=config.grad_clip, seed=config.seed, device=config.device,
+                epochs=config.epochs,
+                lr=config.lr,
+                weight_decay=config.weight_decay,
+                grad_clip=config.grad_clip,
+                seed=config.seed,
+                device=config.device,
                 progress=progress,
             ),
         )
@@ -150,17 +154,22 @@ class LanguageModel:
     def _build_model(self) -> LanguageModelNet:
         c = self.config
         return LanguageModelNet(
-            self.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.dropout,
-            c.embedding_dropout, c.weight_drop,
+            self.vocab_size,
+            c.embedding_dim,
+            c.hidden_size,
+            c.num_layers,
+            c.dropout,
+            c.embedding_dropout,
+            c.weight_drop,
         )
 
     def _step(self, model: LanguageModelNet, batch: dict) -> dict:
-        """One TBPTT window: start from the previous window's (detached) state."""
+        """One TBPTT window: the stateful layers start from the previous window's state."""
         device = next(model.parameters()).device
         inputs, targets = batch["inputs"].to(device), batch["targets"].to(device)
-        state = None if batch["first"] else self._state
-        logits, state = model(inputs, state)
-        self._state = detach_state(state)
+        if batch["first"]:
+            getattr(model, "module", model).reset_state()  # `module`: under DDP
+        logits, _ = model(inputs)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
 
@@ -183,10 +192,16 @@ class LanguageModel:
         total_nats = 0.0
         rows = max(min(streams, len(ids) // 64), 1)
         length = len(ids) // rows
-        parts = [(inputs[: rows * length].view(rows, length), targets[: rows * length].view(rows, length))]
+        parts = [
+            (
+                inputs[: rows * length].view(rows, length),
+                targets[: rows * length].view(rows, length),
+            )
+        ]
         if rows * length < len(ids):  # the remainder, as one more row
             parts.append((inputs[rows * length :][None], targets[rows * length :][None]))
         for part_inputs, part_targets in parts:
+            model.reset_state()
             state = None
             for begin in range(0, part_inputs.shape[1], 256):
                 x = part_inputs[:, begin : begin + 256].to(device)
@@ -219,15 +234,20 @@ class LanguageModel:
         generator = torch.Generator(device=device)
         if seed is not None:
             generator.manual_seed(seed)
-        context = self.encode("\n", strict=False)[:1].tolist() + self.encode(
-            prompt, what="prompt"
-        ).tolist()
+        context = (
+            self.encode("\n", strict=False)[:1].tolist()
+            + self.encode(prompt, what="prompt").tolist()
+        )
+        model.reset_state()
         logits, state = model(torch.tensor([context], device=device))
         generated: list[int] = []
         shown = ""
         for _ in range(max_tokens):
             token = sample_logits(
-                logits[0, -1], temperature=temperature, top_k=top_k, top_p=top_p,
+                logits[0, -1],
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
                 generator=generator,
             )
             generated.append(int(token))
@@ -252,7 +272,9 @@ class LanguageModel:
         """Write model.safetensors, config.json (with the characters) and the tokenizer."""
         directory = Path(directory)
         extra = {"chars": self.vocab.to_json()} if self.vocab is not None else {}
-        save_model(directory, self._require_model(), {"lm": dataclasses.asdict(self.config), **extra})
+        save_model(
+            directory, self._require_model(), {"lm": dataclasses.asdict(self.config), **extra}
+        )
         if self.tokenizer is not None:
             self.tokenizer.save(str(directory / "tokenizer.json"))
         return directory

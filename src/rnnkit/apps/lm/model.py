@@ -10,12 +10,15 @@ Regularizers, each a number in the config (0 turns it off):
 - weight tying: the decoder reuses the embedding matrix (Press & Wolf 2017).
 
 Shapes: ``tokens`` [N, T] -> ``logits`` [N, T, V]; the state is a list (one per layer) of
-LSTM ``(h, c)``, each [1, N, H], to be carried across batches (truncated BPTT).
+LSTM ``(h, c)``, each [1, N, H].
+
+Truncated BPTT uses the core's stateful mode: each layer keeps its final state (detached) and
+starts the next call from it, until `LanguageModelNet.reset_state`. Passing a state explicitly
+overrides the carried one.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -44,8 +47,9 @@ class LanguageModelNet(nn.Module):
 
     Example:
         >>> net = LanguageModelNet(vocab_size=80, embedding_dim=64, hidden_size=128)
+        >>> net.reset_state()
         >>> logits, state = net(torch.randint(0, 80, (4, 50)))
-        >>> logits2, state = net(torch.randint(0, 80, (4, 50)), state)  # carry on
+        >>> logits2, _ = net(torch.randint(0, 80, (4, 50)))  # continues from `state`
     """
 
     def __init__(
@@ -60,18 +64,26 @@ class LanguageModelNet(nn.Module):
     ):
         super().__init__()
         self.dropout, self.embedding_dropout, self.weight_drop = (
-            dropout, embedding_dropout, weight_drop,
+            dropout,
+            embedding_dropout,
+            weight_drop,
         )
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         sizes = [embedding_dim] + [hidden_size] * num_layers
         self.layers = nn.ModuleList(
-            rnnkit.LSTM(sizes[i], sizes[i + 1], batch_first=True) for i in range(num_layers)
+            rnnkit.LSTM(sizes[i], sizes[i + 1], batch_first=True, stateful=True)
+            for i in range(num_layers)
         )
         self.projection = (
             nn.Linear(hidden_size, embedding_dim) if hidden_size != embedding_dim else None
         )
         self.decoder = nn.Linear(embedding_dim, vocab_size)
         self.decoder.weight = self.embedding.weight  # weight tying
+
+    def reset_state(self) -> None:
+        """Forget the carried state: the next call without a state starts from zeros."""
+        for layer in self.layers:
+            layer.reset_state()
 
     def embed(self, tokens: Tensor) -> Tensor:
         weight = self.embedding.weight
@@ -92,7 +104,8 @@ class LanguageModelNet(nn.Module):
         return functional_call(layer, dropped, (x, state), strict=False)
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """Return (logits [N, T, V], new state). Pass the returned state to the next call."""
+        """Return (logits [N, T, V], final state). Without ``state``, continue from the
+        carried state (zeros after `reset_state`)."""
         x = locked_dropout(self.embed(tokens), self.dropout, self.training)
         new_state = []
         for index, layer in enumerate(self.layers):
@@ -102,10 +115,3 @@ class LanguageModelNet(nn.Module):
         if self.projection is not None:
             x = self.projection(x)
         return self.decoder(x), new_state
-
-
-def detach_state(state: State | None) -> State | None:
-    """Cut the graph between batches (truncated BPTT) but keep the values."""
-    if state is None:
-        return None
-    return [tuple(t.detach() for t in layer_state) for layer_state in state]

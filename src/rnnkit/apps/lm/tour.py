@@ -29,8 +29,13 @@ def lm_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -> Secti
     test = split.test[:20_000] if quick else split.test[:100_000]
     split = TextSplit(split.train, split.val[:20_000], test)
     config = LMConfig(
-        hidden_size=64 if quick else 256, embedding_dim=64 if quick else 128,
-        max_batches=15 if quick else 100, batch_size=32, bptt=100, seed=seed, device=device,
+        hidden_size=64 if quick else 128,
+        embedding_dim=64,
+        max_batches=15 if quick else 100,
+        batch_size=32,
+        bptt=100,
+        seed=seed,
+        device=device,
     )
     lm = LanguageModel(config).fit(split.train, split.val)
     seen = config.max_batches * config.batch_size * config.bptt
@@ -49,7 +54,9 @@ def lm_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -> Secti
     samples = []
     for name, options in DECODING:
         text = lm.generate("And God said", 120 if not quick else 60, seed=seed, **options)
-        samples.append({"decoding": name, "continuation of 'And God said'": text.replace("\n", " / ")})
+        samples.append(
+            {"decoding": name, "continuation of 'And God said'": text.replace("\n", " / ")}
+        )
     section.table(samples, "Generated text")
     return section
 
@@ -69,7 +76,9 @@ def _plot(rows: list[dict], history: list[dict], path: Path) -> Path:
         axes.text(value, y, f" {value:.2f}", va="center", fontsize=8)
     axes.set_xlabel("bits per character (held-out text)")
     if history:
-        axes.set_title(f"training loss {history[-1]['loss'] / math.log(2):.2f} bits/char", fontsize=9)
+        axes.set_title(
+            f"training loss {history[-1]['loss'] / math.log(2):.2f} bits/char", fontsize=9
+        )
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)

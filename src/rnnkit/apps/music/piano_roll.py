@@ -136,6 +136,16 @@ class PianoRollLM:
         """The piece as the model sees it (in the common key when configured)."""
         return piece.to_common_key() if self.config.common_key else piece
 
+    def round_trip(self, piece: Piece) -> Piece:
+        """The piece as the model can write it: on its grid, in the common key.
+
+        Compare generated pieces with these (a roll cannot tell a repeated note from a
+        held one, nor keep notes between grid points, so it changes the note density).
+        """
+        steps = self.config.steps_per_quarter
+        roll = piano_roll(self.prepare(piece), steps)
+        return roll_to_piece(roll, steps, name=piece.name, quarters_per_bar=piece.quarters_per_bar)
+
     def rolls(self, pieces: Sequence[Piece]) -> list[np.ndarray]:
         rolls = [piano_roll(self.prepare(p), self.config.steps_per_quarter) for p in pieces]
         return [r for r in rolls if len(r) > 0]

@@ -142,6 +142,10 @@ class TokenLM:
         piece.quarters_per_bar = quarters_per_bar
         return piece
 
+    def round_trip(self, piece: Piece) -> Piece:
+        """The piece as the model can write it (encoded and decoded, in the common key)."""
+        return self.decode(self.encode(piece), piece.quarters_per_bar, piece.tempo_bpm)
+
     def windows(self, pieces: Sequence[Piece]) -> list[list[int]]:
         """Every piece's tokens cut into windows of at most ``config.window`` tokens."""
         size = self.config.window

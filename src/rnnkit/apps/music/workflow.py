@@ -240,7 +240,8 @@ def generate(
         primer: a MIDI file or ``test:N`` (a held-out piece) whose first bars are continued.
         temperature, top_k, top_p: sampling (top_k only for melody/event models).
         tempo_bpm, key: tempo and key (e.g. ``"G"``, ``"F#m"``) of the output.
-        corpus: the pieces to compare statistics with (default: the model's training split).
+        corpus: the pieces to compare statistics with (default: the model's training split);
+            they are first put through the model's representation (`round_trip`).
     """
     _check_sampling(temperature, top_k, top_p, count, bars if seconds is None else seconds)
     model, config = load(directory)
@@ -297,7 +298,11 @@ def generate(
     if corpus is None:
         pieces = load_corpus(config.get("data", "chorales"), config.get("limit"), warn=None)
         corpus = split(pieces, config.get("split_seed", 0))[0]
-    result.statistics = compare_to_corpus({"generated": result.pieces}, corpus, "training corpus")
+    # Compare with the corpus as the model can write it (same grid), so density compares.
+    reference = [model.round_trip(piece) for piece in corpus]
+    result.statistics = compare_to_corpus(
+        {"generated": result.pieces}, reference, "training corpus (model's grid)"
+    )
     return result
 
 

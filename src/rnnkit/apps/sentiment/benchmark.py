@@ -96,14 +96,23 @@ def compare_on_benchmark(
             "VADER": vader_labels(texts),
         }
         for model, predicted in predictions.items():
-            rows.append({"data": name, "n": len(texts), "model": model,
-                         **accuracy_and_macro_f1(truth, predicted)})
+            rows.append(
+                {
+                    "data": name,
+                    "n": len(texts),
+                    "model": model,
+                    **accuracy_and_macro_f1(truth, predicted),
+                }
+            )
     return rows
 
 
 def training_data(
-    path: str | None = None, text_column: str = "text", label_column: str = "label",
-    task: str = "classify", quick: bool = False,
+    path: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    task: str = "classify",
+    quick: bool = False,
 ) -> PolaritySplit:
     """The movie split (default) or the user's file split 80/10/10 with the fixed split seed.
 
@@ -120,8 +129,10 @@ def training_data(
             numbers = pd.to_numeric(frame["label"], errors="coerce")
             if numbers.isna().any():
                 line = int(numbers.isna().to_numpy().argmax()) + 2
-                raise UserError(f"{path}, line {line}, column {label_column!r}: expected a "
-                                f"number to regress, got {frame['label'].iloc[line - 2]!r}")
+                raise UserError(
+                    f"{path}, line {line}, column {label_column!r}: expected a "
+                    f"number to regress, got {frame['label'].iloc[line - 2]!r}"
+                )
             frame = frame.assign(rating=numbers)
         else:
             frame = frame.assign(label=frame["label"].astype(str))
@@ -136,8 +147,9 @@ def training_data(
     return split
 
 
-def evaluate_on_file(classifier, path: str, text_column: str = "text",
-                     label_column: str = "label") -> list[dict]:
+def evaluate_on_file(
+    classifier, path: str, text_column: str = "text", label_column: str = "label"
+) -> list[dict]:
     """The classifier's accuracy and macro-F1 (or mean squared error) on a labelled file."""
     from rnnkit.data.text import read_labelled_texts
 
@@ -148,7 +160,9 @@ def evaluate_on_file(classifier, path: str, text_column: str = "text",
         if np.isnan(truth).any():
             raise UserError(f"{path}: column {label_column!r} must hold numbers (ratings)")
         predicted = np.array([p.label for p in classifier.predict(texts)])
-        return [{"data": str(path), "n": len(texts), "mse": float(np.mean((predicted - truth) ** 2))}]
+        return [
+            {"data": str(path), "n": len(texts), "mse": float(np.mean((predicted - truth) ** 2))}
+        ]
     labels = [str(label) for label in frame["label"]]
     classifier._targets(labels)  # a clear error for labels that are not one of the classes
     predicted = [p.label for p in classifier.predict(texts)]

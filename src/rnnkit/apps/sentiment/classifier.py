@@ -35,6 +35,8 @@ class SentimentConfig:
 
     ``tokens``: ``word``, ``subword`` or ``word+subword`` (each word's vector plus the mean of
     its BPE pieces). ``task``: ``classify`` (labels) or ``regress`` (a numeric rating).
+    ``rating_head``: set by `fit` when a classifier also gets ratings: a second output learns
+    the rating (weighted by ``rating_weight``), which makes a better classifier of polarity.
     """
 
     tokens: str = "word+subword"
@@ -46,7 +48,10 @@ class SentimentConfig:
     pooling: str = "max"
     dropout: float = 0.5
     embedding_dropout: float = 0.2
+    recurrent_dropout: float = 0.0
     task: str = "classify"
+    rating_head: bool = False
+    rating_weight: float = 1.0
     epochs: int = 6
     lr: float = 2e-3
     weight_decay: float = 1e-2
@@ -86,9 +91,16 @@ class SentimentClassifier:
         val_texts: Sequence[str] | None = None,
         val_labels: Sequence | None = None,
         progress: bool = False,
+        ratings: Sequence[float] | None = None,
+        val_ratings: Sequence[float] | None = None,
     ) -> SentimentClassifier:
-        """Train tokenizers and the network. Labels are class names (or ratings to regress)."""
+        """Train tokenizers and the network. Labels are class names (or ratings to regress).
+
+        ``ratings`` (optional, with ``task="classify"``): a numeric rating per text (e.g. the
+        mean human rating -4..4) learned by an auxiliary output besides the labels.
+        """
         config = self.config
+        config.rating_head = ratings is not None and config.task == "classify"
         seed_everything(config.seed)
         texts = [str(t) for t in texts]
         if not texts:
@@ -110,18 +122,28 @@ class SentimentClassifier:
             train_tokenizer(texts, "subword", config.subword_vocab_size) if uses_pieces else None
         )
         self.model = self._build_model()
-        train = self._loader(texts, labels, shuffle=True)
-        val = self._loader(val_texts, val_labels) if val_texts is not None else None
+        train = self._loader(texts, labels, shuffle=True, ratings=ratings)
+        val = None
+        if val_texts is not None:
+            val = self._loader(
+                val_texts, val_labels, ratings=val_ratings if config.rating_head else None
+            )
         classify = config.task == "classify"
         trainer = Trainer(
             self.model,
             self._step,
             TrainConfig(
-                epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay,
-                grad_clip=1.0, seed=config.seed, device=config.device, progress=progress,
+                epochs=config.epochs,
+                lr=config.lr,
+                weight_decay=config.weight_decay,
+                grad_clip=1.0,
+                seed=config.seed,
+                device=config.device,
+                progress=progress,
                 # Short sentences overfit within a few epochs: keep the best epoch's weights.
                 monitor="val_accuracy" if classify else "val_loss",
-                mode="max" if classify else "min", restore_best=True,
+                mode="max" if classify else "min",
+                restore_best=True,
             ),
         )
         self.history = trainer.fit(train, val)
@@ -130,13 +152,19 @@ class SentimentClassifier:
 
     def _build_model(self) -> SentimentNet:
         config = self.config
-        outputs = len(self.classes) if config.task == "classify" else 1
+        outputs = len(self.classes) + int(config.rating_head) if config.task == "classify" else 1
         pieces = self.subword_tokenizer.get_vocab_size() if self.subword_tokenizer else 0
         return SentimentNet(
-            vocab_size=self.word_tokenizer.get_vocab_size(), num_outputs=outputs,
-            subword_vocab_size=pieces, embedding_dim=config.embedding_dim,
-            hidden_size=config.hidden_size, cell=config.cell, pooling=config.pooling,
-            dropout=config.dropout, embedding_dropout=config.embedding_dropout,
+            vocab_size=self.word_tokenizer.get_vocab_size(),
+            num_outputs=outputs,
+            subword_vocab_size=pieces,
+            embedding_dim=config.embedding_dim,
+            hidden_size=config.hidden_size,
+            cell=config.cell,
+            pooling=config.pooling,
+            dropout=config.dropout,
+            embedding_dropout=config.embedding_dropout,
+            recurrent_dropout=config.recurrent_dropout,
         )
 
     def _step(self, model: SentimentNet, batch: dict) -> dict:
@@ -146,9 +174,22 @@ class SentimentClassifier:
         if self.config.task == "regress":
             loss = torch.nn.functional.mse_loss(scores.squeeze(-1), batch["targets"].float())
             return {"loss": loss}
-        loss = torch.nn.functional.cross_entropy(scores, batch["targets"])
-        accuracy = (scores.argmax(-1) == batch["targets"]).float().mean()
+        logits = self._class_logits(scores)
+        loss = torch.nn.functional.cross_entropy(logits, batch["targets"])
+        accuracy = (logits.argmax(-1) == batch["targets"]).float().mean()
+        if self.config.rating_head:
+            # Ratings (-4..4) halved: an error of 1 on the scale costs about what CE does.
+            rating_loss = torch.nn.functional.mse_loss(scores[:, -1], batch["ratings"] / 2)
+            return {
+                "loss": loss + self.config.rating_weight * rating_loss,
+                "accuracy": accuracy,
+                "rating_mse": rating_loss.detach() * 4,
+            }
         return {"loss": loss, "accuracy": accuracy}
+
+    def _class_logits(self, scores: torch.Tensor) -> torch.Tensor:
+        """The class scores [N, classes] (without the rating output, if there is one)."""
+        return scores[:, : len(self.classes)]
 
     # ---------------------------------------------------------------- encoding
     def encode(self, texts: Sequence[str]) -> list[tuple[list[int], list[list[int]], list[str]]]:
@@ -184,10 +225,14 @@ class SentimentClassifier:
             )
         return [index[str(label)] for label in labels]
 
-    def _loader(self, texts, labels=None, shuffle: bool = False) -> DataLoader:
+    def _loader(self, texts, labels=None, shuffle: bool = False, ratings=None) -> DataLoader:
         encoded = self.encode(texts)
         targets = self._targets(labels) if labels is not None else [0] * len(encoded)
-        items = [(ids, pieces, target) for (ids, pieces, _), target in zip(encoded, targets)]
+        ratings = [float(r) for r in ratings] if ratings is not None else [0.0] * len(encoded)
+        items = [
+            (ids, pieces, target, rating)
+            for (ids, pieces, _), target, rating in zip(encoded, targets, ratings, strict=True)
+        ]
         return DataLoader(
             items, batch_size=self.config.batch_size, shuffle=shuffle, collate_fn=_collate
         )
@@ -207,7 +252,7 @@ class SentimentClassifier:
             if self.config.task == "regress":
                 outputs.append(scores.squeeze(-1).cpu())
             else:
-                outputs.append(scores.softmax(-1).cpu())
+                outputs.append(self._class_logits(scores).softmax(-1).cpu())
         return torch.cat(outputs).numpy() if outputs else np.zeros((0, len(self.classes)))
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -262,16 +307,25 @@ class SentimentClassifier:
         return classifier
 
 
-def _collate(items: list[tuple[list[int], list[list[int]], float]]) -> dict[str, torch.Tensor]:
+def _collate(
+    items: list[tuple[list[int], list[list[int]], float, float]],
+) -> dict[str, torch.Tensor]:
     """Pad word ids to [N, T] and piece ids to [N, T, P] with zeros."""
-    longest = max(len(ids) for ids, _, _ in items)
-    most_pieces = max((len(p) for _, pieces, _ in items for p in pieces), default=0) or 1
+    longest = max(len(ids) for ids, *_ in items)
+    most_pieces = max((len(p) for _, pieces, *_ in items for p in pieces), default=0) or 1
     tokens = torch.zeros(len(items), longest, dtype=torch.long)
     pieces = torch.zeros(len(items), longest, most_pieces, dtype=torch.long)
-    for row, (ids, word_pieces, _) in enumerate(items):
+    for row, (ids, word_pieces, *_) in enumerate(items):
         tokens[row, : len(ids)] = torch.tensor(ids)
         for column, piece_ids in enumerate(word_pieces):
             pieces[row, column, : len(piece_ids)] = torch.tensor(piece_ids, dtype=torch.long)
-    targets = torch.tensor([target for _, _, target in items])
-    lengths = torch.tensor([len(ids) for ids, _, _ in items])
-    return {"tokens": tokens, "pieces": pieces, "lengths": lengths, "targets": targets}
+    targets = torch.tensor([item[2] for item in items])
+    ratings = torch.tensor([item[3] for item in items], dtype=torch.float)
+    lengths = torch.tensor([len(ids) for ids, *_ in items])
+    return {
+        "tokens": tokens,
+        "pieces": pieces,
+        "lengths": lengths,
+        "targets": targets,
+        "ratings": ratings,
+    }

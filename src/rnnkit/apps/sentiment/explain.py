@@ -31,7 +31,9 @@ class TokenWeight:
     weight: float
 
 
-def explain(classifier: SentimentClassifier, text: str, method: str = "saliency") -> list[TokenWeight]:
+def explain(
+    classifier: SentimentClassifier, text: str, method: str = "saliency"
+) -> list[TokenWeight]:
     """Per-token weights for the classifier's prediction on ``text``.
 
     Args:
@@ -42,7 +44,7 @@ def explain(classifier: SentimentClassifier, text: str, method: str = "saliency"
     if not text.strip():
         raise UserError("empty text: nothing to explain")
     ids, pieces, tokens = classifier.encode([text])[0]
-    batch = _collate([(ids, pieces, 0)])
+    batch = _collate([(ids, pieces, 0, 0.0)])
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     model.eval()
@@ -78,8 +80,9 @@ def _integrated_gradients(classifier: SentimentClassifier, batch: dict, steps: i
     if classifier.config.task == "regress":
         target = scores[:, 0]  # the rating itself: green raises it, red lowers it
     else:
-        predicted = int(scores[-1].argmax())  # the last point of the path is the text
-        target = scores.log_softmax(-1)[:, predicted]
+        logits = classifier._class_logits(scores)
+        predicted = int(logits[-1].argmax())  # the last point of the path is the text
+        target = logits.log_softmax(-1)[:, predicted]
     (gradients,) = torch.autograd.grad(target.sum(), path)
     return (gradients.mean(0) * embedded[0]).sum(-1).detach()
 
@@ -92,9 +95,7 @@ def explanation_html(
     for prediction, weights in items:
         spans = " ".join(_span(w) for w in weights)
         label = html.escape(str(prediction.label))
-        rows.append(
-            f"<p><b>{label}</b> ({prediction.probability:.2f})&nbsp;&nbsp;{spans}</p>"
-        )
+        rows.append(f"<p><b>{label}</b> ({prediction.probability:.2f})&nbsp;&nbsp;{spans}</p>")
     legend = (
         "<p class='legend'>green: the word pushed towards the predicted label; red: against it; "
         "the stronger the colour, the larger the effect.</p>"

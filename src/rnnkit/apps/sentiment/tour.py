@@ -30,14 +30,24 @@ def sentiment_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -
     if quick:
         split = PolaritySplit(split.train.head(1500), split.val.head(300), split.test.head(300))
     config = SentimentConfig(
-        hidden_size=16 if quick else 96, embedding_dim=16 if quick else 96,
-        subword_vocab_size=1000 if quick else 4000, epochs=1 if quick else 3, seed=seed,
+        hidden_size=16 if quick else 64,
+        embedding_dim=16 if quick else 64,
+        subword_vocab_size=1000 if quick else 4000,
+        epochs=1 if quick else 3,
+        seed=seed,
         device=device,
     )
     classifier = SentimentClassifier(config).fit(
-        split.train["text"], split.train["label"], split.val["text"], split.val["label"]
+        split.train["text"],
+        split.train["label"],
+        split.val["text"],
+        split.val["label"],
+        ratings=split.train["rating"],
+        val_ratings=split.val["rating"],
     )
-    rows = compare_on_benchmark(classifier, split, shift_domains=() if quick else ("tweets", "amazon"))
+    rows = compare_on_benchmark(
+        classifier, split, shift_domains=() if quick else ("tweets", "amazon")
+    )
     section.text(
         f"A bidirectional LSTM over word + subword embeddings with max pooling, trained from "
         f"scratch on {len(split.train):,} Rotten Tomatoes sentences rated by humans (VADER's "
@@ -72,8 +82,10 @@ def _plot(rows: list[dict], path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / len(models)
     for index, model in enumerate(models):
-        values = [next(r["accuracy"] for r in rows if r["data"] == d and r["model"] == model)
-                  for d in datasets]
+        values = [
+            next(r["accuracy"] for r in rows if r["data"] == d and r["model"] == model)
+            for d in datasets
+        ]
         axes.bar(np.arange(len(datasets)) + index * width, values, width, label=model)
     axes.set_xticks(np.arange(len(datasets)) + width * (len(models) - 1) / 2, datasets)
     axes.axhline(0.5, color="grey", linestyle=":", linewidth=1)

@@ -200,7 +200,9 @@ class Translator:
     ) -> list[str]:
         """Translate sentences; ``beam_width=1`` is greedy decoding.
 
-        Beams are ranked by log-probability / length ** ``length_penalty``.
+        Beams are ranked by log-probability / length ** ``length_penalty``. An empty sentence
+        translates to an empty string; a sentence longer than ``config.max_subwords``
+        subwords is cut to that length (split long text into sentences first).
         """
         self._check_fitted()
         self.model.eval()

@@ -1,8 +1,8 @@
 """``rnnkit caption train | predict | evaluate``: sentences from images and videos.
 
 Trains on scenes composed of real Fashion-MNIST items and MNIST digits (or moving-item clips
-with --video, or your COCO-format captions), and tests on a compositional split: colour and
-item pairs never seen in training. The work is in `rnnkit.apps.caption`.
+with --video, or your COCO-format captions), and tests on a compositional split: scenes
+holding pairs of items never seen together in training. The work is in `rnnkit.apps.caption`.
 """
 
 from __future__ import annotations
@@ -118,10 +118,10 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
         "--train-size",
         type=int,
         default=None,
-        help="composed training items (default 5000 images / 3000 clips)",
+        help="composed training items (default 4000 images / 3000 clips)",
     )
     parser.add_argument(
-        "--test-size", type=int, default=None, help="compositional test items (default 500 / 300)"
+        "--test-size", type=int, default=None, help="compositional test items (default 300 / 300)"
     )
     parser.add_argument("--coco", default=None, help="your captions: a COCO annotations JSON")
     parser.add_argument("--images", default=None, help="the image folder of --coco")
@@ -193,7 +193,8 @@ def run_train(args: argparse.Namespace) -> int:
         flush=True,
     )
     began = time.perf_counter()
-    captioner = Captioner(config).fit(inputs, captions, progress=not args.quick)
+    # The trainer keeps metrics.csv, TensorBoard logs and checkpoints in the model folder.
+    captioner = Captioner(config).fit(inputs, captions, progress=not args.quick, out_dir=str(out))
     captioner.save(out)
     write_json(out / "history.json", captioner.history)
     for row in captioner.history:
@@ -307,8 +308,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     kind = "video" if args.video else "image"
     data = synthetic_data(kind, train_size, test_size, args.seed)
     print(
-        f"training both decoders on {train_size} {kind}s, testing on {test_size} with unseen "
-        f"colour-item pairs",
+        f"training both decoders on {train_size} {kind}s, testing on {test_size} holding "
+        "pairs of items never seen together",
         flush=True,
     )
     rows, models, predictions = compare_captioners(
@@ -383,7 +384,7 @@ def tour(ctx: TourContext) -> Section:
         nearest = NearestNeighbourCaptioner(captioner.features)
         nearest.fit(data.train_inputs, data.train_captions)
         for name, predictions in (
-            ("attention LSTM, greedy", captioner.predict(data.test_inputs)),
+            ("attention LSTM, beam 3", captioner.predict(data.test_inputs, beam_width=3)),
             ("nearest neighbour", nearest.predict(data.test_inputs)),
         ):
             metrics = evaluate_predictions(data, predictions)
@@ -407,7 +408,7 @@ def tour(ctx: TourContext) -> Section:
             )
             section.image(
                 gallery,
-                "test scenes (unseen colour-item pairs) with generated "
+                "test scenes (pairs of items never seen together) with generated "
                 "captions (beam 3) and a reference",
             )
         for path, caption in shown:
@@ -416,8 +417,8 @@ def tour(ctx: TourContext) -> Section:
     section.text(
         "Scenes of 1-4 real Fashion-MNIST items and MNIST digits, tinted and sized on a 64x64 "
         "canvas, with captions written from the layout; videos of 1-2 moving items. The test "
-        "split holds colour-item pairs never seen in training. A small CNN encoder (a recurrent "
-        "encoder over frames for video) and an LSTM decoder with soft attention "
+        "split holds pairs of items never seen together in training. A small CNN encoder (a "
+        "recurrent encoder over frames for video) and an LSTM decoder with soft attention "
         "(Show, Attend and Tell) trained briefly here; `rnnkit caption evaluate` trains longer "
         "and adds the decoder without attention."
     )

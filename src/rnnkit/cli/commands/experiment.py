@@ -102,9 +102,9 @@ def tour(ctx: TourContext) -> Section:
 
     config = ExperimentConfig(
         tasks=("adding", "smnist"),
-        adding_lengths=(50,),
+        adding_lengths=(100,),
         quick=ctx.quick,
-        epochs=None if ctx.quick else 6,
+        epochs=None if ctx.quick else 8,
         seed=ctx.seed,
         device=ctx.device,
     )

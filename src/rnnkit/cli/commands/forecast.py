@@ -2,8 +2,8 @@
 
 Data: a bundled real series by name (--data nyc-weather, city-weather, seattle-weather,
 sp500, msft, elecdemand) or your CSV/Parquet file (--file, with --time, --target, --id,
---past, --future). Missing values and gaps: each series is put on a regular grid; missing
-targets are left out of the loss and fed as "not observed". The work is in
+--past, --future-covariates). Missing values and gaps: each series is put on a regular grid;
+missing targets are left out of the loss and fed as "not observed". The work is in
 `rnnkit.apps.forecast`.
 """
 
@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="past steps the model reads (default: 2 seasons, >= 4 horizons)",
     )
-    train.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+    train.add_argument(
+        "--cell", choices=["lstm", "gru", "rnn", "mingru", "minlstm"], default="lstm"
+    )
     train.add_argument("--hidden-size", type=int, default=64)
     train.add_argument("--likelihood", choices=["student_t", "gaussian"], default="student_t")
     train.set_defaults(func=run_train)

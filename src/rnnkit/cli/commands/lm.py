@@ -27,17 +27,23 @@ NAME = "lm"
 HELP = "language models of text: train on the Bible or your file, generate, bits per char"
 ORDER = 51
 DEFAULT_MODEL = "models/lm"
+DESCRIPTION = """\
+Character- and subword-level LSTM language models trained with truncated backpropagation
+through time: on the World English Bible (Debian sword-text-web), the KJV (sword-text-kjv) or
+any UTF-8 text file. 'generate' streams greedy, temperature, top-k or nucleus samples;
+'evaluate' reports bits per character on the held-out end of the text next to xz and bzip2.
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    verbs = add_command(subparsers, NAME, HELP, __doc__)
+    verbs = add_command(subparsers, NAME, HELP, DESCRIPTION)
 
     train = add_verb(
         verbs,
         "train",
         "train with truncated backpropagation through time",
         [
-            "rnnkit lm train --out models/lm                      # char-level, World English Bible",
+            "rnnkit lm train --out models/lm  # char-level, World English Bible",
             "rnnkit lm train --tokens subword --text kjv --out models/lm-kjv",
             "rnnkit lm train --text my_novel.txt --epochs 3 --hidden-size 512",
         ],
@@ -49,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="web (World English Bible), kjv, or a UTF-8 text file (default: web)",
     )
     train.add_argument("--tokens", choices=["char", "subword"], default="char")
-    train.add_argument("--hidden-size", type=int, default=512)
+    train.add_argument("--hidden-size", type=int, default=256)
     train.add_argument("--layers", type=int, default=1)
     train.add_argument("--bptt", type=int, default=100, help="steps per backprop window")
     train.add_argument(

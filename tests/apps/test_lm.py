@@ -1,0 +1,242 @@
+"""Language models: TBPTT batching and state carrying, AWD regularizers, bits per character,
+decoding, the SWORD reader and the CLI.
+
+Texts are generated here (a small Markov source whose entropy is known); the slow test trains
+on the World English Bible and must beat xz and bzip2 on its held-out end.
+"""
+
+import json
+import math
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+import torch
+
+from rnnkit.apps.lm import (
+    LanguageModel,
+    LMConfig,
+    TBPTTBatches,
+    compressor_bits_per_char,
+    split_text,
+)
+from rnnkit.apps.lm.model import LanguageModelNet
+from rnnkit.cli import main
+from rnnkit.data.text import SWORD_ROOT, CharVocab, read_sword_text, strip_osis
+from rnnkit.errors import UserError
+
+WORDS = ["and", "the", "lord", "said", "unto", "moses", "go", "forth", "people", "of", "israel"]
+
+
+def make_text(n_words: int, seed: int) -> str:
+    """Word sequences from a first-order Markov chain: predictable from context, not from counts."""
+    rng = random.Random(seed)
+    successors = {w: rng.sample(WORDS, 2) for w in WORDS}
+    word, out = "and", []
+    for index in range(n_words):
+        out.append(word)
+        word = rng.choice(successors[word])
+        if index % 12 == 11:
+            out.append(".\n")
+    return " ".join(out).replace(" .\n ", ".\n")
+
+
+def unigram_bits_per_char(text: str) -> float:
+    counts = Counter(text)
+    return -sum(c / len(text) * math.log2(c / len(text)) for c in counts.values())
+
+
+def test_tbptt_windows_continue_each_row():
+    ids = torch.arange(1000)
+    batches = list(TBPTTBatches(ids, batch_size=4, bptt=50))
+    assert batches[0]["first"] and not batches[1]["first"]
+    first, second = batches[0], batches[1]
+    assert torch.equal(first["targets"], first["inputs"] + 1)
+    # Row b of the next window starts where row b of this one stopped.
+    assert torch.equal(second["inputs"][:, 0], first["inputs"][:, -1] + 1)
+
+
+def test_carried_state_equals_one_long_pass():
+    """Stateful windows (TBPTT) and an explicitly passed state both equal one long pass."""
+    torch.manual_seed(0)
+    net = LanguageModelNet(vocab_size=20, embedding_dim=8, hidden_size=12, num_layers=2).eval()
+    tokens = torch.randint(0, 20, (3, 30))
+    net.reset_state()
+    whole, _ = net(tokens)
+    net.reset_state()
+    first, state = net(tokens[:, :17])
+    carried, _ = net(tokens[:, 17:])
+    explicit, _ = net(tokens[:, 17:], state)
+    torch.testing.assert_close(torch.cat([first, carried], 1), whole, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(explicit, carried)
+
+
+def test_weights_are_tied_and_weight_drop_only_acts_in_training():
+    torch.manual_seed(0)
+    net = LanguageModelNet(vocab_size=20, embedding_dim=8, hidden_size=12, weight_drop=0.5)
+    assert net.decoder.weight is net.embedding.weight
+    tokens = torch.randint(0, 20, (2, 10))
+    zeros = [(torch.zeros(1, 2, 12), torch.zeros(1, 2, 12))]
+    net.eval()
+    torch.testing.assert_close(net(tokens, zeros)[0], net(tokens, zeros)[0])
+    net.train()
+    net.dropout = net.embedding_dropout = 0.0  # leave weight drop as the only randomness
+    assert not torch.allclose(net(tokens, zeros)[0], net(tokens, zeros)[0])
+    net(tokens, zeros)[0].sum().backward()
+    assert net.layers[0].weight_hh_l0.grad.abs().sum() > 0  # gradients reach the raw weights
+
+
+@pytest.fixture(scope="module")
+def char_lm():
+    split = split_text(make_text(6000, seed=0), test_fraction=0.1)
+    config = LMConfig(
+        embedding_dim=24,
+        hidden_size=48,
+        bptt=40,
+        batch_size=16,
+        epochs=3,
+        lr=1e-2,
+        dropout=0.0,
+        weight_drop=0.0,
+        embedding_dropout=0.0,
+    )
+    return LanguageModel(config).fit(split.train, split.val), split
+
+
+def test_char_lm_learns_beyond_unigram_and_compressors(char_lm):
+    lm, split = char_lm
+    assert lm.history[-1]["loss"] < lm.history[0]["loss"]
+    bits = lm.bits_per_char(split.test)
+    assert bits < 0.6 * unigram_bits_per_char(split.test)
+    assert bits < min(compressor_bits_per_char(split.test).values())
+
+
+def test_decoding_options_and_streaming(char_lm):
+    lm, _ = char_lm
+    greedy = lm.generate("the lord", 40, temperature=0.0)
+    assert greedy == lm.generate("the lord", 40, temperature=0.0, seed=123)  # no randomness
+    sampled = lm.generate("the lord", 40, temperature=1.0, top_p=0.9, seed=7)
+    assert sampled == lm.generate("the lord", 40, temperature=1.0, top_p=0.9, seed=7)
+    pieces = list(lm.stream("the lord", 40, temperature=0.8, top_k=3, seed=1))
+    assert len(pieces) == 40 and "".join(pieces) == lm.generate(
+        "the lord", 40, temperature=0.8, top_k=3, seed=1
+    )
+    words = set(lm.generate("the", 200, temperature=0.5).replace(".", " ").split())
+    assert len(words & set(WORDS)) >= 0.5 * len(words)
+
+
+def test_unseen_prompt_characters_are_a_clear_error(char_lm):
+    lm, _ = char_lm
+    with pytest.raises(UserError, match=r"prompt, column 5: character\(s\) 'Z' never seen"):
+        lm.generate("the Zeal", 5)
+    assert math.isfinite(lm.bits_per_char("the Zeal"))  # scoring falls back to a space
+
+
+def test_save_and_load_keep_scores(char_lm, tmp_path):
+    lm, split = char_lm
+    lm.save(tmp_path / "lm")
+    loaded = LanguageModel.load(tmp_path / "lm")
+    assert loaded.bits_per_char(split.test) == pytest.approx(lm.bits_per_char(split.test), 1e-6)
+
+
+def test_subword_lm_is_lossless_and_scored_per_character(tmp_path):
+    split = split_text(make_text(3000, seed=1), test_fraction=0.1)
+    config = LMConfig(
+        tokens="subword",
+        subword_vocab_size=80,
+        embedding_dim=16,
+        hidden_size=32,
+        bptt=20,
+        batch_size=8,
+        epochs=2,
+        lr=1e-2,
+    )
+    lm = LanguageModel(config).fit(split.train)
+    assert lm.decode(lm.encode("Unseen Ω text\n").tolist()) == "Unseen Ω text\n"
+    assert lm.bits_per_char(split.test) < unigram_bits_per_char(split.test)
+    lm.save(tmp_path / "sub")
+    assert LanguageModel.load(tmp_path / "sub").generate("the", 10, seed=0) == lm.generate(
+        "the", 10, seed=0
+    )
+
+
+def test_empty_and_tiny_texts_are_user_errors():
+    with pytest.raises(UserError, match="empty"):
+        LanguageModel().fit("  \n")
+    with pytest.raises(UserError, match="empty"):
+        CharVocab.from_text("")
+    with pytest.raises(UserError, match="too short"):
+        split_text("a few words\n")
+
+
+def test_osis_markup_is_stripped():
+    markup = (
+        '<w lemma="strong:H0430">God</w><note placement="foot">a note</note><w>created'
+        "</w> <title>Heading</title>the <transChange>earth</transChange>. <d"
+    )
+    assert strip_osis(markup) == "God created the earth."
+
+
+@pytest.mark.skipif(
+    not (SWORD_ROOT / "engwebeb").exists() and not (SWORD_ROOT / "engWEB2015eb").exists(),
+    reason="install Debian sword-text-web for the World English Bible",
+)
+def test_world_english_bible_reads_as_plain_verses():
+    text = read_sword_text("engWEB2015eb")
+    assert text.startswith("In the beginning, God created the heavens and the earth.\n")
+    assert len(text) > 4_000_000 and "<" not in text
+
+
+def test_cli_train_generate_evaluate_and_errors(tmp_path, capsys, monkeypatch):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(make_text(4000, seed=2))
+    model = tmp_path / "model"
+    assert main(["lm", "train", "--text", str(corpus), "--quick", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["lm", "generate", "--model", str(model), "the lord", "--length", "30"]) == 0
+    assert capsys.readouterr().out.startswith("the lord")
+    out = tmp_path / "eval"
+    assert main(["lm", "evaluate", "--model", str(model), "--out", str(out)]) == 0
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert [r["model"] for r in rows][:3] == ["rnnkit LSTM (char)", "xz", "bzip2"]
+
+    capsys.readouterr()
+    assert main(["lm", "generate", "--model", str(model), "the Ωmega"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "never seen in training" in captured.err
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"ok\nna\xefve\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rnnkit.cli",
+            "lm",
+            "train",
+            "--text",
+            str(bad),
+            "--quick",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "line 2, column 3: byte 0xef is not UTF-8" in result.stderr
+
+
+@pytest.mark.slow
+def test_bible_char_lm_beats_xz_and_bzip2():
+    """A one-epoch char LSTM on the World English Bible, scored on its last 5%."""
+    from rnnkit.apps.lm import compare_with_compressors, load_corpus
+
+    try:
+        split = split_text(load_corpus("web"))
+    except UserError as error:
+        pytest.skip(str(error))
+    lm = LanguageModel(LMConfig(hidden_size=512, epochs=1)).fit(split.train, split.val[:50_000])
+    rows = {r["model"]: r["bits_per_char"] for r in compare_with_compressors(lm, split, False)}
+    assert rows["rnnkit LSTM (char)"] < min(rows["xz"], rows["bzip2"])
