@@ -130,7 +130,7 @@ def test_compositional_split_holds_unseen_pairs_of_items(banks):
 
 def test_clips_move_their_items_the_way_the_caption_says(banks):
     train, _ = banks
-    clips = vision.compose_clips(train, 40, "train", seed=0, frames=6)
+    clips = vision.compose_clips(train, 40, "train", seed=0, frames=6, vary=True)
     single = [c for c in clips if len(c.motions) == 1]
     assert single
     for clip in single:
@@ -269,7 +269,9 @@ def test_fact_accuracy_counts_exact_matches():
     ]
     predictions = ["a small red 7 at the top left", "a large blue bag left of a small red 7"]
     scores = fact_accuracy(predictions, facts, vision.parse_caption)
-    assert scores == {"object_accuracy": 1.0, "relation_accuracy": 0.5}
+    assert scores == {"object_accuracy": 1.0, "relation_accuracy": 0.5, "object_recall": 1.0}
+    half = fact_accuracy(["a small red 7 above a large red bag"], facts[1:], vision.parse_caption)
+    assert half == {"object_accuracy": 0.0, "relation_accuracy": 0.0, "object_recall": 0.5}
 
 
 # ---------------------------------------------------------------------------- models

@@ -428,3 +428,24 @@ def test_parquet_files_read_like_csv(tmp_path):
     from_csv = read_series_file(tmp_path / "data.csv", **options)
     pd.testing.assert_frame_equal(from_parquet.frame, from_csv.frame, check_dtype=False)
     assert from_parquet.freq == "h" and from_parquet.series_ids == ["a", "b"]
+
+
+def test_autoregressive_decoder_samples_reproducible_ordered_paths(tmp_path):
+    data = seasonal_frame(length=200)
+    options = dict(
+        horizon=4,
+        context_length=12,
+        hidden_size=8,
+        epochs=1,
+        batches_per_epoch=3,
+        batch_size=8,
+        decoder="autoregressive",
+        samples=64,
+    )
+    model = Forecaster(**options).fit(data)
+    forecast = model.predict()
+    assert (forecast["lo_80"] <= forecast["forecast"]).all()
+    assert (forecast["forecast"] <= forecast["hi_80"]).all()
+    pd.testing.assert_frame_equal(Forecaster(**options).fit(data).predict(), forecast)
+    model.save(tmp_path / "ar")
+    pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "ar").predict(data=data), forecast)

@@ -8,6 +8,7 @@ import torch
 
 import rnnkit.core.cells
 import rnnkit.core.layer
+from rnnkit.core import fused_lstm
 from rnnkit.core.cells import Cell, GRUCell, LSTMCell, RNNCell
 
 
@@ -73,6 +74,24 @@ def test_fused_lstm_sequence_equals_the_step_loop(options, with_mask, dtype):
     atol, rtol = (1e-10, 0.0) if dtype == torch.float64 else (1e-5, 1e-4)
     for a, b in zip(fused[0] + list(fused[1]), loop[0] + list(loop[1]), strict=True):
         torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
+
+
+def test_fused_lstm_python_fallback_equals_torchscript(monkeypatch):
+    """Where TorchScript is unavailable the same loops run as Python: same numbers."""
+    torch.manual_seed(0)
+    cell = LSTMCell(3, 4, layer_norm=True, peephole=True, proj_size=2).double()
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(6)[:, None] < torch.tensor([6, 4])
+
+    def run():
+        output, (h, c) = cell.forward_sequence(x, cell.initial_state(2), mask)
+        return [output, h, c, *torch.autograd.grad(output.square().sum() + c.sum(), x)]
+
+    scripted = run()
+    python_loops = (fused_lstm._sequence_forward, fused_lstm._sequence_backward)
+    monkeypatch.setattr(fused_lstm, "_loops", lambda: python_loops)
+    for a, b in zip(run(), scripted, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
 def test_layer_norm_lstm_cell_normalizes_as_ba_et_al():

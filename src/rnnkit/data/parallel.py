@@ -33,6 +33,7 @@ from pathlib import Path
 
 from rnnkit.data.cache import cache_dir
 from rnnkit.errors import UserError
+from rnnkit.files import write_text
 
 SWORD_ROOT = Path("/usr/share/sword")
 ENGLISH_MODULE = "engKJV2006eb"  # Debian package sword-text-kjv
@@ -158,8 +159,6 @@ def load_bible_verses(root: Path = SWORD_ROOT) -> list[dict]:
             continue
         rows.append({**asdict(en), "en": en.text, "es": _fix_shouted_start(es.text)})
         rows[-1].pop("text")
-    from rnnkit.files import write_text
-
     write_text(cache, json.dumps(rows, ensure_ascii=False))
     return rows
 

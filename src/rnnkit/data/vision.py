@@ -457,14 +457,18 @@ def compose_clips(
     seed: int = 0,
     frames: int = 8,
     speed: int = 3,
+    items: int = 2,
+    vary: bool = False,
 ) -> list[Clip]:
-    """Moving-items clips (the Moving MNIST setting): 1-2 tinted items, each moving one way.
+    """Moving-items clips (the Moving MNIST setting): two tinted items, each moving one way.
 
     Args:
         bank: item images of the same split.
         count: number of clips.
         split: "train" clips never hold a held-out pair of classes; "test" clips are pairs.
         frames: frames per clip; speed: pixels per frame.
+        items: items per clip (2, as in Moving MNIST); with ``vary``, training clips hold
+            1 to ``items`` (test clips always hold a held-out pair, so ``items`` >= 2).
 
     Returns:
         Clips with frames [frames, 64, 64, 3] uint8, captions and facts.
@@ -475,7 +479,7 @@ def compose_clips(
     travel = speed * (frames - 1)
     clips = []
     for _ in range(count):
-        n = 2 if split == "test" else 1 + int(rng.random() < 0.6)
+        n = int(rng.integers(1, items + 1)) if vary and split == "train" else items
         names = _pick_names(n, bank.classes, split, rng)
         while len(set(names)) < n:  # two items of one class would make "the 3" ambiguous
             names = _pick_names(n, bank.classes, split, rng)

@@ -104,16 +104,19 @@ def cider_d(
 def fact_accuracy(
     predictions: Sequence[str], facts: Sequence[dict], parse: Callable[[str], dict]
 ) -> dict[str, float]:
-    """Exact-match accuracy of the facts a caption states (see `rnnkit.data.vision`).
+    """How well captions state the facts of their scenes (see `rnnkit.data.vision`).
 
     ``object_accuracy``: share of items whose caption names exactly the right objects (with
-    sizes and colours); ``relation_accuracy``: exactly the right relations, positions or motions.
+    sizes and colours); ``relation_accuracy``: exactly the right relations, positions or
+    motions; ``object_recall``: share of all true objects that captions name correctly.
     """
     pairs = list(zip((parse(p) for p in predictions), facts, strict=True))
     n = max(len(pairs), 1)
+    named = sum(sum((Counter(p["objects"]) & Counter(f["objects"])).values()) for p, f in pairs)
     return {
         "object_accuracy": sum(p["objects"] == f["objects"] for p, f in pairs) / n,
         "relation_accuracy": sum(p["relations"] == f["relations"] for p, f in pairs) / n,
+        "object_recall": named / max(sum(len(f["objects"]) for _, f in pairs), 1),
     }
 
 

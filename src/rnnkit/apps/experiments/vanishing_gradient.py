@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -332,9 +333,13 @@ def hidden_gradient_norms(model: SequenceModel, x: Tensor, y: Tensor) -> Tensor:
         model: a `SequenceModel` for the adding problem; x [B, T, 2]; y [B].
 
     Returns:
-        [T] float tensor; entry t is the gradient at distance T - 1 - t from the loss.
+        [T] float64 tensor; entry t is the gradient at distance T - 1 - t from the loss.
+        The model itself is left untouched (a float64 copy is probed).
     """
-    model.eval()
+    # In float64, so that the Elman RNN's gradient does not underflow to zero (float32
+    # stops at 1e-38 or so) and the plot shows its exponential decay all the way.
+    model = copy.deepcopy(model).double().eval()
+    x, y = x.double(), y.double()
     state, hidden_states = None, []
     for t in range(x.shape[1]):
         _, state = model.rnn(x[:, t : t + 1], state)
@@ -343,7 +348,6 @@ def hidden_gradient_norms(model: SequenceModel, x: Tensor, y: Tensor) -> Tensor:
         hidden_states.append(h)
     loss = F.mse_loss(model.head(hidden_states[-1][-1])[:, 0], y)  # the last layer's last h
     loss.backward()
-    model.zero_grad(set_to_none=True)
     return torch.stack([h.grad.norm(dim=-1).mean() for h in hidden_states]).detach()
 
 
@@ -362,10 +366,10 @@ def plot_gradient_norms(curves: dict[str, tuple[Tensor, Tensor]], length: int, p
     for index, (label, (trained, initial)) in enumerate(curves.items()):
         colour = f"C{index}"
         distance = torch.arange(len(trained) - 1, -1, -1)
-        axis.plot(distance, trained.clamp_min(1e-30), color=colour, label=f"{label}, trained")
+        axis.plot(distance, trained.clamp_min(1e-300), color=colour, label=f"{label}, trained")
         axis.plot(
             distance,
-            initial.clamp_min(1e-30),
+            initial.clamp_min(1e-300),
             color=colour,
             linestyle=":",
             alpha=0.7,

@@ -45,6 +45,9 @@ class ForecasterConfig:
         calibrate_intervals: widen or narrow the intervals by one factor so that the first
             level covers its share of the validation windows (see `_interval_scale`).
         levels: central interval levels in percent, e.g. (80,) gives lo_80 and hi_80.
+        decoder: ``direct`` (every step at once from the known future; the default) or
+            ``autoregressive`` (each step also reads the previous value: the truth in
+            training, a sampled value in forecasting, ``samples`` paths per forecast).
         calendar: feed calendar features; turn off for series whose time axis is only an
             index (sensor samples, the UCR anomaly series).
     """
@@ -64,6 +67,8 @@ class ForecasterConfig:
     calibrate_intervals: bool = True
     levels: tuple[int, ...] = (80,)
     calendar: bool = True
+    decoder: str = "direct"
+    samples: int = 200
     seed: int = 0
     device: str = "cpu"
 
@@ -76,6 +81,8 @@ class ForecasterConfig:
             raise UserError(f"cell must be one of {', '.join(CELLS)}, got '{self.cell}'")
         if self.likelihood not in LIKELIHOODS:
             raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
+        if self.decoder not in ("direct", "autoregressive"):
+            raise UserError(f"decoder must be direct or autoregressive, got '{self.decoder}'")
         for level in self.levels:
             if not 0 < level < 100:
                 raise UserError(f"interval level must be between 0 and 100, got {level}")
@@ -172,7 +179,7 @@ class Forecaster:
         self.net.eval()
         self.data = data
         self._meta["interval_scale"] = 1.0
-        if cfg.calibrate_intervals and len(val_origins):
+        if cfg.calibrate_intervals and len(val_origins) and cfg.decoder == "direct":
             self._meta["interval_scale"] = self._interval_scale(windows, val_origins)
         return self
 
@@ -210,6 +217,7 @@ class Forecaster:
             dropout=cfg.dropout,
             cell=cfg.cell,
             likelihood=cfg.likelihood,
+            autoregressive=cfg.decoder == "autoregressive",
         )
 
     def _split_origins(self, windows: _Windows, context: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,8 +246,12 @@ class Forecaster:
     def _step(self, net: ForecastNet, batch: dict) -> dict:
         device = next(net.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
-        params = net(batch["encoder"], batch["decoder"])
-        return {"loss": masked_nll(net, params, batch["target"], batch["mask"])}
+        # Teacher forcing for an autoregressive decoder: the value before each step is the
+        # truth (0 before the first: the window is centred on its last value).
+        target = batch["target"]
+        previous = torch.cat([torch.zeros_like(target[:, :1]), target[:, :-1]], dim=1)
+        params = net(batch["encoder"], batch["decoder"], previous)
+        return {"loss": masked_nll(net, params, target, batch["mask"])}
 
     # --- windows ------------------------------------------------------------------------
 
@@ -342,6 +354,11 @@ class Forecaster:
         Returns a dict of (B, H) float64 arrays: ``loc``, ``scale`` and (Student-t) ``df``.
         """
         net = self._require_fitted()
+        if net.autoregressive:
+            raise UserError(
+                "an autoregressive forecaster has no closed-form distribution; "
+                "use forecast_windows (sample paths)"
+            )
         net.eval()
         device = next(net.parameters()).device
         parts = []
@@ -365,8 +382,36 @@ class Forecaster:
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
     ) -> dict[float, np.ndarray]:
         """Quantile forecasts (q -> (B, H) array, data units) at ``(series, origin)`` pairs."""
+        if self.config.decoder == "autoregressive":
+            return self._sampled_quantiles(windows, pairs, future_known, quantiles)
         params = self.distribution_at(windows, pairs, future_known)
         return {q: _quantile(params, q, self.config.likelihood) for q in quantiles}
+
+    @torch.no_grad()
+    def _sampled_quantiles(self, windows, pairs, future_known, quantiles) -> dict:
+        """Quantiles of ``samples`` sample paths of the autoregressive decoder."""
+        net = self._require_fitted()
+        net.eval()
+        device = next(net.parameters()).device
+        generator = torch.Generator().manual_seed(self.config.seed)
+        batch = self._batch(windows, pairs, future_known)
+        paths = (
+            net.sample_paths(
+                batch["encoder"].to(device),
+                batch["decoder"].to(device),
+                self.config.samples,
+                generator,
+            )
+            .double()
+            .cpu()
+            .numpy()
+        )
+        location = batch["location"].numpy()[None, :, None]
+        scale = batch["scale"].numpy()[None, :, None]
+        paths = location + scale * paths
+        median = np.median(paths, axis=0)
+        widen = self._meta.get("interval_scale", 1.0)
+        return {q: median + widen * (np.quantile(paths, q, axis=0) - median) for q in quantiles}
 
     def predict(
         self,

@@ -57,8 +57,12 @@ class ForecastNet(nn.Module):
         dropout: float = 0.1,
         cell: str = "lstm",
         likelihood: str = "student_t",
+        autoregressive: bool = False,
     ):
         super().__init__()
+        self.autoregressive = autoregressive
+        # An autoregressive decoder also reads the previous step's value (scaled).
+        decoder_inputs += int(autoregressive)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
         if likelihood not in LIKELIHOODS:
@@ -86,9 +90,24 @@ class ForecastNet(nn.Module):
         self.likelihood = likelihood
         self.head = nn.Linear(hidden_size, 3 if likelihood == "student_t" else 2)
 
-    def forward(self, encoder_input: torch.Tensor, decoder_input: torch.Tensor) -> dict:
+    def forward(
+        self,
+        encoder_input: torch.Tensor,
+        decoder_input: torch.Tensor,
+        previous: torch.Tensor | None = None,
+    ) -> dict:
+        """Distribution parameters for every future step.
+
+        ``previous`` (B, H): for an autoregressive decoder, the value before each step
+        (teacher forcing: the truth shifted by one step).
+        """
         _, state = self.encoder(encoder_input)
+        if self.autoregressive:
+            decoder_input = torch.cat([decoder_input, previous.unsqueeze(-1)], dim=-1)
         decoded, _ = self.decoder(decoder_input, state)
+        return self._params(decoded)
+
+    def _params(self, decoded: torch.Tensor) -> dict:
         params = self.head(self.dropout(decoded))
         out = {
             "loc": params[..., 0],
@@ -100,11 +119,59 @@ class ForecastNet(nn.Module):
             out["df"] = F.softplus(params[..., 2]) + 2.1
         return out
 
+    @torch.no_grad()
+    def sample_paths(
+        self,
+        encoder_input: torch.Tensor,
+        decoder_input: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """(samples, B, H) sample paths of an autoregressive decoder, in scaled units.
+
+        Each path feeds its own sampled value back as the next step's input, so the
+        uncertainty of early steps carries into later ones.
+        """
+        batch, horizon = decoder_input.shape[:2]
+        _, state = self.encoder(encoder_input)
+        state = _repeat_state(state, samples)
+        inputs = decoder_input.repeat(samples, 1, 1)
+        previous = torch.zeros(samples * batch, 1, device=inputs.device)  # the last value
+        steps = []
+        for h in range(horizon):
+            step_input = torch.cat([inputs[:, h : h + 1], previous.unsqueeze(-1)], dim=-1)
+            decoded, state = self.decoder(step_input, state)
+            params = {k: v[:, 0] for k, v in self._params(decoded).items()}
+            # Draws by the inverse CDF of uniform noise from `generator`: reproducible.
+            uniform = torch.rand(params["loc"].shape, generator=generator).clamp(1e-6, 1 - 1e-6)
+            draw = _icdf(self, params, uniform.to(params["loc"].device))
+            steps.append(draw)
+            previous = draw.unsqueeze(-1)
+        return torch.stack(steps, dim=-1).view(samples, batch, horizon)
+
     def distribution(self, params: dict) -> torch.distributions.Distribution:
         """The predicted distribution of every (window, step)."""
         if self.likelihood == "student_t":
             return torch.distributions.StudentT(params["df"], params["loc"], params["scale"])
         return torch.distributions.Normal(params["loc"], params["scale"])
+
+
+def _repeat_state(state, samples: int):
+    if isinstance(state, tuple):
+        return tuple(_repeat_state(part, samples) for part in state)
+    return state.repeat(1, samples, 1)
+
+
+def _icdf(net: ForecastNet, params: dict, uniform: torch.Tensor) -> torch.Tensor:
+    """Inverse CDF draws (torch's Student-t has no icdf: scipy gives its quantiles)."""
+    if net.likelihood == "gaussian":
+        return torch.distributions.Normal(params["loc"], params["scale"]).icdf(uniform)
+    from scipy import stats
+
+    z = stats.t.ppf(uniform.cpu().double().numpy(), params["df"].cpu().double().numpy())
+    return params["loc"] + params["scale"] * torch.as_tensor(
+        z, dtype=params["loc"].dtype, device=params["loc"].device
+    )
 
 
 def masked_nll(net: ForecastNet, params: dict, target: torch.Tensor, mask: torch.Tensor):

@@ -30,7 +30,9 @@ Data: 'chorales' (349 Bach chorales from music21, parsed once and cached), 'folk
 and counted). Models: 'roll' (polyphonic piano roll, pitches 21-108, quarter-note grid;
 output 'made' or 'nade' models the notes of a frame jointly, 'bernoulli' independently),
 'melody' (monophonic tokens) and 'events' (note-on/off, time-shift, velocity).
+Default epochs: 40 for piano rolls, 10 for melody and event models.
 """
+DEFAULT_EPOCHS = {"roll": 40, "melody": 10, "events": 10}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit music train --quick --out /tmp/music",
         ],
     )
-    add_common_flags(train, epochs=40)
+    add_common_flags(train)  # epochs: see DEFAULT_EPOCHS
     train.add_argument(
         "--data", default="chorales", help="chorales, folk or a folder of MIDI files"
     )
@@ -131,14 +133,18 @@ def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.music import workflow
 
     out = out_dir(args, "runs/music")
+    model_type = args.model_type or workflow.default_model_type(args.data)
+    epochs = args.epochs or DEFAULT_EPOCHS[model_type]
+    if args.quick:
+        epochs = min(epochs, 10)
     result = workflow.train(
         args.data,
         out,
-        args.model_type,
+        model_type,
         args.cell,
         args.output,
         hidden_size=64 if args.quick else args.hidden_size,
-        epochs=min(args.epochs, 10) if args.quick else args.epochs,
+        epochs=epochs,
         lr=args.lr,
         seed=args.seed,
         device=resolve_device(args.device),

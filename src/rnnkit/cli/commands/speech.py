@@ -184,13 +184,13 @@ def evaluate_sets(
             continue
         audios, references = [u.audio for u in utterances], [u.text for u in utterances]
         systems = {}
-        for name, width in ((f"rnnkit (beam {beam})", beam), ("rnnkit (greedy)", 1)):
-            if width > 1 or name.endswith("(greedy)"):
-                began = time.perf_counter()
-                systems[name] = (
-                    recognizer.transcribe(audios, beam_width=width),
-                    time.perf_counter() - began,
-                )
+        decoders = [("rnnkit (greedy)", 1)]
+        if beam > 1:
+            decoders.insert(0, (f"rnnkit (beam {beam})", beam))
+        for name, width in decoders:
+            began = time.perf_counter()
+            hypotheses = recognizer.transcribe(audios, beam_width=width)
+            systems[name] = (hypotheses, time.perf_counter() - began)
         if pocketsphinx and pocketsphinx_available():
             began = time.perf_counter()
             systems["PocketSphinx (en-us)"] = (

@@ -113,7 +113,7 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
         "--source",
         choices=["en", "es"],
         default="en",
-        help="Bible direction: translate from en (default) or es",
+        help="source language, en (default) or es: the Bible direction and Apertium pair",
     )
     parser.add_argument(
         "--max-words",
