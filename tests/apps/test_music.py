@@ -434,3 +434,11 @@ def test_chorale_model_reaches_the_published_target():
     assert model <= 8.5
     assert model < rows["frame repeat (pitch Markov chain)"] - 2.0
     assert model < rows["independent Bernoulli"] - 2.0
+
+
+@pytest.mark.slow
+def test_folk_melody_model_beats_the_ngram_baselines():
+    """LSTM on ~760 Essen folk tunes (melody tokens, sixteenth grid), 3 epochs."""
+    result = workflow.train("folk", cell="lstm", epochs=3, warn=None)
+    rows = {r["model"]: r["nll_per_token"] for r in result.rows}
+    assert rows["LSTM (melody)"] < rows["bigram"] - 0.05 < rows["unigram"] - 0.05

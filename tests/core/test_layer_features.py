@@ -286,6 +286,12 @@ def test_bad_options_raise_clear_errors(make, message):
         make()
 
 
+@pytest.mark.parametrize("lengths", [[5, 0], [6, 2], [5, 2, 1]])
+def test_bad_lengths_raise_clear_errors(lengths):
+    with pytest.raises(ValueError, match="lengths must"):
+        rnnkit.GRU(3, 4)(torch.randn(5, 2, 3), lengths=lengths)
+
+
 def test_bad_state_shape_raises_clear_error():
     layer = rnnkit.LSTM(3, 4)
     with pytest.raises(ValueError, match="hx must be"):

@@ -357,14 +357,17 @@ class FusedLSTMSequence(torch.autograd.Function):
         # arguments of tanh(a) = 2 sigmoid(2a) - 1.
         i, f, _, o = sigmoids.chunk(4, -1)
         c_prev = c_states[:-1]
-        d_ifg = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g) * 0.5], 2)
+        d_ifg = sigmoids.new_empty(*g.shape[:2], 3, g.shape[2])
+        torch.mul(g * i, 1 - i, out=d_ifg[:, :, 0])
+        torch.mul(c_prev * f, 1 - f, out=d_ifg[:, :, 1])
+        torch.mul(i * 0.5, 1 - g * g, out=d_ifg[:, :, 2])
         d_o = tanh_c * o * (1 - o)
         d_c_out = o * (1 - tanh_c * tanh_c) * (0.5 if ln_c_w is not None else 1.0)
         h_prev = h_states[:-1]
         grad_gx, grad_h0, grad_c0, grad_hh, *grad_ln, grad_h_new = _loops()[1](
-            grad_outputs.contiguous(), grad_h_last.contiguous(), grad_c_last.contiguous(),
+            grad_outputs, grad_h_last, grad_c_last,
             mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, ln_c_b, w_hr,
-            c_states, f.contiguous(), d_ifg, d_o, d_c_out, hh_raw, hh_mean, hh_rstd, c_mean,
+            c_states, f, d_ifg, d_o, d_c_out, hh_raw, hh_mean, hh_rstd, c_mean,
             c_rstd,
         )  # fmt: skip
         grads: dict[str, Tensor | None] = dict.fromkeys(

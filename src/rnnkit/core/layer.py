@@ -255,7 +255,9 @@ class Recurrent(nn.Module):
         batch_axis = 0 if self.batch_first else 1
         hx = self._initial_state(input, input.shape[batch_axis], hx)
         if lengths is not None:
-            lengths = torch.as_tensor(lengths, dtype=torch.long)
+            lengths = _checked_lengths(
+                lengths, input.shape[batch_axis], input.shape[1 - batch_axis]
+            )
         if not self.uses_fast_path():
             return self._forward_cells(input, hx, lengths)
         if lengths is None:
@@ -395,9 +397,13 @@ class Recurrent(nn.Module):
             # One mask per sequence, the same at every step (variational dropout).
             recurrent_mask = torch.bernoulli(torch.full_like(state[0], keep)) / keep
             step_options["recurrent_mask"] = recurrent_mask
+        # Built-in cells project the inputs of all steps with one matmul beforehand.
+        projected = hasattr(cell, "project_input") and hasattr(cell, "step")
+        inputs = cell.project_input(x) if projected else x
+        step = cell.step if projected else cell
         outputs = []
         for t in range(x.shape[0]):
-            output, new_state = cell(x[t], state, **step_options)
+            output, new_state = step(inputs[t], state, **step_options)
             if self.zoneout > 0:
                 zoned = tuple(
                     self._zoneout(new, old) for new, old in zip(new_state, state, strict=True)
@@ -433,6 +439,17 @@ class Recurrent(nn.Module):
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
         return text
+
+
+def _checked_lengths(lengths: Tensor | list[int], batch_size: int, steps: int) -> Tensor:
+    """``lengths`` as a LongTensor [B], each in [1, steps], or a clear error."""
+    lengths = torch.as_tensor(lengths, dtype=torch.long)
+    if lengths.shape != (batch_size,):
+        raise ValueError(f"lengths must have shape ({batch_size},), got {tuple(lengths.shape)}")
+    if len(lengths) and (lengths.min() < 1 or lengths.max() > steps):
+        raise ValueError(f"lengths must be between 1 and {steps} (the padded length), got "
+                         f"{lengths.tolist()}")  # fmt: skip
+    return lengths
 
 
 def _state_tensors(state: LayerState) -> tuple[Tensor, ...]:

@@ -315,7 +315,7 @@ UNK, PAD = "[UNK]", "[PAD]"
 
 def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 20000):
     """Train a tokenizer: lower-casing ``word`` (whole words and punctuation) or ``subword``
-    (BPE pieces, ``##`` marks a piece inside a word), or a lossless byte-level BPE (``bytes``).
+    (lower-cased BPE pieces of words), or a lossless byte-level BPE (``bytes``).
 
     Id 0 is ``[PAD]``; for ``word`` and ``subword`` id 1 is ``[UNK]``: words never seen in
     training map to ``[UNK]`` (the documented fallback for unknown input). Save with
@@ -334,11 +334,10 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
             vocab_size=vocab_size, min_frequency=1, special_tokens=[PAD, UNK]
         )
     elif kind == "subword":
-        tokenizer = Tokenizer(models.BPE(unk_token=UNK, continuing_subword_prefix="##"))
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=[PAD, UNK], continuing_subword_prefix="##"
-        )
-        tokenizer.decoder = decoders.BPEDecoder(suffix="")
+        # No "##" continuing-piece prefix: with it, the trainer breaks ties differently from
+        # one process to the next, and the same seed must give the same model.
+        tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])
     elif kind == "bytes":
         # Byte-level BPE keeps case, spaces and newlines: decoding gives back the exact text,
         # and no input is ever unknown (what a language model that generates text needs).

@@ -140,8 +140,13 @@ class SpeechRecognizer:
         device: str = "cpu",
         out_dir: str | None = None,
         progress: bool = False,
+        schedule: str = "cosine",
     ) -> list[dict]:
-        """Train on ``train`` utterances; return per-epoch losses (CTC, per utterance)."""
+        """Train on ``train`` utterances; return per-epoch losses (CTC, per utterance).
+
+        Adam with a cosine learning-rate decay to 5% of ``lr`` (``schedule``: any of
+        `rnnkit.engine.TrainConfig`'s); with ``valid``, the best epoch's weights are kept.
+        """
         if not train:
             raise UserError("no training utterances; expected audio with transcripts")
         seed_everything(seed)
@@ -163,7 +168,14 @@ class SpeechRecognizer:
             self.model,
             self._loss_step,
             TrainConfig(
-                epochs=epochs, lr=lr, seed=seed, device=device, out_dir=out_dir, progress=progress
+                epochs=epochs,
+                lr=lr,
+                seed=seed,
+                device=device,
+                out_dir=out_dir,
+                progress=progress,
+                schedule=schedule,
+                min_lr_ratio=0.05,
             ),
         )
         return trainer.fit(train_batches, valid_batches)

@@ -124,8 +124,14 @@ class Translator:
         device: str = "cpu",
         out_dir: str | None = None,
         progress: bool = False,
+        schedule: str = "cosine",
     ) -> list[dict]:
-        """Learn the vocabularies and the model on ``train``; return per-epoch losses."""
+        """Learn the vocabularies and the model on ``train``; return per-epoch losses.
+
+        Adam with a cosine learning-rate decay to 5% of ``lr`` (``schedule``: any of
+        `rnnkit.engine.TrainConfig`'s); with ``valid``, the weights of the epoch with the
+        lowest validation loss are kept.
+        """
         if not train:
             raise UserError("no training pairs; expected at least one source/target pair")
         seed_everything(seed)
@@ -141,7 +147,14 @@ class Translator:
             self.model,
             self._loss_step,
             TrainConfig(
-                epochs=epochs, lr=lr, seed=seed, device=device, out_dir=out_dir, progress=progress
+                epochs=epochs,
+                lr=lr,
+                seed=seed,
+                device=device,
+                out_dir=out_dir,
+                progress=progress,
+                schedule=schedule,
+                min_lr_ratio=0.05,
             ),
         )
         return trainer.fit(train_batches, valid_batches)
