@@ -191,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--mingru-steps",
+        type=lambda text: {int(part) for part in text.split(",")},
+        default=None,
+        help="only these of the minGRU lengths T, e.g. 2048 (default: 512,2048,8192)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -216,12 +222,14 @@ def main(argv: list[str] | None = None) -> int:
             sizes = QUICK_MINGRU_SIZES if args.quick else MINGRU_SIZES
         else:
             sizes = QUICK_SIZES if args.quick else FAST_PATH_SIZES
+        if comparison.group == "minGRU" and args.mingru_steps:
+            sizes = [(b, t, h) for b, t, h in sizes if t in args.mingru_steps]
         for size in sizes:
             rows += measure(comparison, size, repeats, args.device, 0.02 if args.quick else 0.2)
+            if args.json:  # after every size: a long run cut short keeps what it measured
+                write_json(args.json, {"device": args.device, "repeats": repeats, "rows": rows})
     print()
     print(table_to_text(rows))
-    if args.json:
-        write_json(args.json, {"device": args.device, "repeats": repeats, "rows": rows})
     return 0
 
 

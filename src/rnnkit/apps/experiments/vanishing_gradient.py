@@ -46,7 +46,12 @@ SOLVED_MSE = 0.01  # the adding problem counts as solved below this test MSE
 
 @dataclass
 class Budget:
-    """How one task is trained: width, batches, optimizer steps, learning rate."""
+    """How one task is trained (Adam, gradients clipped to norm 1).
+
+    Generated tasks (adding, copy) draw ``batches_per_epoch`` fresh batches each epoch, so
+    they train for ``epochs * batches_per_epoch`` optimizer steps; sequential MNIST passes
+    over its 4,000 training digits ``epochs`` times.
+    """
 
     hidden_size: int
     batch_size: int
@@ -87,6 +92,8 @@ class ExperimentConfig:
         epochs: override the budget's epochs for every task.
         seed: seeds the data and the training.
         device: where to train.
+        progress: progress bars while training, and a line per finished run.
+        budgets: per-task `Budget` overriding `FULL_BUDGETS` (or `QUICK_BUDGETS`).
     """
 
     tasks: tuple[str, ...] = TASKS

@@ -249,9 +249,7 @@ class Translator:
         return [results[i] for i in range(len(sentences))]
 
     @torch.no_grad()
-    def attention_map(
-        self, sentence: str, max_len: int = 60
-    ) -> tuple[list[str], list[str], torch.Tensor]:
+    def attention_map(self, sentence: str) -> tuple[list[str], list[str], torch.Tensor]:
         """Greedy translation of one sentence with its attention weights.
 
         Returns the source subwords, the output subwords and a (target, source) weight matrix
@@ -264,7 +262,7 @@ class Translator:
         encoded, state = self.model.encode(source, torch.tensor([len(ids)], device=self.device))
         token = torch.tensor([BOS_ID], device=self.device)
         output, rows = [], []
-        for _ in range(max_len):
+        for _ in range(2 * len(ids) + 10):  # the same limit as `translate`
             logits, state, weights = self.model.decode_step(token, state, encoded)
             token = logits.argmax(dim=1)
             if int(token) == EOS_ID:
