@@ -10,8 +10,9 @@ One run prints one table: training (forward + backward) and inference tokens/s o
    T = 512, 2048, 8192.
 
 Both models of a row get the same weights where they have the same parameters, the same
-input, and are timed alternately (warm-up, then ``--repeats`` rounds, median), so that a
-load from other processes hits both alike: the *ratio* is the number to read. Targets:
+input, and are timed call by call alternately (a warm-up call, then at least ``--repeats``
+calls each, median), so that a load from other processes hits both alike: the *ratio* is
+the number to read. On a busy machine, ``--threads 1`` gives steadier ratios. Targets:
 fast path >= 0.95x torch, layer-norm LSTM >= 0.5x nn.LSTM in training, minGRU >= 1.5x
 nn.GRU in training at T = 2048.
 
@@ -24,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -93,25 +95,26 @@ def copy_shared_weights(source: nn.Module, target: nn.Module) -> None:
 def seconds_per_call(
     functions: list[Callable[[], None]], repeats: int, min_seconds: float = 0.2
 ) -> list[float]:
-    """Median seconds per call of each function, timed alternately.
+    """Median seconds per call of each function.
 
-    A warm-up call of each decides how many calls make one timed round (at least
-    ``min_seconds``), so that short calls are not lost in timer and scheduler noise.
+    After one warm-up call each, the calls alternate (A, B, A, B, ...), so that a burst of
+    load from other processes hits both alike; there are at least ``repeats`` calls of
+    each, more for short calls (about ``min_seconds`` of calls each, at most 200).
     """
-    calls = []
+    warm_up = []
     for function in functions:
         start = time.perf_counter()
         function()
         _synchronize()
-        calls.append(max(1, round(min_seconds / max(time.perf_counter() - start, 1e-6))))
+        warm_up.append(time.perf_counter() - start)
+    rounds = max(repeats, min(200, math.ceil(min_seconds / max(min(warm_up), 1e-6))))
     times: list[list[float]] = [[] for _ in functions]
-    for _ in range(repeats):
-        for function, count, record in zip(functions, calls, times, strict=True):
+    for _ in range(rounds):
+        for function, record in zip(functions, times, strict=True):
             start = time.perf_counter()
-            for _ in range(count):
-                function()
+            function()
             _synchronize()
-            record.append((time.perf_counter() - start) / count)
+            record.append(time.perf_counter() - start)
     return [statistics.median(record) for record in times]
 
 
@@ -184,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, a few seconds: checks that it runs"
     )
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed calls of each, at least (default 5)"
+    )
     parser.add_argument(
         "--only", default=None, help="comma-separated groups: fast,layernorm,mingru"
     )
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or 5
     groups = {"fast": "fast path", "layernorm": "layer-norm LSTM", "mingru": "minGRU"}
     wanted = set(groups.values())
     if args.only:
@@ -211,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
-        f"median of {repeats} rounds; ratio = rnnkit tok/s / torch tok/s",
+        f"median of >= {repeats} calls; ratio = rnnkit tok/s / torch tok/s",
         flush=True,
     )
     rows = []
@@ -225,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         if comparison.group == "minGRU" and args.mingru_steps:
             sizes = [(b, t, h) for b, t, h in sizes if t in args.mingru_steps]
         for size in sizes:
-            rows += measure(comparison, size, repeats, args.device, 0.02 if args.quick else 0.2)
+            rows += measure(comparison, size, repeats, args.device, 0.1 if args.quick else 0.5)
             if args.json:  # after every size: a long run cut short keeps what it measured
                 write_json(args.json, {"device": args.device, "repeats": repeats, "rows": rows})
     print()

@@ -427,7 +427,7 @@ def test_image_attention_decoder_reaches_bleu4_target():
 @needs_fashion
 def test_video_attention_decoder_reaches_bleu4_target():
     data = synthetic_data("video", train_size=3000, test_size=300, seed=0)
-    rows, _, _ = compare_captioners(data, CaptionConfig(kind="video", epochs=12), beam_width=3)
+    rows, _, _ = compare_captioners(data, CaptionConfig(kind="video", epochs=20), beam_width=3)
     by_model = {(r["model"], r["decoding"]): r for r in rows}
     attention = by_model[("attention LSTM", "beam 3")]
     assert attention["bleu4"] >= 0.5

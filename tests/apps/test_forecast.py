@@ -472,3 +472,67 @@ def test_autoregressive_decoder_samples_reproducible_ordered_paths(tmp_path):
     pd.testing.assert_frame_equal(Forecaster(**options).fit(data).predict(), forecast)
     model.save(tmp_path / "ar")
     pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "ar").predict(data=data), forecast)
+
+
+# --- early stopping and interval calibration ------------------------------------------------
+
+
+def validation_loss(model: Forecaster, data) -> float:
+    """The mean NLL of the model's validation windows, as the trainer computes it."""
+    import torch
+
+    windows = model._windows(data)
+    _, val_origins = model._split_origins(windows, model.meta["context_length"])
+    chunks = np.array_split(val_origins, max(1, len(val_origins) // model.config.batch_size))
+    model.net.eval()
+    with torch.no_grad():
+        losses = [model._step(model.net, model._batch(windows, c))["loss"] for c in chunks]
+    return float(torch.stack(losses).mean())
+
+
+def test_early_stopping_keeps_the_best_epochs_weights():
+    data = seasonal_frame(length=240)
+    model = Forecaster(
+        horizon=4,
+        context_length=12,
+        hidden_size=16,
+        num_layers=1,
+        epochs=12,
+        batches_per_epoch=6,
+        batch_size=16,
+        lr=3e-2,  # large steps: the validation loss goes up and down
+        patience=2,
+        seed=1,
+    ).fit(data)
+    val_losses = [row["val_loss"] for row in model.history]
+    best = int(np.argmin(val_losses))
+    assert model.meta["best_epoch"] == model.history[best]["epoch"]
+    # stopped two epochs after the best one, or ran every epoch
+    assert len(val_losses) == 12 or len(val_losses) == best + 3
+    assert validation_loss(model, data) == pytest.approx(val_losses[best], rel=1e-4)
+
+
+@pytest.mark.parametrize("decoder", ["direct", "autoregressive"])
+def test_intervals_are_calibrated_on_the_validation_windows(decoder):
+    data = seasonal_frame(length=240, noise=1.0)
+    model = Forecaster(
+        horizon=4,
+        context_length=12,
+        hidden_size=8,
+        num_layers=1,
+        epochs=2,
+        batches_per_epoch=4,
+        batch_size=16,
+        validation_windows=6,
+        decoder=decoder,
+        samples=64,
+    ).fit(data)
+    windows = model._windows(data)
+    _, pairs = model._split_origins(windows, model.meta["context_length"])
+    forecast = model.forecast_windows(windows, pairs, quantiles=(0.1, 0.9))
+    index = windows.offsets[pairs[:, 0]][:, None] + pairs[:, 1:2] + np.arange(4)
+    truth = windows.target[index]
+    scale = model.meta["interval_scale"]
+    assert scale != 1.0
+    if 0.5 < scale < 3.0:  # not clipped: the first level covers its share (48 points)
+        assert m.coverage(truth, forecast[0.1], forecast[0.9]) == pytest.approx(0.8, abs=0.05)

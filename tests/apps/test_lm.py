@@ -237,6 +237,8 @@ def test_bible_char_lm_beats_xz_and_bzip2():
         split = split_text(load_corpus("web"))
     except UserError as error:
         pytest.skip(str(error))
-    lm = LanguageModel(LMConfig(hidden_size=512, epochs=1)).fit(split.train, split.val[:50_000])
+    # About 25 minutes on one busy CPU core; measured 1.90 bits/char (xz 2.26, bzip2 2.02).
+    config = LMConfig(hidden_size=256, embedding_dim=128, epochs=1)
+    lm = LanguageModel(config).fit(split.train, split.val[:30_000])
     rows = {r["model"]: r["bits_per_char"] for r in compare_with_compressors(lm, split, False)}
     assert rows["rnnkit LSTM (char)"] < min(rows["xz"], rows["bzip2"])

@@ -144,10 +144,10 @@ def test_rating_regression_beats_predicting_the_mean():
 
 def test_ratings_train_an_auxiliary_output_that_survives_saving(tmp_path):
     texts, labels, ratings = make_reviews(120, seed=7)
-    config = tiny_config(epochs=2, recurrent_dropout=0.2)
+    config = tiny_config(epochs=2, recurrent_dropout=0.2, ensemble=2)
     model = SentimentClassifier(config).fit(texts, labels, ratings=ratings)
-    assert model.config.rating_head and model.model.head.out_features == 3
-    assert "rating_mse" in model.history[-1]
+    assert model.config.rating_head and model.model[0].head.out_features == 3
+    assert "rating_mse" in model.history[-1] and model.history[-1]["member"] == 2
     model.save(tmp_path / "m")
     loaded = SentimentClassifier.load(tmp_path / "m")
     np.testing.assert_allclose(
@@ -258,7 +258,7 @@ def test_movie_snippets_reach_the_target_and_beat_both_baselines():
         split = training_data()
     except UserError as error:  # no PyPI to fetch VADER's archive from
         pytest.skip(str(error))
-    classifier = SentimentClassifier(SentimentConfig()).fit(
+    classifier = SentimentClassifier(SentimentConfig(ensemble=3)).fit(
         split.train["text"],
         split.train["label"],
         split.val["text"],

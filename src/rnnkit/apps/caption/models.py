@@ -45,7 +45,13 @@ class ConvEncoder(nn.Module):
         (torch.Size([2, 64, 128]), torch.Size([2, 256]))
     """
 
-    def __init__(self, feature_size: int = 128, summary_size: int = 256, image_size: int = 64):
+    def __init__(
+        self,
+        feature_size: int = 128,
+        summary_size: int = 256,
+        image_size: int = 64,
+        normalize_summary: bool = False,
+    ):
         super().__init__()
         self.net = nn.Sequential(
             _conv_block(3, 32, 2),
@@ -56,12 +62,15 @@ class ConvEncoder(nn.Module):
         grid = image_size // 8
         self.position = nn.Parameter(torch.zeros(grid * grid, feature_size))
         self.summarize = nn.Linear(grid * grid * feature_size, summary_size)
+        # tanh keeps the summary in [-1, 1]; a layer norm instead keeps it from saturating
+        # when it feeds another network (the video encoder's LSTM) rather than a decoder state.
+        self.squash = nn.LayerNorm(summary_size) if normalize_summary else nn.Tanh()
         self.grid = grid
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         grid = self.net(images)  # [N, D, 8, 8]
         features = grid.flatten(2).transpose(1, 2) + self.position  # [N, 64, D]
-        summary = torch.tanh(self.summarize(features.flatten(1)))
+        summary = self.squash(self.summarize(features.flatten(1)))
         return features, summary
 
 
@@ -106,7 +115,7 @@ class VideoEncoder(nn.Module):
 
     def __init__(self, feature_size: int = 128, summary_size: int = 256, frame_size: int = 128):
         super().__init__()
-        self.frames = ConvEncoder(feature_size=32, summary_size=frame_size)
+        self.frames = ConvEncoder(feature_size=64, summary_size=frame_size, normalize_summary=True)
         self.rnn = rnnkit.LSTM(frame_size, feature_size, batch_first=True)
         self.summarize = nn.Linear(feature_size, summary_size)
 

@@ -383,6 +383,10 @@ def plot_gradient_norms(curves: dict[str, tuple[Tensor, Tensor]], length: int, p
             label=f"{label}, initial",
         )
     axis.set_yscale("log")
+    # Below 1e-40 the Elman RNN's line only keeps falling (down to float64's 1e-308 at
+    # T = 400) and would squash the gated cells' lines into one: cut the axis there.
+    smallest = min(float(c.min()) for pair in curves.values() for c in pair)
+    axis.set_ylim(bottom=max(smallest / 10, 1e-40))
     axis.set_xlabel("distance from the loss (steps)")
     axis.set_ylabel("mean ||dL/dh_t||")
     axis.set_title(f"Gradient of the loss with respect to the hidden state, adding T={length}")

@@ -40,8 +40,10 @@ class ForecasterConfig:
         epochs, batches_per_epoch, batch_size, lr: training; each epoch draws
             ``batches_per_epoch`` batches of random windows.
         validation_windows: windows per series held out at the end of the training data for
-            the validation loss and the interval calibration (never the test windows of a
-            backtest).
+            the validation loss, early stopping and the interval calibration (never the test
+            windows of a backtest).
+        patience: stop after this many epochs without a lower validation loss and keep the
+            weights of the best epoch (None: train every epoch, still keep the best).
         calibrate_intervals: widen or narrow the intervals by one factor so that the first
             level covers its share of the validation windows (see `_interval_scale`).
         levels: central interval levels in percent, e.g. (80,) gives lo_80 and hi_80.
@@ -64,6 +66,7 @@ class ForecasterConfig:
     batch_size: int = 64
     lr: float = 3e-3
     validation_windows: int = 4
+    patience: int | None = 4
     calibrate_intervals: bool = True
     levels: tuple[int, ...] = (80,)
     calendar: bool = True
@@ -173,31 +176,44 @@ class Forecaster:
                 device=cfg.device,
                 grad_clip=1.0,
                 progress=False,
+                # Early stopping on the validation windows; the best epoch's weights are
+                # restored, so a late over-fitted epoch never becomes the model.
+                patience=cfg.patience if len(val_origins) else None,
+                restore_best=True,
+                save_checkpoints=False,
+                tensorboard=False,
             ),
         )
         self.history = trainer.fit(train_batches, val_batches)
+        self._meta["best_epoch"] = trainer.best_epoch
         self.net.eval()
         self.data = data
         self._meta["interval_scale"] = 1.0
-        if cfg.calibrate_intervals and len(val_origins) and cfg.decoder == "direct":
+        if cfg.calibrate_intervals and len(val_origins):
             self._meta["interval_scale"] = self._interval_scale(windows, val_origins)
         return self
 
     def _interval_scale(self, windows: _Windows, pairs: np.ndarray) -> float:
-        """The factor on the predicted spread that makes the first interval level cover
-        its share of the validation windows (split-conformal calibration).
+        """The factor on the distance of each interval end from the median that makes the
+        first interval level cover its share of the validation windows (split-conformal
+        calibration, for both decoders).
 
         Networks trained by likelihood are often over-confident away from their training
         windows; one factor, fitted on windows the network did not train on (and never on
-        test windows), corrects most of it.
+        test windows), corrects most of it. Each point's score is how far out it lies, in
+        units of its own half-interval on its side of the median, so the factor is the
+        level's quantile of those scores.
         """
-        params = self.distribution_at(windows, pairs)
+        self._meta["interval_scale"] = 1.0
+        lower_q, upper_q = _level_quantiles(self.config.levels[0])
+        forecast = self.forecast_windows(windows, pairs, quantiles=(lower_q, 0.5, upper_q))
         horizon = self.config.horizon
         index = windows.offsets[pairs[:, 0]][:, None] + pairs[:, 1:2] + np.arange(horizon)
         truth = windows.target[index]
-        _, upper = _level_quantiles(self.config.levels[0])
-        half_width = _quantile({**params, "loc": 0.0}, upper, self.config.likelihood)
-        ratio = (np.abs(truth - params["loc"]) / half_width)[~np.isnan(truth)]
+        median = forecast[0.5]
+        above = truth >= median
+        half_width = np.where(above, forecast[upper_q] - median, median - forecast[lower_q])
+        ratio = (np.abs(truth - median) / np.maximum(half_width, 1e-12))[~np.isnan(truth)]
         if len(ratio) < 20:  # too few points to say anything
             return 1.0
         return float(np.clip(np.quantile(ratio, self.config.levels[0] / 100), 0.5, 3.0))

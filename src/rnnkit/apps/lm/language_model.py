@@ -40,7 +40,7 @@ class LMConfig:
 
     tokens: str = "char"
     subword_vocab_size: int = 1000
-    embedding_dim: int = 256
+    embedding_dim: int = 128
     hidden_size: int = 256
     num_layers: int = 1
     dropout: float = 0.1

@@ -29,9 +29,9 @@ def lm_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -> Secti
     test = split.test[:20_000] if quick else split.test[:100_000]
     split = TextSplit(split.train, split.val[:20_000], test)
     config = LMConfig(
-        hidden_size=64 if quick else 128,
-        embedding_dim=64,
-        max_batches=15 if quick else 100,
+        hidden_size=64 if quick else 256,
+        embedding_dim=64 if quick else 128,
+        max_batches=15 if quick else 300,
         batch_size=32,
         bptt=100,
         seed=seed,

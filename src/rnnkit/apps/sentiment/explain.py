@@ -40,49 +40,55 @@ def explain(
         method: ``saliency`` (integrated gradients, signed) or ``attention`` (the model's attention
             weights, >= 0; needs a model trained with attention pooling).
     """
-    model = classifier._require_model()
+    members = classifier._require_model().eval()
     if not text.strip():
         raise UserError("empty text: nothing to explain")
     ids, pieces, tokens = classifier.encode([text])[0]
     batch = _collate([(ids, pieces, 0, 0.0)])
-    device = next(model.parameters()).device
+    device = next(members.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
-    model.eval()
+    # The ensemble's label is the one explained; the networks' weights are averaged.
+    predicted = None
+    if classifier.config.task == "classify":
+        predicted = int(classifier.predict_scores([text])[0].argmax())
     if method == "attention":
-        if "attention" not in model.pooling:
+        if "attention" not in members[0].pooling:
             raise UserError(
                 f"method 'attention' needs a model trained with attention pooling "
-                f"(this one uses {model.pooling!r}); use method 'saliency'"
+                f"(this one uses {members[0].pooling!r}); use method 'saliency'"
             )
         with torch.no_grad():
-            _, weights = model(batch["tokens"], batch["lengths"], batch["pieces"])
-        values = weights[0]
+            values = torch.stack(
+                [net(batch["tokens"], batch["lengths"], batch["pieces"])[1][0] for net in members]
+            ).mean(0)
     elif method == "saliency":
-        values = _integrated_gradients(classifier, batch)
+        values = torch.stack(
+            [_integrated_gradients(classifier, net, batch, predicted) for net in members]
+        ).mean(0)
     else:
         raise UserError(f"unknown explanation method {method!r}; expected saliency or attention")
     largest = float(values.abs().max()) or 1.0
     return [TokenWeight(t, float(v) / largest) for t, v in zip(tokens, values.cpu(), strict=True)]
 
 
-def _integrated_gradients(classifier: SentimentClassifier, batch: dict, steps: int = 24):
-    """Per-word integrated gradients from all-zero embeddings to the text's embeddings.
+def _integrated_gradients(
+    classifier: SentimentClassifier, net, batch: dict, predicted: int | None, steps: int = 24
+) -> torch.Tensor:
+    """Per-word integrated gradients of one network, from all-zero embeddings to the text's.
 
-    The gradient of the target score is averaged along the straight path and multiplied by
-    the embedding; the word attributions then add up to score(text) - score(zeros).
+    The gradient of the target score (log-probability of class ``predicted``, or the rating
+    when it is None) is averaged along the straight path and multiplied by the embedding;
+    the word attributions then add up to score(text) - score(zeros).
     """
-    model = classifier.model
-    embedded = model.embed(batch["tokens"], batch["pieces"]).detach()  # [1, T, E]
+    embedded = net.embed(batch["tokens"], batch["pieces"]).detach()  # [1, T, E]
     fractions = torch.linspace(1 / steps, 1, steps, device=embedded.device).view(-1, 1, 1)
     path = (fractions * embedded).requires_grad_(True)  # [steps, T, E]
     tokens = batch["tokens"].expand(steps, -1)
-    scores, _ = model(tokens, batch["lengths"].expand(steps), embedded=path)
-    if classifier.config.task == "regress":
+    scores, _ = net(tokens, batch["lengths"].expand(steps), embedded=path)
+    if predicted is None:
         target = scores[:, 0]  # the rating itself: green raises it, red lowers it
     else:
-        logits = classifier._class_logits(scores)
-        predicted = int(logits[-1].argmax())  # the last point of the path is the text
-        target = logits.log_softmax(-1)[:, predicted]
+        target = classifier._class_logits(scores).log_softmax(-1)[:, predicted]
     (gradients,) = torch.autograd.grad(target.sum(), path)
     return (gradients.mean(0) * embedded[0]).sum(-1).detach()
 

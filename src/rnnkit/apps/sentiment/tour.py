@@ -33,7 +33,7 @@ def sentiment_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -
         hidden_size=16 if quick else 64,
         embedding_dim=16 if quick else 64,
         subword_vocab_size=1000 if quick else 4000,
-        epochs=1 if quick else 3,
+        epochs=1 if quick else 4,
         seed=seed,
         device=device,
     )

@@ -2,11 +2,13 @@
 
 >>> from rnnkit.data.speech import synthetic_speech
 >>> recognizer = SpeechRecognizer(RecognizerConfig(hidden_size=128))
->>> recognizer.fit(synthetic_speech("train", 2000), epochs=30)           # doctest: +SKIP
+>>> recognizer.fit(synthetic_speech("train", 1200), epochs=15)           # doctest: +SKIP
 >>> recognizer.transcribe([audio_at_16khz], beam_width=8)                 # doctest: +SKIP
 ['seven of clubs']
->>> recognizer.evaluate(synthetic_speech("test", 300))                    # doctest: +SKIP
-{'CER': 0.05, 'WER': 0.12}
+>>> test = synthetic_speech("test", 90)                                   # doctest: +SKIP
+>>> espeak = [u for u in test if u.speaker.startswith("espeak")]          # doctest: +SKIP
+>>> recognizer.evaluate(espeak)[0]          # measured after 12 epochs   # doctest: +SKIP
+{'CER': 0.095, 'WER': 0.274}
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit caption train --quick --out /tmp/caption",
         ],
     )
-    add_common_flags(train)  # epochs: 12, or 1 with --quick
+    add_common_flags(train)  # epochs: 12 images, 20 videos, 1 with --quick
     _add_data_flags(train)
     train.add_argument(
         "--decoder",

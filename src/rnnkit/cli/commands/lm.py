@@ -113,7 +113,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = LMConfig(
         tokens=args.tokens,
         hidden_size=64 if args.quick else args.hidden_size,
-        embedding_dim=64 if args.quick else 256,
+        embedding_dim=64 if args.quick else 128,
         num_layers=args.layers,
         bptt=args.bptt,
         epochs=1 if args.quick else args.epochs,

@@ -16,6 +16,7 @@ from rnnkit.cli.common import (
     add_verb,
     existing_file,
     out_dir,
+    positive_int,
     report_metrics,
     resolve_device,
 )
@@ -57,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tokens", choices=["word", "subword", "word+subword"], default="word+subword"
     )
     train.add_argument("--hidden-size", type=int, default=128)
+    train.add_argument(
+        "--ensemble",
+        type=positive_int,
+        default=3,
+        help="networks trained with seeds seed, seed+1, ...; probabilities averaged (default: 3)",
+    )
     train.add_argument(
         "--recurrent-dropout",
         type=float,
@@ -120,6 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = SentimentConfig(
         task=args.task,
         recurrent_dropout=args.recurrent_dropout,
+        ensemble=1 if args.quick else args.ensemble,
         cell=args.cell,
         pooling=args.pooling,
         tokens=args.tokens,

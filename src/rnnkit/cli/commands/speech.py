@@ -40,12 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         "train a conv + BiGRU acoustic model with CTC",
         [
-            "rnnkit speech train --out models/speech --epochs 30",
+            "rnnkit speech train --out models/speech --epochs 15",
             "rnnkit speech train --data my_recordings/ --out models/mine",
             "rnnkit speech train --quick --out /tmp/asr",
         ],
     )
-    add_common_flags(train, epochs=30)
+    add_common_flags(train, epochs=15)
     train.add_argument(
         "--data",
         default=None,
@@ -55,8 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--utterances",
         type=int,
-        default=2000,
-        help="synthesized training utterances (default 2000)",
+        default=1200,
+        help="synthesized training utterances (default 1200)",
     )
     train.add_argument("--cell", choices=["gru", "lstm"], default="gru")
     train.add_argument("--hidden-size", type=int, default=128)

@@ -46,13 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         "learn subword vocabularies and an attentional seq2seq",
         [
-            "rnnkit translate train --out models/en-es --epochs 30",
+            "rnnkit translate train --out models/en-es --epochs 10",
             "rnnkit translate train --source es --out models/es-en",
             "rnnkit translate train --pairs my_pairs.tsv --out models/mine",
             "rnnkit translate train --quick --out /tmp/mt",
         ],
     )
-    add_common_flags(train, epochs=30)
+    add_common_flags(train, epochs=10)
     _add_data_flags(train)
     train.add_argument(
         "--attention",
@@ -387,7 +387,8 @@ def tour(ctx: TourContext) -> Section:
         f"{len(history)} epochs on King James verses of at most 12 words and their Reina-Valera "
         "1909 translations; the test verses come from chapters never seen in training. "
         "This short run does not reach the published result (rnnkit above Apertium on BLEU), "
-        "which needs a 30-epoch training: rnnkit translate train --out models/en-es."
+        "which needs a longer training on verses of up to 25 words: "
+        "rnnkit translate train --out models/en-es."
     )
     if not apertium_available():
         section.text(
