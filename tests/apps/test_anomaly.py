@@ -13,7 +13,7 @@ from rnnkit.apps.anomaly import AnomalyDetector
 from rnnkit.apps.anomaly.baselines import isolation_forest, rolling_zscore
 from rnnkit.apps.anomaly.evaluate import eventwise, pointwise, precision_recall_f1
 from rnnkit.apps.anomaly.inject import KINDS, inject_anomalies
-from rnnkit.apps.anomaly.thresholds import dynamic_threshold, flag, runs, smooth
+from rnnkit.apps.anomaly.thresholds import dynamic_threshold, flag, prune, runs, smooth
 from rnnkit.cli import main
 from rnnkit.errors import UserError
 
@@ -44,6 +44,28 @@ def test_dynamic_threshold_separates_a_clear_outlier():
     assert flagged.flags[1000:1005].any()
     assert flagged.flags.sum() <= 12  # the outlier run, not the noise
     assert all(1000 <= start < 1010 for start, _ in flagged.windows)
+
+
+def test_pruning_keeps_the_runs_above_the_last_clear_drop():
+    scores = np.zeros(60)
+    scores[[10, 20, 30, 40]] = [10.0, 9.5, 5.0, 4.8]  # peaks of four flagged runs
+    scores[50] = 1.0  # the highest unflagged score
+    windows = [(10, 11), (20, 21), (30, 31), (40, 41)]
+    # 10 -> 9.5 (5%), 9.5 -> 5 (47%: clear), 5 -> 4.8 (4%), 4.8 -> 1 (79%: clear): all kept
+    assert prune(scores, windows, min_decrease=0.13) == windows
+    scores[50] = 4.5  # 4.8 -> 4.5 is no clear drop: the two runs below 9.5 look like noise
+    assert prune(scores, windows, min_decrease=0.13) == [(10, 11), (20, 21)]
+    assert prune(scores, windows, min_decrease=0.5) == []
+    assert prune(scores, [], min_decrease=0.13) == []
+
+
+def test_flag_with_pruning_drops_flags_of_pruned_windows():
+    scores = np.abs(np.random.default_rng(0).normal(size=2000))
+    scores[1000:1005] = 9.0
+    flagged = flag(scores, span=2, min_decrease=0.99)  # nothing drops by 99%
+    assert flagged.windows == [] and not flagged.flags.any()
+    kept = flag(scores, span=2, min_decrease=0.13)
+    assert kept.windows == flag(scores, span=2).windows  # the outlier stands out
 
 
 def test_dynamic_threshold_of_a_constant_is_infinite():

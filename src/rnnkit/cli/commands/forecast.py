@@ -72,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="direct",
         help="all steps at once (default) or step by step on its own samples",
     )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=4,
+        help="stop after this many epochs without a lower validation loss (0: never); "
+        "the best epoch's weights are kept",
+    )
     train.set_defaults(func=run_train)
 
     predict = add_verb(
@@ -168,6 +175,7 @@ def run_train(args: argparse.Namespace) -> int:
         cell=args.cell,
         likelihood=args.likelihood,
         decoder=args.decoder,
+        patience=args.patience or None,
         seed=args.seed,
         device=resolve_device(args.device),
         **options,

@@ -189,10 +189,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     classifier = SentimentClassifier.load(
         existing_file(Path(args.model) / "config.json").parent, device=args.device
     )
-    out = out_dir(args, "results/sentiment")
     if args.data:
         rows = evaluate_on_file(classifier, args.data, args.text_column, args.label_column)
-        report_metrics(rows, out, title=f"{args.data}")
+        report_metrics(rows, out_dir(args, "results/sentiment"), title=f"{args.data}")
         return 0
     if classifier.config.task != "classify" or classifier.classes != ["negative", "positive"]:
         raise UserError(
@@ -200,6 +199,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"(this one predicts {classifier.classes or 'ratings'}); pass --data"
         )
     rows = compare_on_benchmark(classifier, movie_polarity_split())
+    out = out_dir(args, "results/sentiment")  # created only once there is something to write
     report_metrics(rows, out, title="held-out movie snippets, then domain shift (binary polarity)")
     return 0
 
