@@ -12,6 +12,7 @@ import mido
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from rnnkit.apps.music import workflow
 from rnnkit.apps.music.models import BernoulliOutput, MADEOutput, NADEOutput, PianoRollNet
@@ -28,7 +29,7 @@ from rnnkit.apps.music.tokens import TokenConfig, TokenLM, evaluate_tokens
 from rnnkit.cli import main
 from rnnkit.data import music
 from rnnkit.data.music import Piece
-from rnnkit.engine import TrainConfig
+from rnnkit.engine import TrainConfig, Trainer
 from rnnkit.errors import UserError
 
 # Triads of C major as MIDI pitches in four voices (bass, tenor, alto, soprano).
@@ -442,3 +443,46 @@ def test_folk_melody_model_beats_the_ngram_baselines():
     result = workflow.train("folk", cell="lstm", epochs=3, warn=None)
     rows = {r["model"]: r["nll_per_token"] for r in result.rows}
     assert rows["LSTM (melody)"] < rows["bigram"] - 0.05 < rows["unigram"] - 0.05
+
+
+def spy_on_trained_epochs(monkeypatch) -> list[int]:
+    """The epochs (1-based) the Trainer trains from now on: a resumed run skips those done."""
+    trained: list[int] = []
+    train_one_epoch = Trainer._train_one_epoch
+
+    def spy(self, *args, **kwargs):
+        trained.append(self.epoch + 1)
+        return train_one_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_one_epoch", spy)
+    return trained
+
+
+def assert_same_weights(folder_a, folder_b) -> None:
+    """The saved model and the last checkpoint's weights of two runs are bit-for-bit equal."""
+    for name in ("model.safetensors", "checkpoints/latest"):
+        a, b = folder_a / name, folder_b / name
+        if name.endswith("latest"):  # the pointer names the checkpoint folder
+            a = a.parent / a.read_text().strip() / "model.safetensors"
+            b = b.parent / b.read_text().strip() / "model.safetensors"
+        weights_a, weights_b = load_file(a), load_file(b)
+        assert weights_a.keys() == weights_b.keys()
+        assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), name
+
+
+def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "midi"
+    for i in range(8):
+        music.write_midi(chorale_like(i, bars=2), data / f"piece{i}.mid")
+    train = ["music", "train", "--data", str(data), "--quick", "--device", "cpu"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main([*train, "--out", str(straight), "--epochs", "3"]) == 0
+    assert main([*train, "--out", str(resumed), "--epochs", "2"]) == 0  # "killed" after 2
+    trained = spy_on_trained_epochs(monkeypatch)
+    assert main([*train, "--out", str(resumed), "--epochs", "3", "--resume"]) == 0
+    assert trained == [3]
+    assert_same_weights(straight, resumed)
+    capsys.readouterr()
+    assert main([*train, "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--resume: no checkpoint in" in error

@@ -83,6 +83,21 @@ def out_dir(args: argparse.Namespace, default: str) -> Path:
     return path
 
 
+def check_resume(args: argparse.Namespace, out: Path) -> bool:
+    """``--resume``'s value, after checking that ``out`` holds a checkpoint to resume from.
+
+    The engine writes ``out/checkpoints/latest`` (ensembles: one ``checkpoints`` folder per
+    member below ``out``); with ``--resume`` and none of them, a one-line UserError.
+    """
+    resume = bool(getattr(args, "resume", False))
+    if resume and not any(out.glob("**/checkpoints/latest")):
+        raise UserError(
+            f"--resume: no checkpoint in {out} (expected {out}/checkpoints/latest, written by "
+            "an earlier run with the same --out); run without --resume to start afresh"
+        )
+    return resume
+
+
 def existing_file(path: str | os.PathLike, what: str = "file") -> Path:
     """Check that a user's file exists and is a file; raise a one-line UserError if not."""
     p = Path(path)

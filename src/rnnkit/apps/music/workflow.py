@@ -98,6 +98,7 @@ def train(
     transpose_augment: int = 0,
     warn: Callable[[str], None] | None = print,
     save_logs: bool = True,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a model on ``data`` (split by piece), evaluate it on the test split, save it.
 
@@ -108,7 +109,10 @@ def train(
         limit: use only the first ``limit`` pieces (quick runs).
         warn: where progress and skipped-file messages go (None: silent).
         save_logs: let the engine write ``metrics.csv``, TensorBoard logs and checkpoints
-            into ``out``.
+            (one per epoch) into ``out``.
+        resume: continue from the latest checkpoint in ``out``; the split is seeded and the
+            initial weights are replaced by the checkpoint's, so the run ends with the same
+            weights as one never interrupted.
     """
     model_type = model_type or default_model_type(data)
     if model_type not in MODEL_TYPES:
@@ -122,6 +126,7 @@ def train(
         device=device,
         out_dir=str(out) if out is not None and save_logs else None,
         progress=warn is not None,
+        resume=resume,
     )
     model: Model
     if model_type == "roll":

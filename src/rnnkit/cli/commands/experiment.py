@@ -76,6 +76,8 @@ def _integers(text: str, flag: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     from rnnkit.apps.experiments import ExperimentConfig, run_experiment
 
+    if getattr(args, "resume", False):
+        raise UserError("--resume: the experiment keeps no checkpoints; run it again (seeded)")
     config = ExperimentConfig(
         tasks=_names(getattr(args, "tasks", args.default_tasks)),
         cells=_names(args.cells),

@@ -11,6 +11,7 @@ from rnnkit.cli.common import (
     add_command,
     add_common_flags,
     add_verb,
+    check_resume,
     out_dir,
     positive_int,
     report_metrics,
@@ -47,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit music train --data folk --out runs/folk --epochs 10",
             "rnnkit music train --data my_midi/ --model-type events --out runs/mine",
             "rnnkit music train --quick --out /tmp/music",
+            "rnnkit music train --out runs/music --resume   # continue a killed run from its"
+            " last checkpoint (runs/music/checkpoints, written every epoch)",
         ],
     )
     add_common_flags(train)  # epochs: see DEFAULT_EPOCHS
@@ -150,6 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=resolve_device(args.device),
         limit=workflow.QUICK_PIECES if args.quick else None,
         transpose_augment=args.transpose,
+        resume=check_resume(args, out),
     )
     last = result.history[-1] if result.history else {}
     print(
