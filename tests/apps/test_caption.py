@@ -404,6 +404,46 @@ def test_cli_bad_input_is_exit_status_2(tmp_path, capsys):
     assert err.startswith("rnnkit: error:") and err.count("\n") == 1
 
 
+def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, monkeypatch, capsys):
+    """A 3-epoch run killed after its epoch-2 checkpoint, resumed with --resume, ends with
+    the same weights as the run that was never interrupted (same lr schedule, data order
+    and scheduled-sampling draws)."""
+    from rnnkit.engine import Trainer, load_model_state
+
+    def train(out, *extra):
+        flags = ["--quick", "--epochs", "3", "--train-size", "32", "--test-size", "8"]
+        return main(["caption", "train", *flags, "--out", str(out), *extra])
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert train(straight) == 0
+    save_checkpoint = Trainer._save_checkpoint
+
+    def save_then_die_after_epoch_2(self):
+        save_checkpoint(self)
+        if self.epoch == 2:
+            raise KeyboardInterrupt  # the run is killed right after its epoch-2 checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_save_checkpoint", save_then_die_after_epoch_2)
+        assert train(resumed) == 130
+    assert not (resumed / "model.safetensors").exists()
+    assert train(resumed, "--resume") == 0
+    expected, _ = load_model_state(straight)
+    got, _ = load_model_state(resumed)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    history = json.loads((resumed / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    capsys.readouterr()
+
+
+def test_cli_resume_without_a_checkpoint_is_one_line_error(tmp_path, capsys):
+    status = main(["caption", "train", "--quick", "--out", str(tmp_path / "new"), "--resume"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: --resume: no checkpoint") and err.count("\n") == 1
+
+
 # ---------------------------------------------------------------------------- targets
 
 

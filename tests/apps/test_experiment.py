@@ -85,6 +85,7 @@ def test_quick_experiment_through_the_cli_writes_the_table_and_plots(tmp_path, c
     }
     for row in rows:
         assert row["baseline"] > 0 and row["value"] == row["value"]  # a number, not NaN
+    assert [row["cell"] for row in results["gradients"]] == ["RNN", "LSTM", "GRU", "minGRU"]
     for name in results["images"].values():
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "test MSE" in capsys.readouterr().out

@@ -445,6 +445,22 @@ def test_folk_melody_model_beats_the_ngram_baselines():
     assert rows["LSTM (melody)"] < rows["bigram"] - 0.05 < rows["unigram"] - 0.05
 
 
+class Killed(Exception):
+    """Stands for the end of a killed run (Ctrl-C, a lost machine) right after a checkpoint."""
+
+
+def kill_after_epoch(monkeypatch, epoch: int) -> None:
+    """From now on, a Trainer dies as soon as it has checkpointed the end of ``epoch``."""
+    save_checkpoint = Trainer._save_checkpoint
+
+    def save_then_die(self):
+        save_checkpoint(self)
+        if self.epoch == epoch and self.step_in_epoch == 0:
+            raise Killed
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_die)
+
+
 def spy_on_trained_epochs(monkeypatch) -> list[int]:
     """The epochs (1-based) the Trainer trains from now on: a resumed run skips those done."""
     trained: list[int] = []
@@ -459,15 +475,44 @@ def spy_on_trained_epochs(monkeypatch) -> list[int]:
 
 
 def assert_same_weights(folder_a, folder_b) -> None:
-    """The saved model and the last checkpoint's weights of two runs are bit-for-bit equal."""
-    for name in ("model.safetensors", "checkpoints/latest"):
-        a, b = folder_a / name, folder_b / name
-        if name.endswith("latest"):  # the pointer names the checkpoint folder
-            a = a.parent / a.read_text().strip() / "model.safetensors"
-            b = b.parent / b.read_text().strip() / "model.safetensors"
-        weights_a, weights_b = load_file(a), load_file(b)
+    """The saved models, and the weights in each last checkpoint, of two runs are bit-equal."""
+
+    def weight_files(folder) -> dict:
+        files = {"model": folder / "model.safetensors"}
+        for pointer in sorted(folder.glob("**/checkpoints/latest")):
+            checkpoint = pointer.parent / pointer.read_text().strip()
+            files[str(pointer.relative_to(folder))] = checkpoint / "model.safetensors"
+        return files
+
+    files_a, files_b = weight_files(folder_a), weight_files(folder_b)
+    assert files_a.keys() == files_b.keys() and len(files_a) > 1
+    for name in files_a:
+        weights_a, weights_b = load_file(files_a[name]), load_file(files_b[name])
         assert weights_a.keys() == weights_b.keys()
         assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), name
+
+
+def check_resume_of_a_killed_run(train: list[str], tmp_path, capsys, monkeypatch) -> list[int]:
+    """A 3-epoch run killed after epoch 2 and resumed ends with the weights of a 3-epoch run
+    never interrupted; --resume with no checkpoint is one line on stderr and status 2.
+
+    Returns the epochs the resumed run trained."""
+    train = [*train, "--epochs", "3"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main([*train, "--out", str(straight)]) == 0
+    kill_after_epoch(monkeypatch, 2)
+    with pytest.raises(Killed):
+        main([*train, "--out", str(resumed)])
+    monkeypatch.undo()
+    trained = spy_on_trained_epochs(monkeypatch)
+    assert main([*train, "--out", str(resumed), "--resume"]) == 0
+    monkeypatch.undo()
+    assert_same_weights(straight, resumed)
+    capsys.readouterr()
+    assert main([*train, "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--resume: no checkpoint in" in error
+    return trained
 
 
 def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, capsys, monkeypatch):
@@ -475,14 +520,4 @@ def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, capsys, monkeyp
     for i in range(8):
         music.write_midi(chorale_like(i, bars=2), data / f"piece{i}.mid")
     train = ["music", "train", "--data", str(data), "--quick", "--device", "cpu"]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert main([*train, "--out", str(straight), "--epochs", "3"]) == 0
-    assert main([*train, "--out", str(resumed), "--epochs", "2"]) == 0  # "killed" after 2
-    trained = spy_on_trained_epochs(monkeypatch)
-    assert main([*train, "--out", str(resumed), "--epochs", "3", "--resume"]) == 0
-    assert trained == [3]
-    assert_same_weights(straight, resumed)
-    capsys.readouterr()
-    assert main([*train, "--out", str(tmp_path / "empty"), "--resume"]) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "--resume: no checkpoint in" in error
+    assert check_resume_of_a_killed_run(train, tmp_path, capsys, monkeypatch) == [3]

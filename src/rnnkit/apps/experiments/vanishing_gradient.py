@@ -447,9 +447,10 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict:
     """Train every cell on every task, write ``metrics.json`` and the plots into ``out``.
 
     Returns:
-        ``{"rows": [...], "images": {...}, "config": {...}}``: one row per (task, T, cell)
-        with the test metric and its trivial baseline (the rows of `Run.row`), and the
-        names of the plots written into ``out``.
+        ``{"rows": [...], "gradients": [...], "images": {...}, "config": {...}}``: one row
+        per (task, T, cell) with the test metric and its trivial baseline (`Run.row`); per
+        cell, the share of the gradient that reaches the first step of the adding problem
+        (see `_gradient_probe`); the names of the plots written into ``out``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -467,35 +468,52 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict:
                     runs.append(run)
                     if config.progress:
                         print(_describe(run), flush=True)
-        images = {}  # file names inside `out`
+        images, gradient_rows = {}, []  # images: file names inside `out`
         adding_runs = [run for run in runs if run.task == "adding"]
         if adding_runs:
-            images["gradient_norms"] = _gradient_plot(adding_runs, config, out).name
+            plot, gradient_rows = _gradient_probe(adding_runs, config, out)
+            images["gradient_norms"] = plot.name
             curves = plot_learning_curves(adding_runs, out / "adding_learning_curves.png")
             images["learning_curves"] = curves.name
     rows = [run.row() for run in runs]
     settings = {k: v for k, v in asdict(config).items() if k != "budgets"}
     settings["budgets"] = {task: asdict(config.budgets[task]) for task in config.tasks}
-    results = {"rows": rows, "images": images, "config": settings}
+    results = {"rows": rows, "gradients": gradient_rows, "images": images, "config": settings}
     write_json(out / "metrics.json", results)
     return results
 
 
-def _gradient_plot(adding_runs: list[Run], config: ExperimentConfig, out: Path) -> Path:
-    """The probe at the longest T: trained models, and fresh ones at initialization."""
+def _gradient_probe(
+    adding_runs: list[Run], config: ExperimentConfig, out: Path
+) -> tuple[Path, list[dict]]:
+    """The probe at the longest T, on the trained models and on fresh ones at initialization.
+
+    Returns:
+        the plot, and one row per cell: how much of the gradient at the last step reaches
+        the first, ``||dL/dh_1|| / ||dL/dh_T||``, after training and at initialization.
+    """
     length = max(run.length for run in adding_runs)
     x, y = tasks.adding_problem(100, length, config.seed + 7)
-    curves = {}
+    curves, rows = {}, []
     for run in adding_runs:
         if run.length != length:
             continue
         torch.manual_seed(config.seed)  # the same initial weights as the trained model had
         fresh = SequenceModel(run.cell, 2, run.model.head.in_features, 1)
-        curves[CELL_LABELS[run.cell]] = (
+        trained, initial = (
             hidden_gradient_norms(run.model, x, y),
             hidden_gradient_norms(fresh, x, y),
         )
-    return plot_gradient_norms(curves, length, out / "gradient_norms.png")
+        curves[CELL_LABELS[run.cell]] = (trained, initial)
+        rows.append(
+            {
+                "cell": CELL_LABELS[run.cell],
+                "T": length,
+                "gradient reaching step 1, trained": float(trained[0] / trained[-1]),
+                "at initialization": float(initial[0] / initial[-1]),
+            }
+        )
+    return plot_gradient_norms(curves, length, out / "gradient_norms.png"), rows
 
 
 def _describe(run: Run) -> str:

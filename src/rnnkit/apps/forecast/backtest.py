@@ -64,6 +64,9 @@ class BacktestPlan:
 # Direct or autoregressive decoder, measured on those validation backtests (MASE):
 #   nyc-weather 1.051 direct, 0.903 autoregressive; sp500 2.111 direct, 2.072 autoregressive;
 #   elecdemand 0.535 direct, 0.859 autoregressive (48 sampled steps compound their errors).
+# Every model stops early (patience 4, `ForecasterConfig.patience`) on the validation loss of
+# those same pre-test windows, keeps its best epoch's weights, and calibrates its intervals
+# on them (both decoders).
 PLANS: dict[str, BacktestPlan] = {
     "nyc-weather": BacktestPlan(
         horizon=24,

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from rnnkit.apps.lm.carried_state import CarriedStateSaver, restore_carried_state
 from rnnkit.apps.lm.model import LanguageModelNet
 from rnnkit.core.decoding import sample_logits
 from rnnkit.data.text import CharVocab, train_tokenizer
@@ -35,7 +36,9 @@ class LMConfig:
     ``tokens``: ``char`` (one token per character) or ``subword`` (byte-level BPE of
     ``subword_vocab_size`` tokens, lossless, never unknown). ``bptt``: steps per truncated
     backpropagation window; the state is carried from one window to the next.
-    ``max_batches``: stop an epoch early (a quick run).
+    ``max_batches``: stop an epoch early (a quick run). ``checkpoint_every``: optimizer
+    steps between checkpoints within an epoch (an epoch of the Bible is ~1,300 steps), when
+    `LanguageModel.fit` gets an ``out_dir``; there is one at each epoch's end too.
     """
 
     tokens: str = "char"
@@ -53,6 +56,7 @@ class LMConfig:
     weight_decay: float = 1e-6
     grad_clip: float = 0.25
     max_batches: int | None = None
+    checkpoint_every: int | None = 250
     seed: int = 0
     device: str = "cpu"
 
@@ -97,6 +101,7 @@ class LanguageModel:
         self.tokenizer = None
         self.model: LanguageModelNet | None = None
         self.history: list[dict] = []
+        self._carried_state_saver: CarriedStateSaver | None = None
 
     # ---------------------------------------------------------------- tokens
     def encode(self, text: str, strict: bool = True, what: str = "text") -> Tensor:
@@ -116,8 +121,24 @@ class LanguageModel:
         return len(self.vocab) if self.config.tokens == "char" else self.tokenizer.get_vocab_size()
 
     # ---------------------------------------------------------------- training
-    def fit(self, text: str, val_text: str | None = None, progress: bool = False) -> LanguageModel:
-        """Build the vocabulary from ``text`` and train; per-epoch losses go to ``history``."""
+    def fit(
+        self,
+        text: str,
+        val_text: str | None = None,
+        progress: bool = False,
+        out_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> LanguageModel:
+        """Build the vocabulary from ``text`` and train; per-epoch losses go to ``history``.
+
+        Args:
+            out_dir: where the engine writes checkpoints (``out_dir/checkpoints``), logs and
+                ``metrics.csv``; None: nowhere.
+            resume: continue from the latest checkpoint in ``out_dir``. The vocabulary is
+                rebuilt from the same text (the same one) and the state carried between
+                windows is saved with each checkpoint (see `rnnkit.apps.lm.carried_state`),
+                so a resumed run ends with the weights of a run never interrupted.
+        """
         config = self.config
         if not text.strip():
             raise UserError("empty training text; expected a UTF-8 text with some lines")
@@ -130,6 +151,12 @@ class LanguageModel:
         else:
             raise UserError(f"tokens must be 'char' or 'subword', got {config.tokens!r}")
         self.model = self._build_model().to(config.device)
+        self._carried_state_saver = None
+        if out_dir is not None and config.checkpoint_every:
+            steps_done = restore_carried_state(self.model, out_dir) if resume else 0
+            self._carried_state_saver = CarriedStateSaver(
+                self.model, out_dir, config.checkpoint_every, steps_done
+            )
         train = TBPTTBatches(self.encode(text), config.batch_size, config.bptt, config.max_batches)
         val = None
         if val_text:
@@ -145,6 +172,9 @@ class LanguageModel:
                 seed=config.seed,
                 device=config.device,
                 progress=progress,
+                out_dir=str(out_dir) if out_dir is not None else None,
+                checkpoint_every=config.checkpoint_every,
+                resume=resume,
             ),
         )
         self.history = trainer.fit(train, val)
@@ -170,6 +200,8 @@ class LanguageModel:
         if batch["first"]:
             getattr(model, "module", model).reset_state()  # `module`: under DDP
         logits, _ = model(inputs)
+        if model.training and self._carried_state_saver is not None:
+            self._carried_state_saver.after_training_step()
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         return {"loss": loss, "bits_per_token": loss.detach() / math.log(2)}
 

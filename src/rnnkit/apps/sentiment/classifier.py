@@ -97,11 +97,19 @@ class SentimentClassifier:
         progress: bool = False,
         ratings: Sequence[float] | None = None,
         val_ratings: Sequence[float] | None = None,
+        out_dir: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> SentimentClassifier:
         """Train tokenizers and the network. Labels are class names (or ratings to regress).
 
         ``ratings`` (optional, with ``task="classify"``): a numeric rating per text (e.g. the
         mean human rating -4..4) learned by an auxiliary output besides the labels.
+
+        ``out_dir``: each member of the ensemble writes its checkpoints (every epoch), logs
+        and ``metrics.csv`` into ``out_dir/member-N``. ``resume``: continue each member from
+        its latest checkpoint there (members already finished are only reloaded). The
+        tokenizers are trained again on the same texts, which gives the same vocabularies,
+        so a resumed run ends with the weights of a run never interrupted.
         """
         config = self.config
         config.rating_head = ratings is not None and config.task == "classify"
@@ -152,6 +160,8 @@ class SentimentClassifier:
                     monitor="val_accuracy" if classify else "val_loss",
                     mode="max" if classify else "min",
                     restore_best=True,
+                    out_dir=str(Path(out_dir) / f"member-{member + 1}") if out_dir else None,
+                    resume=resume,
                 ),
             )
             history = trainer.fit(train, val)

@@ -80,6 +80,11 @@ class FeatureBatches:
     def __len__(self) -> int:
         return -(-len(self.features) // self.batch_size)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle the next pass as epoch ``epoch`` (0-based); the `Trainer` calls this, so a
+        resumed run replays the order of the epoch it continues."""
+        self.epoch = epoch
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         rng = np.random.default_rng(self.seed + self.epoch)
         self.epoch += 1
@@ -143,11 +148,19 @@ class SpeechRecognizer:
         out_dir: str | None = None,
         progress: bool = False,
         schedule: str = "cosine",
+        resume: bool = False,
+        checkpoint_every: int | None = 200,
     ) -> list[dict]:
         """Train on ``train`` utterances; return per-epoch losses (CTC, per utterance).
 
         Adam with a cosine learning-rate decay to 5% of ``lr`` (``schedule``: any of
         `rnnkit.engine.TrainConfig`'s); with ``valid``, the best epoch's weights are kept.
+
+        ``out_dir``: where checkpoints (every ``checkpoint_every`` steps and at each epoch's
+        end), logs and ``metrics.csv`` go. ``resume``: continue from the latest checkpoint
+        there; the features are computed again from the same audio, so a resumed run ends
+        with the weights of a run never interrupted. Pass the same ``epochs`` as the killed
+        run (the cosine schedule spans them).
         """
         if not train:
             raise UserError("no training utterances; expected audio with transcripts")
@@ -178,6 +191,8 @@ class SpeechRecognizer:
                 progress=progress,
                 schedule=schedule,
                 min_lr_ratio=0.05,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
             ),
         )
         return trainer.fit(train_batches, valid_batches)

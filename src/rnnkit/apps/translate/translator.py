@@ -73,6 +73,11 @@ class PairBatches:
     def __len__(self) -> int:
         return -(-len(self.sources) // self.batch_size)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle the next pass as epoch ``epoch`` (0-based); the `Trainer` calls this, so a
+        resumed run replays the order of the epoch it continues."""
+        self.epoch = epoch
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         rng = np.random.default_rng(self.seed + self.epoch)
         self.epoch += 1
@@ -125,12 +130,20 @@ class Translator:
         out_dir: str | None = None,
         progress: bool = False,
         schedule: str = "cosine",
+        resume: bool = False,
+        checkpoint_every: int | None = 200,
     ) -> list[dict]:
         """Learn the vocabularies and the model on ``train``; return per-epoch losses.
 
         Adam with a cosine learning-rate decay to 5% of ``lr`` (``schedule``: any of
         `rnnkit.engine.TrainConfig`'s); with ``valid``, the weights of the epoch with the
         lowest validation loss are kept.
+
+        ``out_dir``: where checkpoints (every ``checkpoint_every`` steps and at each epoch's
+        end), logs and ``metrics.csv`` go. ``resume``: continue from the latest checkpoint
+        there. The subword vocabularies are learned again from the same pairs (the same
+        ones), so a resumed run ends with the weights of a run never interrupted; pass the
+        same ``epochs`` as the killed run (the cosine schedule spans them).
         """
         if not train:
             raise UserError("no training pairs; expected at least one source/target pair")
@@ -155,6 +168,8 @@ class Translator:
                 progress=progress,
                 schedule=schedule,
                 min_lr_ratio=0.05,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
             ),
         )
         return trainer.fit(train_batches, valid_batches)

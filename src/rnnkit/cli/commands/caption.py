@@ -17,6 +17,7 @@ from rnnkit.cli.common import (
     add_command,
     add_common_flags,
     add_verb,
+    check_resume,
     out_dir,
     report_metrics,
     resolve_device,
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit caption train --decoder plain --out models/caption-plain",
             "rnnkit caption train --coco captions.json --images photos/ --out models/mine",
             "rnnkit caption train --quick --out /tmp/caption",
+            "rnnkit caption train --out models/caption --resume   # after a killed run",
         ],
     )
     add_common_flags(train)  # epochs: 12 images, 20 videos, 1 with --quick
@@ -179,6 +181,7 @@ def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.caption import Captioner, synthetic_data
 
     out = out_dir(args, "caption_model")
+    resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     train_size, test_size, epochs = _sizes(args)
     config = _config(args, epochs)
     user = _user_data(args)
@@ -194,7 +197,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     began = time.perf_counter()
     # The trainer keeps metrics.csv, TensorBoard logs and checkpoints in the model folder.
-    captioner = Captioner(config).fit(inputs, captions, progress=not args.quick, out_dir=str(out))
+    captioner = Captioner(config).fit(
+        inputs, captions, progress=not args.quick, out_dir=str(out), resume=resume
+    )
     captioner.save(out)
     write_json(out / "history.json", captioner.history)
     for row in captioner.history:
@@ -367,7 +372,7 @@ def tour(ctx: TourContext) -> Section:
     sizes = (
         {"image": (64, 16, 1), "video": (32, 8, 1)}
         if ctx.quick
-        else {"image": (1200, 150, 4), "video": (400, 60, 4)}
+        else {"image": (3000, 150, 6), "video": (300, 60, 4)}
     )
     # --quick only shows that everything runs: a smaller network.
     small = {"feature_size": 48, "summary_size": 64, "hidden_size": 64} if ctx.quick else {}

@@ -15,6 +15,7 @@ from rnnkit.cli.common import (
     add_command,
     add_common_flags,
     add_verb,
+    check_resume,
     existing_file,
     out_dir,
     report_metrics,
@@ -46,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit lm train --out models/lm  # char-level, World English Bible",
             "rnnkit lm train --tokens subword --text kjv --out models/lm-kjv",
             "rnnkit lm train --text my_novel.txt --epochs 3 --hidden-size 512",
+            "rnnkit lm train --out models/lm --resume  # continue a killed run from the last"
+            " checkpoint (models/lm/checkpoints: every 250 steps and at each epoch's end)",
         ],
     )
     add_common_flags(train, epochs=1)
@@ -108,6 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.lm import LanguageModel, LMConfig, load_corpus, split_text
 
+    out = out_dir(args, DEFAULT_MODEL)
+    resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     split = split_text(load_corpus(args.text))
     train_text = split.train[-200_000:] if args.quick else split.train
     config = LMConfig(
@@ -116,13 +121,14 @@ def run_train(args: argparse.Namespace) -> int:
         embedding_dim=64 if args.quick else 128,
         num_layers=args.layers,
         bptt=args.bptt,
-        epochs=1 if args.quick else args.epochs,
+        epochs=args.epochs,
         seed=args.seed,
-        max_batches=20 if args.quick else args.max_batches,
+        max_batches=args.max_batches or (20 if args.quick else None),
         device=resolve_device(args.device),
     )
-    lm = LanguageModel(config).fit(train_text, split.val[:50_000], progress=True)
-    out = out_dir(args, DEFAULT_MODEL)
+    lm = LanguageModel(config).fit(
+        train_text, split.val[:50_000], progress=True, out_dir=out, resume=resume
+    )
     lm.save(out)
     report_metrics(
         lm.history,

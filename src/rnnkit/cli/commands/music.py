@@ -136,6 +136,7 @@ def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.music import workflow
 
     out = out_dir(args, "runs/music")
+    resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     model_type = args.model_type or workflow.default_model_type(args.data)
     epochs = args.epochs or DEFAULT_EPOCHS[model_type]
     if args.quick:
@@ -153,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=resolve_device(args.device),
         limit=workflow.QUICK_PIECES if args.quick else None,
         transpose_augment=args.transpose,
-        resume=check_resume(args, out),
+        resume=resume,
     )
     last = result.history[-1] if result.history else {}
     print(

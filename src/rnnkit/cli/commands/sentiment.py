@@ -14,6 +14,7 @@ from rnnkit.cli.common import (
     add_command,
     add_common_flags,
     add_verb,
+    check_resume,
     existing_file,
     out_dir,
     positive_int,
@@ -47,9 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit sentiment train --out models/sentiment",
             "rnnkit sentiment train --data reviews.csv --text-column review --label-column stars",
             "rnnkit sentiment train --task regress --out models/rating  # predict the -4..4 rating",
+            "rnnkit sentiment train --out models/sentiment --resume  # continue a killed run from"
+            " the last checkpoints (models/sentiment/member-N/checkpoints, written every epoch)",
         ],
     )
     add_common_flags(train, epochs=6)
+    train.set_defaults(epochs=None)  # 6, or 1 with --quick, unless --epochs is given
     _add_data_flags(train)
     train.add_argument("--task", choices=["classify", "regress"], default="classify")
     train.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
@@ -61,8 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--ensemble",
         type=positive_int,
-        default=3,
-        help="networks trained with seeds seed, seed+1, ...; probabilities averaged (default: 3)",
+        default=None,
+        help="networks trained with seeds seed, seed+1, ...; probabilities averaged "
+        "(default: 3, 1 with --quick)",
     )
     train.add_argument(
         "--recurrent-dropout",
@@ -123,17 +128,19 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.sentiment import SentimentClassifier, SentimentConfig, training_data
 
+    out = out_dir(args, DEFAULT_MODEL)
+    resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     split = training_data(args.data, args.text_column, args.label_column, args.task, args.quick)
     config = SentimentConfig(
         task=args.task,
         recurrent_dropout=args.recurrent_dropout,
-        ensemble=1 if args.quick else args.ensemble,
+        ensemble=args.ensemble or (1 if args.quick else 3),
         cell=args.cell,
         pooling=args.pooling,
         tokens=args.tokens,
         hidden_size=16 if args.quick else args.hidden_size,
         embedding_dim=16 if args.quick else 128,
-        epochs=1 if args.quick else args.epochs,
+        epochs=args.epochs or (1 if args.quick else 6),
         seed=args.seed,
         device=resolve_device(args.device),
     )
@@ -147,8 +154,9 @@ def run_train(args: argparse.Namespace) -> int:
         split.val[target],
         ratings=split.train["rating"] if with_ratings else None,
         val_ratings=split.val["rating"] if with_ratings else None,
+        out_dir=out,
+        resume=resume,
     )
-    out = out_dir(args, DEFAULT_MODEL)
     classifier.save(out)
     report_metrics(classifier.history, out, title=f"trained on {len(split.train)} texts")
     print(f"saved the model to {out}")

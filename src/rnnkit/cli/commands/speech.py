@@ -18,6 +18,7 @@ from rnnkit.cli.common import (
     add_command,
     add_common_flags,
     add_verb,
+    check_resume,
     existing_file,
     out_dir,
     report_metrics,
@@ -43,9 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit speech train --out models/speech --epochs 15",
             "rnnkit speech train --data my_recordings/ --out models/mine",
             "rnnkit speech train --quick --out /tmp/asr",
+            "rnnkit speech train --out models/speech --epochs 15 --resume  # continue a killed"
+            " run from the last checkpoint in models/speech/checkpoints (every 200 steps and at"
+            " each epoch's end); give the same flags as the killed run",
         ],
     )
     add_common_flags(train, epochs=15)
+    train.set_defaults(epochs=None)  # 15, or 2 with --quick, unless --epochs is given
     train.add_argument(
         "--data",
         default=None,
@@ -110,6 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
     from rnnkit.data.speech import read_transcribed_folder, synthetic_speech
 
     out = out_dir(args, "speech_model")
+    resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     device = resolve_device(args.device)
     quick = args.quick
     if args.data:
@@ -126,7 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
         cell=args.cell,
         spec_augment=not args.no_spec_augment,
     )
-    epochs = QUICK["epochs"] if quick else args.epochs
+    epochs = args.epochs or (QUICK["epochs"] if quick else 15)
     print(f"training on {len(train)} utterances, {epochs} epochs on {device}", flush=True)
     recognizer = SpeechRecognizer(config)
     history = recognizer.fit(
@@ -138,6 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=device,
         out_dir=str(out),
         progress=not quick,
+        resume=resume,
     )
     recognizer.save(out)
     write_json(out / "history.json", history)

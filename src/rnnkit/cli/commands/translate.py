@@ -16,6 +16,7 @@ from rnnkit.cli.common import (
     add_command,
     add_common_flags,
     add_verb,
+    check_resume,
     existing_file,
     out_dir,
     report_metrics,
@@ -50,9 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit translate train --source es --out models/es-en",
             "rnnkit translate train --pairs my_pairs.tsv --out models/mine",
             "rnnkit translate train --quick --out /tmp/mt",
+            "rnnkit translate train --out models/en-es --epochs 10 --resume  # continue a killed"
+            " run from the last checkpoint in models/en-es/checkpoints (every 200 steps and at"
+            " each epoch's end); give the same flags as the killed run",
         ],
     )
     add_common_flags(train, epochs=10)
+    train.set_defaults(epochs=None)  # 10, or 2 with --quick, unless --epochs is given
     _add_data_flags(train)
     train.add_argument(
         "--attention",
@@ -174,6 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
     from rnnkit.data.parallel import split_pairs
 
     out = out_dir(args, "translate_model")
+    resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     device = resolve_device(args.device)
     user_pairs = _user_pairs(args)
     quick = args.quick
@@ -201,7 +207,7 @@ def run_train(args: argparse.Namespace) -> int:
         vocab_size=QUICK["vocab"] if quick else args.vocab_size,
         hidden_size=QUICK["hidden"] if quick else args.hidden_size,
     )
-    epochs = QUICK["epochs"] if quick else args.epochs
+    epochs = args.epochs or (QUICK["epochs"] if quick else 10)
     print(
         f"training on {len(splits['train'])} pairs ({len(splits['valid'])} valid, "
         f"{len(splits['test'])} held out), {epochs} epochs on {device}",
@@ -217,6 +223,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=device,
         out_dir=str(out),
         progress=not quick,
+        resume=resume,
     )
     translator.save(out)
     dictionary = WordForWordDictionary().fit(splits["train"])
