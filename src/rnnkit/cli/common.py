@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, epochs: int | None = No
     parser.add_argument("--out", default=None, help="folder for the model, logs and results")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
-        "--epochs", type=positive_int, default=epochs,
+        "--epochs",
+        type=positive_int,
+        default=epochs,
         help="training epochs" + (f" (default: {epochs})" if epochs else ""),
     )
     parser.add_argument(
@@ -29,7 +32,8 @@ def add_common_flags(parser: argparse.ArgumentParser, *, epochs: int | None = No
         "--quick", action="store_true", help="a seconds-long run on a little data (a smoke test)"
     )
     parser.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue an interrupted training run from the last checkpoint in --out",
     )
 
@@ -40,7 +44,10 @@ def add_verb(
     """A verb (train, predict, evaluate, ...) with its examples shown in ``--help``."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
     return verbs.add_parser(
-        name, help=help, description=help, epilog=epilog,
+        name,
+        help=help,
+        description=help,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -50,7 +57,9 @@ def add_command(
 ) -> argparse._SubParsersAction:
     """A subcommand with verbs; returns the verbs' subparsers."""
     parser = subparsers.add_parser(
-        name, help=help, description=textwrap.dedent(description or help),
+        name,
+        help=help,
+        description=textwrap.dedent(description or help),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -106,6 +115,28 @@ def existing_file(path: str | os.PathLike, what: str = "file") -> Path:
     if p.is_dir():
         raise UserError(f"{p}: is a folder, expected a {what}")
     return p
+
+
+def model_folder(path: str | os.PathLike) -> Path:
+    """A model folder given on the command line (``--model``): it must hold ``config.json``
+    (written by ``save_model``); raise a one-line UserError naming that file if not."""
+    return existing_file(Path(path) / "config.json").parent
+
+
+def input_lines(arguments: list[str], file: str | None) -> list[str]:
+    """What a predict verb reads: its ``arguments``, else the lines of ``file``, else stdin's.
+
+    ``file`` must be UTF-8 (a bad byte is a one-line error naming its line and column). Blank
+    lines are kept, so outputs can stay line-aligned with the input; drop them if they mean
+    nothing to the command.
+    """
+    from rnnkit.data.text import read_text  # read lazily: `rnnkit --help` stays fast
+
+    if arguments:
+        return list(arguments)
+    if file:
+        return read_text(existing_file(file)).splitlines()
+    return sys.stdin.read().splitlines()
 
 
 def report_metrics(rows: list[dict], out: Path, title: str = "", extra: dict | None = None) -> None:

@@ -15,17 +15,16 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from rnnkit.apps.music.common import TaggedModel, batch_indices, in_key
 from rnnkit.apps.music.models import PianoRollNet
-from rnnkit.data.music import NUM_PITCHES, Piece, piano_roll, roll_to_piece, shift_to_common_key
-from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model
-from rnnkit.errors import UserError
+from rnnkit.data.music import NUM_PITCHES, Piece, piano_roll, roll_to_piece
+from rnnkit.engine import TrainConfig, Trainer
 
 KIND = "rnnkit.music.piano_roll"
 
@@ -76,10 +75,8 @@ class RollBatches:
         return (len(self.rolls) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        count = len(self.rolls)
-        order = torch.randperm(count).tolist() if self.shuffle else list(range(count))
-        for first in range(0, count, self.batch_size):
-            chosen = [self.rolls[i] for i in order[first : first + self.batch_size]]
+        for indices in batch_indices(len(self.rolls), self.batch_size, self.shuffle):
+            chosen = [self.rolls[i] for i in indices]
             if self.transpose_augment:
                 limit = self.transpose_augment
                 shifts = torch.randint(-limit, limit + 1, (len(chosen),)).tolist()
@@ -115,20 +112,27 @@ def _roll_step(model: PianoRollNet, batch) -> dict[str, torch.Tensor]:
     return {"loss": loss}
 
 
-class PianoRollLM:
+class PianoRollLM(TaggedModel):
     """A next-frame model of piano rolls, with the estimator interface.
 
     Args:
         config: the architecture and representation (`PianoRollConfig`).
     """
 
+    KIND = KIND
+    CONFIG = PianoRollConfig
+    WHAT = "a piano-roll model"
+
     def __init__(self, config: PianoRollConfig | None = None):
         self.config = config or PianoRollConfig()
+        self.net = self._build()
+        self.history: list[dict] = []
+
+    def _build(self) -> PianoRollNet:
         c = self.config
-        self.net = PianoRollNet(
+        return PianoRollNet(
             NUM_PITCHES, c.cell, c.hidden_size, c.num_layers, c.dropout, c.output, c.nade_size
         )
-        self.history: list[dict] = []
 
     # The representation -------------------------------------------------------------
 
@@ -162,15 +166,7 @@ class PianoRollLM:
         """Train on ``train`` pieces; returns the per-epoch history (loss = NLL per frame)."""
         train_config = train_config or TrainConfig()
         torch.manual_seed(train_config.seed)  # the initial weights
-        self.net = PianoRollNet(
-            NUM_PITCHES,
-            self.config.cell,
-            self.config.hidden_size,
-            self.config.num_layers,
-            self.config.dropout,
-            self.config.output,
-            self.config.nade_size,
-        )
+        self.net = self._build()
         train_batches = RollBatches(
             self.rolls(train),
             batch_size,
@@ -237,29 +233,7 @@ class PianoRollLM:
         piece = roll_to_piece(
             roll.numpy(), steps, name="generated", quarters_per_bar=meter, tempo_bpm=tempo_bpm
         )
-        if key_sharps is None:
-            key_sharps = primer.key_sharps if primer is not None else 0
-        return (
-            piece.transpose(-shift_to_common_key(key_sharps)) if self.config.common_key else piece
-        )
-
-    # Saving --------------------------------------------------------------------------
-
-    def save(self, directory: str | os.PathLike, extra: dict | None = None) -> None:
-        """Write ``model.safetensors`` and ``config.json`` (with ``extra`` facts, e.g. data)."""
-        save_model(directory, self.net, {"kind": KIND, **asdict(self.config), **(extra or {})})
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> tuple[PianoRollLM, dict]:
-        """Rebuild a saved model; returns it and its whole config.json."""
-        state, config = load_model_state(directory)
-        if config.get("kind") != KIND:
-            raise UserError(f"{directory}: not a piano-roll model (kind {config.get('kind')!r})")
-        fields = {k: config[k] for k in PianoRollConfig.__dataclass_fields__ if k in config}
-        model = cls(PianoRollConfig(**fields))
-        model.net.load_state_dict(state)
-        model.net.eval()
-        return model, config
+        return in_key(piece, primer, key_sharps, self.config.common_key)
 
 
 # --------------------------------------------------------------------------------------

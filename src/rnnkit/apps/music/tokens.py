@@ -16,14 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnnkit.apps.music.common import TaggedModel, batch_indices, in_key
 from rnnkit.apps.music.models import TokenNet
 from rnnkit.data.music import (
     MELODY_VOCAB,
@@ -31,9 +31,8 @@ from rnnkit.data.music import (
     Piece,
     melody_decode,
     melody_encode,
-    shift_to_common_key,
 )
-from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model
+from rnnkit.engine import TrainConfig, Trainer
 from rnnkit.errors import UserError
 
 KIND = "rnnkit.music.tokens"
@@ -82,10 +81,8 @@ class TokenBatches:
         return (len(self.windows) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        count = len(self.windows)
-        order = torch.randperm(count).tolist() if self.shuffle else list(range(count))
-        for first in range(0, count, self.batch_size):
-            chosen = [self.windows[i] for i in order[first : first + self.batch_size]]
+        for indices in batch_indices(len(self.windows), self.batch_size, self.shuffle):
+            chosen = [self.windows[i] for i in indices]
             lengths = torch.tensor([len(w) for w in chosen])
             tokens = torch.zeros(len(chosen), int(lengths.max()), dtype=torch.long)
             for row, window in enumerate(chosen):
@@ -109,8 +106,12 @@ def _token_step(model: TokenNet, batch) -> dict[str, torch.Tensor]:
     return {"loss": nll.sum() / mask.sum()}
 
 
-class TokenLM:
+class TokenLM(TaggedModel):
     """A softmax model of melody tokens or performance events, with the estimator interface."""
+
+    KIND = KIND
+    CONFIG = TokenConfig
+    WHAT = "a melody/event model"
 
     def __init__(self, config: TokenConfig | None = None):
         self.config = config or TokenConfig()
@@ -218,11 +219,7 @@ class TokenLM:
                 bars * meter, tempo_bpm, primer_tokens, temperature, top_k, top_p, generator
             )
         piece = self.decode(tokens, meter, tempo_bpm)
-        if key_sharps is None:
-            key_sharps = primer.key_sharps if primer is not None else 0
-        return (
-            piece.transpose(-shift_to_common_key(key_sharps)) if self.config.common_key else piece
-        )
+        return in_key(piece, primer, key_sharps, self.config.common_key)
 
     def _sample_events(self, quarters, tempo_bpm, primer, temperature, top_k, top_p, generator):
         # Sample in chunks until the sampled time shifts cover the requested duration.
@@ -240,20 +237,6 @@ class TokenLM:
             if sum(shifts) >= needed:
                 break
         return tokens
-
-    def save(self, directory: str | os.PathLike, extra: dict | None = None) -> None:
-        save_model(directory, self.net, {"kind": KIND, **asdict(self.config), **(extra or {})})
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> tuple[TokenLM, dict]:
-        state, config = load_model_state(directory)
-        if config.get("kind") != KIND:
-            raise UserError(f"{directory}: not a melody/event model (kind {config.get('kind')!r})")
-        fields = {k: config[k] for k in TokenConfig.__dataclass_fields__ if k in config}
-        model = cls(TokenConfig(**fields))
-        model.net.load_state_dict(state)
-        model.net.eval()
-        return model, config
 
 
 def _first_quarters(piece: Piece, quarters: float) -> Piece:

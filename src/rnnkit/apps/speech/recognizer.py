@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 
+from rnnkit.apps.common import LengthBucketedBatches
 from rnnkit.apps.speech.features import LogMel, spec_augment
 from rnnkit.apps.speech.model import (
     ALPHABET,
@@ -59,7 +60,7 @@ def error_rates(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
     }
 
 
-class FeatureBatches:
+class FeatureBatches(LengthBucketedBatches):
     """Padded batches of log-mel features with their character targets; reshuffled per epoch.
 
     Yields ``(features (B, n_mels, T), lengths (B,), targets (sum of target lengths,),
@@ -74,35 +75,19 @@ class FeatureBatches:
         shuffle: bool = True,
         seed: int = 0,
     ):
+        frames = [f.shape[1] for f in features]
+        super().__init__(frames, batch_size, shuffle, seed, length_noise=20)
         self.features, self.targets = features, targets
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
 
-    def __len__(self) -> int:
-        return -(-len(self.features) // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Shuffle the next pass as epoch ``epoch`` (0-based); the `Trainer` calls this, so a
-        resumed run replays the order of the epoch it continues."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        rng = np.random.default_rng(self.seed + self.epoch)
-        self.epoch += 1
-        lengths = np.array([f.shape[1] for f in self.features], dtype=float)
-        noise = rng.uniform(0, 20, len(lengths)) if self.shuffle else 0
-        order = np.argsort(lengths + noise, kind="stable")
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if self.shuffle:
-            rng.shuffle(batches)
-        for batch in batches:
-            feats = [self.features[i] for i in batch]
-            targets = [self.targets[i] for i in batch]
-            yield (
-                pad_features(feats),
-                torch.tensor([f.shape[1] for f in feats]),
-                torch.tensor([c for t in targets for c in t], dtype=torch.long),
-                torch.tensor([len(t) for t in targets]),
-            )
+    def _collate(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
+        feats = [self.features[i] for i in indices]
+        targets = [self.targets[i] for i in indices]
+        return (
+            pad_features(feats),
+            torch.tensor([f.shape[1] for f in feats]),
+            torch.tensor([c for t in targets for c in t], dtype=torch.long),
+            torch.tensor([len(t) for t in targets]),
+        )
 
 
 def pad_features(features: list[torch.Tensor]) -> torch.Tensor:
@@ -165,16 +150,7 @@ class SpeechRecognizer:
         if not train:
             raise UserError("no training utterances; expected audio with transcripts")
         seed_everything(seed)
-        cfg = self.config
-        self.model = CTCAcousticModel(
-            cfg.n_mels,
-            len(ALPHABET) + 1,
-            cfg.hidden_size,
-            cfg.num_layers,
-            cfg.cell,
-            cfg.channels,
-            cfg.dropout,
-        )
+        self.model = self._build_model()
         self.device = device
         self.model.to(device)
         train_batches = self._batches(train, shuffle=True, seed=seed)
@@ -196,6 +172,18 @@ class SpeechRecognizer:
             ),
         )
         return trainer.fit(train_batches, valid_batches)
+
+    def _build_model(self) -> CTCAcousticModel:
+        cfg = self.config
+        return CTCAcousticModel(
+            cfg.n_mels,
+            len(ALPHABET) + 1,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.cell,
+            cfg.channels,
+            cfg.dropout,
+        )
 
     def _batches(
         self, utterances: Sequence[Utterance], shuffle: bool, seed: int = 0
@@ -266,16 +254,7 @@ class SpeechRecognizer:
             raise UserError(
                 f"{Path(directory) / 'config.json'}: not a speech model's config"
             ) from None
-        cfg = recognizer.config
-        recognizer.model = CTCAcousticModel(
-            cfg.n_mels,
-            len(ALPHABET) + 1,
-            cfg.hidden_size,
-            cfg.num_layers,
-            cfg.cell,
-            cfg.channels,
-            cfg.dropout,
-        )
+        recognizer.model = recognizer._build_model()
         recognizer.model.load_state_dict(state)
         recognizer.model.to(device).eval()
         recognizer.device = device

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnnkit.apps.common import LengthBucketedBatches
 from rnnkit.apps.translate.baselines import score_translations
 from rnnkit.apps.translate.model import Seq2SeqAttention
 from rnnkit.apps.translate.tokenizer import (
@@ -52,7 +53,7 @@ class TranslatorConfig:
     max_subwords: int = 100  # training pairs longer than this (either side) are skipped
 
 
-class PairBatches:
+class PairBatches(LengthBucketedBatches):
     """Padded batches of similar length, reshuffled every epoch (reproducibly).
 
     Yields ``(source (B, S), source_lengths (B,), target_in (B, T), target_out (B, T))``
@@ -67,32 +68,12 @@ class PairBatches:
         shuffle: bool = True,
         seed: int = 0,
     ):
+        super().__init__([len(s) for s in sources], batch_size, shuffle, seed, length_noise=2)
         self.sources, self.targets = sources, targets
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
 
-    def __len__(self) -> int:
-        return -(-len(self.sources) // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Shuffle the next pass as epoch ``epoch`` (0-based); the `Trainer` calls this, so a
-        resumed run replays the order of the epoch it continues."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        rng = np.random.default_rng(self.seed + self.epoch)
-        self.epoch += 1
-        lengths = np.array([len(s) for s in self.sources], dtype=float)
-        # Sorting by length (plus noise when shuffling) keeps padding small.
-        noise = rng.uniform(0, 2, len(lengths)) if self.shuffle else 0
-        order = np.argsort(lengths + noise, kind="stable")
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if self.shuffle:
-            rng.shuffle(batches)
-        for batch in batches:
-            yield self._collate([self.sources[i] for i in batch], [self.targets[i] for i in batch])
-
-    @staticmethod
-    def _collate(sources: list[list[int]], targets: list[list[int]]) -> tuple[torch.Tensor, ...]:
+    def _collate(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
+        sources = [self.sources[i] for i in indices]
+        targets = [self.targets[i] for i in indices]
         source = _pad(sources)
         lengths = torch.tensor([len(s) for s in sources])
         target_in = _pad([[BOS_ID, *t] for t in targets])

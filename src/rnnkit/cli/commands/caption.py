@@ -368,7 +368,9 @@ def tour(ctx: TourContext) -> Section:
     from rnnkit.apps.caption.plots import caption_gallery
 
     section = Section(title="Image and video captioning")
-    # (train items, test items, epochs): about 90 s in all, or a few seconds with --quick.
+    # (train items, test items, epochs). Measured on 2 cores: 69 s in all (image training
+    # 52 s: BLEU-4 0.63 vs 0.53 for the nearest neighbour), 5 s with --quick. Fewer images
+    # (1200 x 4 epochs) left the attention decoder below the nearest neighbour.
     sizes = (
         {"image": (64, 16, 1), "video": (32, 8, 1)}
         if ctx.quick

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rnnkit.cli.common import (
     TourContext,
@@ -16,7 +15,7 @@ from rnnkit.cli.common import (
     add_common_flags,
     add_verb,
     check_resume,
-    existing_file,
+    model_folder,
     out_dir,
     report_metrics,
     resolve_device,
@@ -143,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     from rnnkit.apps.lm import LanguageModel
 
-    lm = LanguageModel.load(existing_file(Path(args.model) / "config.json").parent, args.device)
+    lm = LanguageModel.load(model_folder(args.model), args.device)
     if args.length <= 0:
         raise UserError(f"--length {args.length}: expected a positive number of tokens")
     lm.encode(args.prompt, what="prompt")  # unseen characters: an error before any output
@@ -168,7 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.lm import LanguageModel, compare_with_compressors, load_corpus, split_text
     from rnnkit.apps.lm.benchmark import TextSplit
 
-    folder = existing_file(Path(args.model) / "config.json").parent
+    folder = model_folder(args.model)
     lm = LanguageModel.load(folder, args.device)
     metrics = folder / "metrics.json"
     source = args.text or (

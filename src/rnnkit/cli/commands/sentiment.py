@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rnnkit.cli.common import (
     TourContext,
@@ -15,7 +14,8 @@ from rnnkit.cli.common import (
     add_common_flags,
     add_verb,
     check_resume,
-    existing_file,
+    input_lines,
+    model_folder,
     out_dir,
     positive_int,
     report_metrics,
@@ -165,20 +165,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from rnnkit.apps.sentiment import SentimentClassifier, explain, explanation_html
-    from rnnkit.data.text import read_text
     from rnnkit.files import write_text
 
-    if args.texts:
-        texts = args.texts
-    elif args.file:
-        texts = [line for line in read_text(existing_file(args.file)).splitlines() if line.strip()]
-    else:
-        texts = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    texts = [line for line in input_lines(args.texts, args.file) if line.strip()]
     if not texts:
         raise UserError("no text to classify; give texts as arguments, --file, or on stdin")
-    classifier = SentimentClassifier.load(
-        existing_file(Path(args.model) / "config.json").parent, device=args.device
-    )
+    classifier = SentimentClassifier.load(model_folder(args.model), device=args.device)
     predictions = classifier.predict(texts)
     for p in predictions:
         label = f"{p.label:.2f}" if isinstance(p.label, float) else p.label
@@ -194,9 +186,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.sentiment import SentimentClassifier, evaluate_on_file
     from rnnkit.apps.sentiment.benchmark import compare_on_benchmark, movie_polarity_split
 
-    classifier = SentimentClassifier.load(
-        existing_file(Path(args.model) / "config.json").parent, device=args.device
-    )
+    classifier = SentimentClassifier.load(model_folder(args.model), device=args.device)
     if args.data:
         rows = evaluate_on_file(classifier, args.data, args.text_column, args.label_column)
         report_metrics(rows, out_dir(args, "results/sentiment"), title=f"{args.data}")

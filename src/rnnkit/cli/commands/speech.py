@@ -19,7 +19,7 @@ from rnnkit.cli.common import (
     add_common_flags,
     add_verb,
     check_resume,
-    existing_file,
+    model_folder,
     out_dir,
     report_metrics,
     resolve_device,
@@ -157,9 +157,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from rnnkit.apps.speech import SpeechRecognizer
     from rnnkit.data.speech import load_audio
 
-    recognizer = SpeechRecognizer.load(
-        existing_file(Path(args.model) / "config.json").parent, device=resolve_device(args.device)
-    )
+    recognizer = SpeechRecognizer.load(model_folder(args.model), device=resolve_device(args.device))
     audios = []
     for name in args.files:
         audio, warnings = load_audio(name)
@@ -244,7 +242,7 @@ def default_test_sets(n: int, seed: int = 0) -> dict[str, list]:
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.data.speech import read_transcribed_folder
 
-    model_dir = existing_file(Path(args.model) / "config.json").parent
+    model_dir = model_folder(args.model)
     if args.data:
         sets = {str(args.data): read_transcribed_folder(args.data)}
     else:

@@ -18,6 +18,8 @@ from rnnkit.cli.common import (
     add_verb,
     check_resume,
     existing_file,
+    input_lines,
+    model_folder,
     out_dir,
     report_metrics,
     resolve_device,
@@ -238,17 +240,10 @@ def run_train(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from rnnkit.apps.translate import Translator
 
-    if args.sentences:
-        sentences = args.sentences
-    elif args.file:
-        sentences = existing_file(args.file).read_text(encoding="utf-8").splitlines()
-    else:
-        sentences = sys.stdin.read().splitlines()
+    sentences = input_lines(args.sentences, args.file)
     if not any(s.strip() for s in sentences):
         raise UserError("no sentences to translate; pass them as arguments, --file or stdin")
-    translator = Translator.load(
-        existing_file(Path(args.model) / "config.json").parent, device=resolve_device(args.device)
-    )
+    translator = Translator.load(model_folder(args.model), device=resolve_device(args.device))
     for line in translator.translate(
         sentences, beam_width=args.beam, length_penalty=args.length_penalty
     ):
@@ -318,7 +313,7 @@ def evaluate_model(
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    model_dir = existing_file(Path(args.model) / "config.json").parent
+    model_dir = model_folder(args.model)
     user_pairs = _user_pairs(args)
     if user_pairs is not None:
         pairs = user_pairs
