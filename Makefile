@@ -21,6 +21,7 @@ tour: $(BIN)/rnnkit
 
 test: $(BIN)/rnnkit
 	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
 	$(BIN)/python -m pytest -n 2 -q
 
 test-slow: $(BIN)/rnnkit

@@ -74,7 +74,8 @@ def _table_html(caption: str, rows: list[dict]) -> str:
         columns += [c for c in row if c not in columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(format_value(r.get(c, '')))}</td>" for c in columns)
+        "<tr>"
+        + "".join(f"<td>{html.escape(format_value(r.get(c, '')))}</td>" for c in columns)
         + "</tr>"
         for r in rows
     )

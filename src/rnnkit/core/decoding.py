@@ -184,7 +184,7 @@ def beam_search(
     finished = torch.zeros(n, k, dtype=torch.bool, device=device)
     history = torch.empty(n, k, 0, dtype=torch.long, device=device)
 
-    for step in range(max_len):
+    for _ in range(max_len):
         step_log_probs, state = step_fn(tokens, state)
         vocab = step_log_probs.shape[-1]
         step_log_probs = step_log_probs.view(n, k, vocab).float()

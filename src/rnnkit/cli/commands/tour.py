@@ -19,7 +19,9 @@ ORDER = 0
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        NAME, help=HELP, description=HELP,
+        NAME,
+        help=HELP,
+        description=HELP,
         epilog="examples:\n  rnnkit tour --out tour\n  rnnkit tour --out tour --quick"
         "\n  rnnkit tour --out tour --only forecast,music",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -46,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
             from rnnkit.errors import UserError
 
             names = ", ".join(m.NAME for m in modules)
-            raise UserError(f"--only: unknown section(s) {', '.join(sorted(unknown))}; "
-                            f"expected some of {names}")
+            raise UserError(
+                f"--only: unknown section(s) {', '.join(sorted(unknown))}; expected some of {names}"
+            )
         modules = [m for m in modules if m.NAME in wanted]
 
     sections: list[Section] = []
