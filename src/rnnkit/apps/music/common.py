@@ -47,6 +47,15 @@ class TaggedModel:
     net: torch.nn.Module
     config: Any
 
+    def __init__(self, config: Any = None):
+        self.config = config or self.CONFIG()
+        self.net = self._build()
+        self.history: list[dict] = []
+
+    def _build(self) -> torch.nn.Module:
+        """The untrained network that ``self.config`` describes."""
+        raise NotImplementedError
+
     def save(self, directory: str | os.PathLike, extra: dict | None = None) -> None:
         """Write ``model.safetensors`` and ``config.json`` (with ``extra`` facts, e.g. data)."""
         save_model(directory, self.net, {"kind": self.KIND, **asdict(self.config), **(extra or {})})

@@ -123,11 +123,6 @@ class PianoRollLM(TaggedModel):
     CONFIG = PianoRollConfig
     WHAT = "a piano-roll model"
 
-    def __init__(self, config: PianoRollConfig | None = None):
-        self.config = config or PianoRollConfig()
-        self.net = self._build()
-        self.history: list[dict] = []
-
     def _build(self) -> PianoRollNet:
         c = self.config
         return PianoRollNet(

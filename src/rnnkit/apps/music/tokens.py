@@ -113,11 +113,6 @@ class TokenLM(TaggedModel):
     CONFIG = TokenConfig
     WHAT = "a melody/event model"
 
-    def __init__(self, config: TokenConfig | None = None):
-        self.config = config or TokenConfig()
-        self.net = self._build()
-        self.history: list[dict] = []
-
     def _build(self) -> TokenNet:
         c = self.config
         return TokenNet(
