@@ -94,6 +94,36 @@ def test_fused_lstm_python_fallback_equals_torchscript(monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("batch", [3, 20], ids=["mkl", "onednn"])  # the kernel's two matmuls
+def test_layer_norm_kernel_equals_the_torchscript_loop(batch, dtype):
+    """The C++ kernel against the loops it replaces: outputs, final state, every gradient,
+    with lengths; and its no-gradient (inference) mode."""
+    if fused_lstm.kernels.layer_norm_lstm() is None:
+        pytest.skip("the C++ kernel could not be built here (no compiler)")
+    torch.manual_seed(0)
+    cell = LSTMCell(4, 6, layer_norm=True).to(dtype)
+    x = torch.randn(9, batch, 4, dtype=dtype, requires_grad=True)
+    state = tuple(torch.randn(batch, 6, dtype=dtype, requires_grad=True) for _ in range(2))
+    mask = torch.arange(9)[:, None] < torch.randint(1, 10, (batch,))
+
+    def run():
+        output, (h, c) = cell.forward_sequence(x, state, mask)
+        loss = (output * torch.linspace(-1, 1, 6, dtype=dtype)).sum() + h.sum() - c.square().sum()
+        grads = torch.autograd.grad(loss, [x, *state, *cell.parameters()])
+        with torch.no_grad():
+            inference = cell.forward_sequence(x, state, mask)[0]
+        return [output, h, c, inference, *grads]
+
+    kernel = run()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused_lstm.kernels, "layer_norm_lstm", lambda: None)
+        loop = run()
+    atol, rtol = (1e-10, 0.0) if dtype == torch.float64 else (1e-5, 1e-4)
+    for a, b in zip(kernel, loop, strict=True):
+        torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
+
+
 def test_layer_norm_lstm_cell_normalizes_as_ba_et_al():
     """With unit gains and zero shifts, the gates see standardized pre-activations: scaling
     the recurrent weights or the inputs changes nothing (layer norm is scale invariant)."""
