@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from rnnkit.apps.anomaly import AnomalyDetector
+from rnnkit.apps.anomaly.autoencoder import AutoencoderScorer, LSTMAutoencoder
 from rnnkit.apps.anomaly.baselines import isolation_forest, rolling_zscore
 from rnnkit.apps.anomaly.evaluate import eventwise, pointwise, precision_recall_f1
 from rnnkit.apps.anomaly.inject import KINDS, inject_anomalies
@@ -169,3 +171,47 @@ def test_ucr_top_score_lies_within_100_points_of_the_anomaly():
 
     rows, _ = ucr_test(quick=False, seed=0, options={})
     assert next(r for r in rows if r["method"] == "rnnkit")["within_100"]
+    assert next(r for r in rows if r["method"] == "lstm_autoencoder")["within_100"]
+
+
+# --- the LSTM autoencoder's reconstruction error ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    return AutoencoderScorer(window=40, hidden_size=16, epochs=6, batches_per_epoch=20, seed=0).fit(
+        noisy_sine()
+    )
+
+
+def test_autoencoder_reconstruction_loss_falls(autoencoder):
+    losses = [row["loss"] for row in autoencoder.history]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_autoencoder_rebuilds_from_its_state_alone():
+    net = LSTMAutoencoder(hidden_size=4)
+    windows = torch.randn(3, 10)
+    changed = windows.clone()
+    changed[:, 0] += 5.0  # the first point is read first, so only the state carries it
+    assert net(windows).shape == (3, 10)
+    assert not torch.allclose(net(windows), net(changed))
+
+
+def test_autoencoder_scores_a_flattened_cycle_and_a_spike_highest(autoencoder):
+    test = noisy_sine(600, seed=7)
+    test[200:240] = 0.0  # one whole cycle lost
+    test[450] += 3.0
+    scores = autoencoder.score(test)
+    assert scores.shape == (600,)
+    clean = np.r_[scores[20:160], scores[280:420]]
+    assert np.median(scores[200:240]) > 3 * np.median(clean)
+    assert scores[450] > np.percentile(clean, 99.5)
+
+
+def test_autoencoder_is_reproducible_and_refuses_short_series(autoencoder):
+    again = AutoencoderScorer(window=40, hidden_size=16, epochs=6, batches_per_epoch=20, seed=0)
+    test = noisy_sine(300, seed=8)
+    np.testing.assert_array_equal(again.fit(noisy_sine()).score(test), autoencoder.score(test))
+    with pytest.raises(UserError, match="at least its window"):
+        autoencoder.score(noisy_sine(30))

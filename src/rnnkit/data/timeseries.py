@@ -140,16 +140,27 @@ def _rdataset(package: str, item: str) -> pd.DataFrame:
 
 def _nyc_weather() -> SeriesFrame:
     raw = _rdataset("nycflights13", "weather")
+    # Wind as a vector (east and north components): a north-west wind brings cold air, and
+    # 350 degrees is next to 10. Pressure and dew point announce the fronts that move the
+    # temperature a day ahead. Times are UTC (the calendar features learn the offset).
+    direction = np.deg2rad(raw["wind_dir"].astype(float))
+    speed = raw["wind_speed"].astype(float)
     df = pd.DataFrame(
         {
             "time": pd.to_datetime(raw["time_hour"], utc=True).dt.tz_localize(None),
             SERIES: raw["origin"],
             "temp": raw["temp"],
+            "dewp": raw["dewp"],
             "humid": raw["humid"],
-            "wind_speed": raw["wind_speed"],
+            "pressure": raw["pressure"],
+            "wind_east": -speed * np.sin(direction),  # direction is where the wind comes from
+            "wind_north": -speed * np.cos(direction),
+            "precip": raw["precip"],
+            "visib": raw["visib"],
         }
     )
-    return build_frame(df, target="temp", past_covariates=["humid", "wind_speed"], freq="h")
+    covariates = ["dewp", "humid", "pressure", "wind_east", "wind_north", "precip", "visib"]
+    return build_frame(df, target="temp", past_covariates=covariates, freq="h")
 
 
 def _city_weather() -> SeriesFrame:

@@ -1,4 +1,5 @@
-"""Anomaly detection: forecast-residual scores from an rnnkit model, a label-free threshold.
+"""Anomaly detection: forecast-residual or reconstruction-error scores from rnnkit models, a
+label-free threshold.
 
 Example:
     >>> from rnnkit.apps.anomaly import AnomalyDetector
@@ -6,6 +7,7 @@ Example:
     >>> detection.window_table()
 """
 
+from rnnkit.apps.anomaly.autoencoder import AutoencoderScorer
 from rnnkit.apps.anomaly.detector import AnomalyDetector, Detection
 
-__all__ = ["AnomalyDetector", "Detection"]
+__all__ = ["AnomalyDetector", "AutoencoderScorer", "Detection"]

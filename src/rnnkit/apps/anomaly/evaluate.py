@@ -1,6 +1,8 @@
 """Evaluation of anomaly detection against a rolling z-score and an isolation forest.
 
-Two tests, every method in the same run on the same series:
+rnnkit scores two ways: ``rnnkit`` (the forecaster's surprise, `AnomalyDetector`) and
+``lstm_autoencoder`` (reconstruction error, `AutoencoderScorer`). Two tests, every method in
+the same run on the same series:
 
 * UCR InternalBleeding16 (shipped in aeon): train on its 1,200 normal points, score the
   7,501 test points; the usual UCR score is whether the top-scored point lies within 100
@@ -11,7 +13,7 @@ Two tests, every method in the same run on the same series:
   when a flagged window overlaps it, give or take ``tolerance`` points; a flagged window is
   right when it overlaps an injected event the same way).
 
-All three scores go through the same label-free threshold (`thresholds.flag`). The point-wise
+All the scores go through the same label-free threshold (`thresholds.flag`). The point-wise
 average precision of each raw score (``point_AP``, threshold-free, computed with the labels)
 tells how much of a miss is the score's fault and how much the threshold's.
 """
@@ -25,13 +27,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
+from rnnkit.apps.anomaly.autoencoder import AutoencoderScorer
 from rnnkit.apps.anomaly.baselines import isolation_forest, rolling_zscore
 from rnnkit.apps.anomaly.detector import AnomalyDetector
 from rnnkit.apps.anomaly.inject import inject_anomalies
 from rnnkit.apps.anomaly.thresholds import Flagged, flag
 from rnnkit.data.timeseries import load_series, load_ucr_internal_bleeding
 
-METHODS = ("rnnkit", "rolling_zscore", "isolation_forest")
+METHODS = ("rnnkit", "lstm_autoencoder", "rolling_zscore", "isolation_forest")
 
 
 def precision_recall_f1(true_positive: int, predicted: int, actual: int) -> dict[str, float]:
@@ -90,10 +93,13 @@ def score_all(
     """
     detector = AnomalyDetector(context_length=context, seed=seed, **detector_options)
     detector.fit(train)
+    # the autoencoder's window is the forecaster's context; same training budget
+    autoencoder = AutoencoderScorer(window=context, seed=seed, **detector_options).fit(train)
     joined = np.concatenate([train[-context:], test]) if contiguous else test
     skip = context if contiguous else 0
     return {
         "rnnkit": detector.score(joined)[skip:],
+        "lstm_autoencoder": autoencoder.score(joined)[skip:],
         "rolling_zscore": rolling_zscore(joined, window=context)[skip:],
         "isolation_forest": isolation_forest(train, joined, seed=seed)[skip:],
     }

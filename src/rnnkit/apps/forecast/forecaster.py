@@ -42,16 +42,26 @@ class ForecasterConfig:
         validation_windows: windows per series held out at the end of the training data for
             the validation loss, early stopping and the interval calibration (never the test
             windows of a backtest).
+        schedule: learning-rate schedule of `rnnkit.engine.TrainConfig`; ``plateau`` halves
+            the rate after 2 epochs without a lower validation loss.
         patience: stop after this many epochs without a lower validation loss and keep the
             weights of the best epoch (None: train every epoch, still keep the best).
-        calibrate_intervals: widen or narrow the intervals by one factor so that the first
-            level covers its share of the validation windows (see `_interval_scale`).
+        calibrate_intervals: widen or narrow the intervals by a factor per horizon step so
+            that the first level covers its share of the validation windows (see
+            `_interval_scale`).
         levels: central interval levels in percent, e.g. (80,) gives lo_80 and hi_80.
         decoder: ``direct`` (every step at once from the known future; the default) or
             ``autoregressive`` (each step also reads the previous value: the truth in
             training, a sampled value in forecasting, ``samples`` paths per forecast).
+        ensemble: train this many networks (seeds ``seed``, ``seed + 1``, ...) and pool
+            their forecasts: the sample paths of autoregressive members, the quantiles
+            (averaged) of direct ones. Costs that many trainings; steadies the result.
         calendar: feed calendar features; turn off for series whose time axis is only an
             index (sensor samples, the UCR anomaly series).
+        seasonal_lag: the decoder also reads, for each future step, the observed value one
+            season earlier (two seasons for steps beyond the first season; DeepAR's lag
+            features): the daily cycle of yesterday is the best single hint for tomorrow's,
+            and the decoder gets it without having to carry it through its state.
     """
 
     horizon: int = 24
@@ -65,13 +75,16 @@ class ForecasterConfig:
     batches_per_epoch: int = 50
     batch_size: int = 64
     lr: float = 3e-3
+    schedule: str = "constant"
     validation_windows: int = 4
     patience: int | None = 4
     calibrate_intervals: bool = True
     levels: tuple[int, ...] = (80,)
     calendar: bool = True
+    seasonal_lag: bool = False
     decoder: str = "direct"
     samples: int = 200
+    ensemble: int = 1
     seed: int = 0
     device: str = "cpu"
 
@@ -84,6 +97,8 @@ class ForecasterConfig:
             raise UserError(f"cell must be one of {', '.join(CELLS)}, got '{self.cell}'")
         if self.likelihood not in LIKELIHOODS:
             raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
+        if self.ensemble < 1:
+            raise UserError(f"ensemble must be at least 1, got {self.ensemble}")
         if self.decoder not in ("direct", "autoregressive"):
             raise UserError(f"decoder must be direct or autoregressive, got '{self.decoder}'")
         for level in self.levels:
@@ -120,7 +135,7 @@ class Forecaster:
     def __init__(self, config: ForecasterConfig | None = None, **options):
         self.config = replace(config or ForecasterConfig(), **options)
         self.config.check()
-        self.net: ForecastNet | None = None
+        self.nets: list[ForecastNet] = []  # one per ensemble member
         self.history: list[dict] = []
         self.data: SeriesFrame | None = None
         self._covariate_stats: dict[str, tuple[list[float], list[float]]] = {}
@@ -153,11 +168,6 @@ class Forecaster:
         self._covariate_stats = _covariate_stats(data)
         windows = self._windows(data)
         train_origins, val_origins = self._split_origins(windows, context)
-        seed_everything(cfg.seed)
-        self.net = self._new_net(len(data.past_covariates), len(data.future_covariates))
-        self.net.to(cfg.device)
-        rng = np.random.default_rng(cfg.seed)
-        train_batches = _RandomBatches(self, windows, train_origins, rng)
         val_batches = (
             [
                 self._batch(windows, chunk)
@@ -166,57 +176,90 @@ class Forecaster:
             if len(val_origins)
             else None
         )
+        self.nets, self.history, best_epochs = [], [], []
+        for member in range(cfg.ensemble):
+            net, history, best_epoch = self._train_member(
+                cfg.seed + member, data, windows, train_origins, val_batches
+            )
+            self.nets.append(net)
+            # the log of every member, one after the other (``member`` tells them apart)
+            if cfg.ensemble > 1:
+                history = [{**row, "member": member} for row in history]
+            self.history += history
+            best_epochs.append(best_epoch)
+        self._meta["best_epoch"] = best_epochs[0] if cfg.ensemble == 1 else best_epochs
+        self.data = data
+        self._meta["interval_scale"] = [1.0] * cfg.horizon
+        if cfg.calibrate_intervals and len(val_origins):
+            self._meta["interval_scale"] = self._interval_scale(
+                windows, _calibration_origins(val_origins, cfg.horizon)
+            )
+        return self
+
+    def _train_member(self, seed, data, windows, train_origins, val_batches):
+        """One network trained from ``seed``: (net in eval mode, its log, its best epoch)."""
+        cfg = self.config
+        seed_everything(seed)
+        net = self._new_net(len(data.past_covariates), len(data.future_covariates))
+        net.to(cfg.device)
+        rng = np.random.default_rng(seed)
+        train_batches = _RandomBatches(self, windows, train_origins, rng)
         trainer = Trainer(
-            self.net,
+            net,
             self._step,
             TrainConfig(
                 epochs=cfg.epochs,
                 lr=cfg.lr,
-                seed=cfg.seed,
+                seed=seed,
                 device=cfg.device,
                 grad_clip=1.0,
+                schedule=cfg.schedule if val_batches else "constant",
                 progress=False,
                 # Early stopping on the validation windows; the best epoch's weights are
                 # restored, so a late over-fitted epoch never becomes the model.
-                patience=cfg.patience if len(val_origins) else None,
+                patience=cfg.patience if val_batches else None,
                 restore_best=True,
                 save_checkpoints=False,
                 tensorboard=False,
             ),
         )
-        self.history = trainer.fit(train_batches, val_batches)
-        self._meta["best_epoch"] = trainer.best_epoch
-        self.net.eval()
-        self.data = data
-        self._meta["interval_scale"] = 1.0
-        if cfg.calibrate_intervals and len(val_origins):
-            self._meta["interval_scale"] = self._interval_scale(windows, val_origins)
-        return self
+        history = trainer.fit(train_batches, val_batches)
+        net.eval()
+        return net, history, trainer.best_epoch
 
-    def _interval_scale(self, windows: _Windows, pairs: np.ndarray) -> float:
-        """The factor on the distance of each interval end from the median that makes the
-        first interval level cover its share of the validation windows (split-conformal
-        calibration, for both decoders).
+    def _interval_scale(self, windows: _Windows, pairs: np.ndarray) -> list[float]:
+        """Factors, one per horizon step, on the distance of each interval end from the
+        median that make the first interval level cover its share of the validation windows
+        (split-conformal calibration, for both decoders).
 
         Networks trained by likelihood are often over-confident away from their training
-        windows; one factor, fitted on windows the network did not train on (and never on
-        test windows), corrects most of it. Each point's score is how far out it lies, in
-        units of its own half-interval on its side of the median, so the factor is the
-        level's quantile of those scores.
+        windows, and by different amounts at different lead times (an autoregressive
+        decoder's paths spread too slowly or too fast). Each point's score is how far out it
+        lies, in units of its own half-interval on its side of the median; a step's factor
+        is the level's quantile of the scores of that step and its two neighbours on each
+        side (pooled, because a few dozen windows per step give a noisy quantile). Fitted on
+        windows the network did not train on, never on test windows; ``pairs`` may overlap
+        (see `_calibration_origins`).
         """
-        self._meta["interval_scale"] = 1.0
+        horizon = self.config.horizon
+        self._meta["interval_scale"] = [1.0] * horizon
         lower_q, upper_q = _level_quantiles(self.config.levels[0])
         forecast = self.forecast_windows(windows, pairs, quantiles=(lower_q, 0.5, upper_q))
-        horizon = self.config.horizon
         index = windows.offsets[pairs[:, 0]][:, None] + pairs[:, 1:2] + np.arange(horizon)
         truth = windows.target[index]
         median = forecast[0.5]
         above = truth >= median
         half_width = np.where(above, forecast[upper_q] - median, median - forecast[lower_q])
-        ratio = (np.abs(truth - median) / np.maximum(half_width, 1e-12))[~np.isnan(truth)]
-        if len(ratio) < 20:  # too few points to say anything
-            return 1.0
-        return float(np.clip(np.quantile(ratio, self.config.levels[0] / 100), 0.5, 3.0))
+        ratio = np.abs(truth - median) / np.maximum(half_width, 1e-12)  # (B, H), NaN: missing
+        if np.isfinite(ratio).sum() < 20:  # too few points to say anything
+            return [1.0] * horizon
+        factors = []
+        for step in range(horizon):
+            near = ratio[:, max(0, step - 2) : step + 3]
+            near = near[np.isfinite(near)]
+            factor = np.quantile(near, self.config.levels[0] / 100) if len(near) else 1.0
+            factors.append(float(np.clip(factor, 0.5, 3.0)))
+        return factors
 
     def context_length_for(self, data: SeriesFrame) -> int:
         if self.config.context_length:
@@ -227,7 +270,7 @@ class Forecaster:
         cfg = self.config
         return ForecastNet(
             encoder_inputs=2 + CALENDAR_FEATURES + future + past,
-            decoder_inputs=CALENDAR_FEATURES + future + 1,
+            decoder_inputs=CALENDAR_FEATURES + future + 1 + int(cfg.seasonal_lag),
             hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers,
             dropout=cfg.dropout,
@@ -339,7 +382,11 @@ class Forecaster:
         position = np.broadcast_to(
             (np.arange(1, horizon + 1) / horizon)[None, :, None], (len(pairs), horizon, 1)
         )
-        decoder = np.concatenate([future_known, position], axis=2)
+        parts = [future_known, position]
+        if self.config.seasonal_lag:
+            lagged = self._seasonal_lag(windows, pairs, start)
+            parts.append(((lagged - location[:, None]) / scale[:, None])[..., None])
+        decoder = np.concatenate(parts, axis=2)
         mask = ~np.isnan(target)
         return {
             "encoder": torch.from_numpy(encoder.astype(np.float32)),
@@ -350,12 +397,32 @@ class Forecaster:
             "scale": torch.from_numpy(scale),
         }
 
+    def _seasonal_lag(self, windows: _Windows, pairs: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """(B, H) the filled value a whole number of seasons before each future step, always
+        before the origin (so known when forecasting); clamped at the start of the series."""
+        season = max(int(self._meta["season_length"]), 1)
+        steps = np.arange(self.config.horizon)
+        back = season * ((steps // season) + 1)  # steps 0..m-1: one season, m..2m-1: two
+        offset = np.maximum(pairs[:, 1:2] + steps[None, :] - back[None, :], 0)
+        return windows.filled[(start - pairs[:, 1])[:, None] + offset]
+
     # --- forecasting --------------------------------------------------------------------
 
-    def _require_fitted(self) -> ForecastNet:
-        if self.net is None:
+    @property
+    def net(self) -> ForecastNet | None:
+        """The (first) trained network; None before `fit`."""
+        return self.nets[0] if self.nets else None
+
+    def _require_fitted(self) -> list[ForecastNet]:
+        if not self.nets:
             raise UserError("the forecaster is not trained yet; call fit() or load a model")
-        return self.net
+        return self.nets
+
+    def _interval_factors(self) -> np.ndarray:
+        """(H,) the calibration factor of each step (one number in models saved before
+        per-step calibration: broadcast)."""
+        factors = np.asarray(self._meta.get("interval_scale", 1.0), dtype=float)
+        return np.broadcast_to(factors, (self.config.horizon,))
 
     @torch.no_grad()
     def distribution_at(
@@ -368,8 +435,14 @@ class Forecaster:
         """Predicted distributions at ``(series, origin)`` pairs, in the data's units.
 
         Returns a dict of (B, H) float64 arrays: ``loc``, ``scale`` and (Student-t) ``df``.
+        An ensemble's first member answers (quantiles pool all: `forecast_windows`).
         """
-        net = self._require_fitted()
+        net = self._require_fitted()[0]
+        return self._member_distribution(net, windows, pairs, future_known, chunk)
+
+    @torch.no_grad()
+    def _member_distribution(self, net, windows, pairs, future_known=None, chunk=1024) -> dict:
+        """`distribution_at` of one ensemble member."""
         if net.autoregressive:
             raise UserError(
                 "an autoregressive forecaster has no closed-form distribution; "
@@ -386,7 +459,7 @@ class Forecaster:
             location = batch["location"].numpy()[:, None]
             scale = batch["scale"].numpy()[:, None]
             params["loc"] = location + scale * params["loc"]
-            params["scale"] = scale * params["scale"] * self._meta.get("interval_scale", 1.0)
+            params["scale"] = scale * params["scale"] * self._interval_factors()
             parts.append(params)
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -400,33 +473,46 @@ class Forecaster:
         """Quantile forecasts (q -> (B, H) array, data units) at ``(series, origin)`` pairs."""
         if self.config.decoder == "autoregressive":
             return self._sampled_quantiles(windows, pairs, future_known, quantiles)
-        params = self.distribution_at(windows, pairs, future_known)
-        return {q: _quantile(params, q, self.config.likelihood) for q in quantiles}
+        # Direct members: the average of their quantiles (Vincentization), which keeps the
+        # quantiles ordered and is as wide as a typical member.
+        members = [
+            self._member_distribution(net, windows, pairs, future_known)
+            for net in self._require_fitted()
+        ]
+        return {
+            q: np.mean([_quantile(params, q, self.config.likelihood) for params in members], 0)
+            for q in quantiles
+        }
 
     @torch.no_grad()
     def _sampled_quantiles(self, windows, pairs, future_known, quantiles) -> dict:
-        """Quantiles of ``samples`` sample paths of the autoregressive decoder."""
-        net = self._require_fitted()
-        net.eval()
-        device = next(net.parameters()).device
+        """Quantiles of ``samples`` sample paths of the autoregressive decoder (shared out
+        among the ensemble's members and pooled: a mixture of their predictions)."""
+        nets = self._require_fitted()
+        device = next(nets[0].parameters()).device
         generator = torch.Generator().manual_seed(self.config.seed)
         batch = self._batch(windows, pairs, future_known)
-        paths = (
-            net.sample_paths(
-                batch["encoder"].to(device),
-                batch["decoder"].to(device),
-                self.config.samples,
-                generator,
-            )
-            .double()
-            .cpu()
-            .numpy()
+        per_member = max(1, self.config.samples // len(nets))
+        paths = np.concatenate(
+            [
+                net.eval()
+                .sample_paths(
+                    batch["encoder"].to(device),
+                    batch["decoder"].to(device),
+                    per_member,
+                    generator,
+                )
+                .double()
+                .cpu()
+                .numpy()
+                for net in nets
+            ]
         )
         location = batch["location"].numpy()[None, :, None]
         scale = batch["scale"].numpy()[None, :, None]
         paths = location + scale * paths
         median = np.median(paths, axis=0)
-        widen = self._meta.get("interval_scale", 1.0)
+        widen = self._interval_factors()
         return {q: median + widen * (np.quantile(paths, q, axis=0) - median) for q in quantiles}
 
     def predict(
@@ -557,7 +643,9 @@ class Forecaster:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write model.safetensors and config.json into ``directory``."""
-        net = self._require_fitted()
+        nets = self._require_fitted()
+        # one member: its own state dict (the format of single models); several: a list
+        net = nets[0] if len(nets) == 1 else torch.nn.ModuleList(nets)
         config = {
             "kind": "rnnkit.forecast",
             "config": {**asdict(self.config), "levels": list(self.config.levels)},
@@ -575,16 +663,22 @@ class Forecaster:
         if saved.get("kind") != "rnnkit.forecast":
             raise UserError(f"{directory}: not a forecasting model (config.json kind)")
         options = {**saved["config"], "levels": tuple(saved["config"]["levels"]), "device": device}
+        options.setdefault("seasonal_lag", False)  # models saved before the option existed
         model = cls(ForecasterConfig(**options))
         model._meta = saved["meta"]
         model._covariate_stats = {k: tuple(v) for k, v in saved["covariate_stats"].items()}
         model.history = saved.get("history", [])
         model.columns = saved.get("columns", {})
-        model.net = model._new_net(
-            len(model._meta["past_covariates"]), len(model._meta["future_covariates"])
-        )
-        model.net.load_state_dict(state)
-        model.net.to(device).eval()
+        model.nets = [
+            model._new_net(
+                len(model._meta["past_covariates"]), len(model._meta["future_covariates"])
+            )
+            for _ in range(model.config.ensemble)
+        ]
+        holder = model.nets[0] if len(model.nets) == 1 else torch.nn.ModuleList(model.nets)
+        holder.load_state_dict(state)
+        for net in model.nets:
+            net.to(device).eval()
         return model
 
     @property
@@ -631,6 +725,26 @@ def _covariate_stats(data: SeriesFrame) -> dict[str, tuple[list[float], list[flo
     result = {sid: stats(group) for sid, group in data.groups()}
     result["*"] = stats(data.frame)
     return result
+
+
+def _calibration_origins(val_origins: np.ndarray, horizon: int) -> np.ndarray:
+    """Origins every ``horizon // 6`` steps across the validation windows (whose origins are
+    ``horizon`` apart), for the interval calibration.
+
+    Overlapping windows see the same held-out points at other lead times: six times the
+    scores for the same data, which steadies the quantile of each step (the points of one
+    window are correlated, so more distinct origins help more than more steps of one).
+    """
+    stride = max(1, horizon // 6)
+    dense = [
+        (series, origin + shift)
+        for series, origin in val_origins
+        for shift in range(0, horizon, stride)
+    ]
+    # the last window's shifted copies would reach past the end of the series: drop them
+    last = {series: origin for series, origin in val_origins}
+    dense = [(s, o) for s, o in dense if o <= last[s]]
+    return np.array(dense, dtype=np.int64).reshape(-1, 2)
 
 
 def _location_scale(filled: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,10 +2,12 @@
 
 The encoder reads the context window (scaled target, which points were observed, calendar,
 covariates). Its final state starts the decoder, which reads what is known about each future
-step (calendar, known-future covariates, the step's position) and emits, for every step at
-once, the parameters of a Gaussian or Student-t distribution. This is a *direct*
-multi-horizon model: the decoder never sees its own forecasts, so errors do not compound
-and one forward pass gives the whole horizon and its intervals (no sampling).
+step (calendar, known-future covariates, the step's position, optionally the value one season
+earlier) and emits, for every step, the parameters of a Gaussian or Student-t distribution.
+By default this is a *direct* multi-horizon model: the decoder never sees its own forecasts,
+so errors do not compound and one forward pass gives the whole horizon and its intervals. An
+*autoregressive* decoder also reads the previous step's value (the truth in training, its own
+draws in `ForecastNet.sample_paths`).
 """
 
 from __future__ import annotations

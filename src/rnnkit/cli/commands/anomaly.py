@@ -219,9 +219,10 @@ def tour(ctx: TourContext) -> Section:
     section.text(
         "An LSTM forecaster trained on normal data scores every point by its surprise "
         "(-log10 of the two-sided tail probability under the predicted Student-t); scores "
-        "are smoothed and thresholded without labels (Hundman et al. 2018). The rolling "
-        "z-score and the isolation forest go through the same threshold rule."
-        + (" Quick mode: a barely trained model." if ctx.quick else "")
+        "are smoothed and thresholded without labels (Hundman et al. 2018). A second rnnkit "
+        "score, lstm_autoencoder, is the reconstruction error of an LSTM autoencoder trained "
+        "on the same normal data. The rolling z-score and the isolation forest go through the "
+        "same threshold rule." + (" Quick mode: a barely trained model." if ctx.quick else "")
     )
     section.table(
         result["ucr"],

@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "rnnkit forecast train --file sales.csv --time date --target units --id store "
             "--horizon 14 --out models/sales",
             "rnnkit forecast train --data nyc-weather --cell gru --likelihood gaussian --quick",
+            "rnnkit forecast train --data nyc-weather --decoder autoregressive --seasonal-lag "
+            "--ensemble 3 --out models/nyc",
         ],
     )
     add_common_flags(train, epochs=20)
@@ -71,6 +73,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["direct", "autoregressive"],
         default="direct",
         help="all steps at once (default) or step by step on its own samples",
+    )
+    train.add_argument(
+        "--seasonal-lag",
+        action="store_true",
+        help="the decoder also reads the value one season before each future step",
+    )
+    train.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="train this many networks (seeds --seed, --seed + 1, ...) and pool their forecasts",
     )
     train.add_argument(
         "--patience",
@@ -175,6 +188,8 @@ def run_train(args: argparse.Namespace) -> int:
         cell=args.cell,
         likelihood=args.likelihood,
         decoder=args.decoder,
+        seasonal_lag=args.seasonal_lag,
+        ensemble=args.ensemble,
         patience=args.patience or None,
         seed=args.seed,
         device=resolve_device(args.device),
@@ -256,7 +271,7 @@ def tour(ctx: TourContext) -> Section:
     results = run_evaluation(
         list(EVALUATED),
         quick=ctx.quick,
-        tour=True,  # half the windows and a shorter training than `forecast evaluate`
+        tour=True,  # fewer windows and a shorter training than `forecast evaluate`
         seed=ctx.seed,
         device=ctx.device,
         log=lambda text: None,
@@ -277,7 +292,8 @@ def tour(ctx: TourContext) -> Section:
         + (
             " Quick mode: a tiny model and two windows, so the numbers mean little."
             if ctx.quick
-            else " Half the windows and a shorter training than 'rnnkit forecast evaluate'."
+            else " A quarter of the windows (the last ones), one network and a shorter "
+            "training than 'rnnkit forecast evaluate'."
         )
     )
     section.table(rows, "backtest, per data set and method")
