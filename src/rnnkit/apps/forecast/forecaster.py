@@ -50,6 +50,10 @@ class ForecasterConfig:
             that the first level covers its share of the validation windows (see
             `_interval_scale`).
         levels: central interval levels in percent, e.g. (80,) gives lo_80 and hi_80.
+        recalibration_windows: horizons of the model's own elapsed forecasts that `update`
+            (and a recalibrating backtest) refit the interval factors on: the most recent
+            ones, so the intervals follow the volatility of the last few horizons; None:
+            ``validation_windows``.
         decoder: ``direct`` (every step at once from the known future; the default) or
             ``autoregressive`` (each step also reads the previous value: the truth in
             training, a sampled value in forecasting, ``samples`` paths per forecast).
@@ -80,6 +84,7 @@ class ForecasterConfig:
     patience: int | None = 4
     calibrate_intervals: bool = True
     levels: tuple[int, ...] = (80,)
+    recalibration_windows: int | None = None
     calendar: bool = True
     seasonal_lag: bool = False
     decoder: str = "direct"
@@ -190,6 +195,11 @@ class Forecaster:
         self._meta["best_epoch"] = best_epochs[0] if cfg.ensemble == 1 else best_epochs
         self.data = data
         self._meta["interval_scale"] = [1.0] * cfg.horizon
+        # where the held-out windows begin: `update` recalibrates on nothing earlier
+        first_held_out: dict[str, str] = {}
+        for s, origin in val_origins:  # in order of origin within each series
+            first_held_out.setdefault(windows.ids[s], str(windows.times[s][origin]))
+        self._meta["calibration_start"] = first_held_out
         if cfg.calibrate_intervals and len(val_origins):
             self._meta["interval_scale"] = self._interval_scale(
                 windows, _calibration_origins(val_origins, cfg.horizon)
@@ -229,37 +239,99 @@ class Forecaster:
 
     def _interval_scale(self, windows: _Windows, pairs: np.ndarray) -> list[float]:
         """Factors, one per horizon step, on the distance of each interval end from the
-        median that make the first interval level cover its share of the validation windows
-        (split-conformal calibration, for both decoders).
+        median that make the first interval level cover its share of the windows at
+        ``pairs`` (split-conformal calibration, for both decoders; see `interval_factors`).
 
         Networks trained by likelihood are often over-confident away from their training
         windows, and by different amounts at different lead times (an autoregressive
-        decoder's paths spread too slowly or too fast). Each point's score is how far out it
-        lies, in units of its own half-interval on its side of the median; a step's factor
-        is the level's quantile of the scores of that step and its two neighbours on each
-        side (pooled, because a few dozen windows per step give a noisy quantile). Fitted on
-        windows the network did not train on, never on test windows; ``pairs`` may overlap
-        (see `_calibration_origins`).
+        decoder's paths spread too slowly or too fast). Fitted on windows the network did
+        not train on, never on test windows; ``pairs`` may overlap (`_calibration_origins`).
         """
-        horizon = self.config.horizon
-        self._meta["interval_scale"] = [1.0] * horizon
+        scores = self.conformal_scores(windows, pairs)
+        return interval_factors(scores, self.config.levels[0])
+
+    def conformal_scores(self, windows: _Windows, pairs: np.ndarray) -> np.ndarray:
+        """(B, H) how far out the truth lies at each step of the forecasts at ``pairs``, in
+        units of the uncalibrated first-level half-interval on its side of the median
+        (NaN where the truth is missing or beyond the data): a score of 1 is on the edge."""
         lower_q, upper_q = _level_quantiles(self.config.levels[0])
-        forecast = self.forecast_windows(windows, pairs, quantiles=(lower_q, 0.5, upper_q))
-        index = windows.offsets[pairs[:, 0]][:, None] + pairs[:, 1:2] + np.arange(horizon)
-        truth = windows.target[index]
-        median = forecast[0.5]
-        above = truth >= median
-        half_width = np.where(above, forecast[upper_q] - median, median - forecast[lower_q])
-        ratio = np.abs(truth - median) / np.maximum(half_width, 1e-12)  # (B, H), NaN: missing
-        if np.isfinite(ratio).sum() < 20:  # too few points to say anything
-            return [1.0] * horizon
-        factors = []
-        for step in range(horizon):
-            near = ratio[:, max(0, step - 2) : step + 3]
-            near = near[np.isfinite(near)]
-            factor = np.quantile(near, self.config.levels[0] / 100) if len(near) else 1.0
-            factors.append(float(np.clip(factor, 0.5, 3.0)))
-        return factors
+        forecast = self.uncalibrated_forecast(windows, pairs, (lower_q, 0.5, upper_q))
+        index = (
+            windows.offsets[pairs[:, 0]][:, None] + pairs[:, 1:2] + np.arange(self.config.horizon)
+        )
+        ends = (windows.offsets + windows.lengths)[pairs[:, 0]][:, None]
+        truth = np.where(
+            index < ends, windows.target[np.minimum(index, len(windows.target) - 1)], np.nan
+        )
+        return _scores(truth, forecast[0.5], forecast[lower_q], forecast[upper_q])
+
+    def uncalibrated_forecast(
+        self, windows: _Windows, pairs: np.ndarray, quantiles: tuple[float, ...]
+    ) -> dict[float, np.ndarray]:
+        """`forecast_windows` with every interval factor at 1 (the network's own spread).
+
+        The calibrated quantiles are ``median + factor[step] * (q - median)`` of these, so
+        a backtest can recalibrate them afterwards without forecasting again.
+        """
+        saved = self._meta.get("interval_scale")
+        self._meta["interval_scale"] = [1.0] * self.config.horizon
+        try:
+            return self.forecast_windows(windows, pairs, quantiles=quantiles)
+        finally:
+            self._meta["interval_scale"] = saved
+
+    def update(self, data: SeriesFrame | pd.DataFrame) -> Forecaster:
+        """Take in the observations up to now and recalibrate the intervals on the model's
+        own most recent forecasts whose horizons have fully elapsed; returns self.
+
+        What a forecaster run day after day does: the network stays as trained, but the
+        interval factors (`interval_factors`) are refitted on the last
+        ``recalibration_windows`` horizons of forecasts before the end of ``data`` (dense
+        origins, as in `fit`), never reaching back into the training windows, so that the
+        intervals follow a change in volatility within a few horizons. A forecast made at
+        origin t reads only data before t, so these are the forecasts the model made then.
+        Later `predict` calls forecast from ``data``.
+
+        Args:
+            data: the whole history up to now (a `SeriesFrame`, or a DataFrame with the
+                training columns), including the new observations.
+
+        Example:
+            >>> model = Forecaster(horizon=24).fit(history)
+            >>> model.update(history_with_today).predict()   # tomorrow, recalibrated
+        """
+        self._require_fitted()
+        history = self._coerce_history(data)
+        windows = self._windows(history)
+        pairs = np.array(
+            [
+                (s, origin)
+                for s, length in enumerate(windows.lengths)
+                for origin in self.recent_origins(windows, s, int(length))
+            ],
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        if len(pairs):
+            scores = self.conformal_scores(windows, pairs)
+            if np.isfinite(scores).sum() >= 20:  # otherwise keep the factors it has
+                self._meta["interval_scale"] = interval_factors(scores, self.config.levels[0])
+        self.data = history
+        return self
+
+    def recent_origins(self, windows: _Windows, series: int, end: int) -> list[int]:
+        """Origins of the forecasts that recalibrate the intervals of a forecast at origin
+        ``end`` of series number ``series``: every ``horizon // 6`` steps over the last
+        ``recalibration_windows`` horizons whose truth is known by ``end``, from the first
+        validation origin on (earlier origins are training windows: too confident)."""
+        horizon = self.config.horizon
+        span = (self.config.recalibration_windows or self.config.validation_windows) * horizon
+        stride = max(1, horizon // 6)
+        earliest = max(end - span, self._meta["context_length"])
+        start = self._meta.get("calibration_start", {}).get(windows.ids[series])
+        if start is not None:
+            first_held_out = windows.times[series].searchsorted(pd.Timestamp(start))
+            earliest = max(earliest, int(first_held_out))
+        return list(range(end - horizon, earliest - 1, -stride))[::-1]
 
     def context_length_for(self, data: SeriesFrame) -> int:
         if self.config.context_length:
@@ -747,6 +819,37 @@ def _calibration_origins(val_origins: np.ndarray, horizon: int) -> np.ndarray:
     return np.array(dense, dtype=np.int64).reshape(-1, 2)
 
 
+def _scores(truth, median, lower, upper) -> np.ndarray:
+    """|truth - median| over the half-interval on the truth's side (NaN where no truth)."""
+    above = truth >= median
+    half_width = np.where(above, upper - median, median - lower)
+    return np.abs(truth - median) / np.maximum(half_width, 1e-12)
+
+
+def interval_factors(scores: np.ndarray, level: float) -> list[float]:
+    """Per-step factors on the half-intervals that make ``level`` percent of ``scores``
+    (B, H; see `Forecaster.conformal_scores`) fall inside: the split-conformal quantile.
+
+    A step's factor is the level's quantile of the scores of that step and its two
+    neighbours on each side (pooled, because a few dozen windows per step give a noisy
+    quantile), clipped to 0.5-3. Too few scores (under 20): no change (factors of 1).
+
+    Example:
+        >>> interval_factors(np.full((10, 4), 2.0), 80)
+        [2.0, 2.0, 2.0, 2.0]
+    """
+    horizon = scores.shape[1]
+    if np.isfinite(scores).sum() < 20:  # too few points to say anything
+        return [1.0] * horizon
+    factors = []
+    for step in range(horizon):
+        near = scores[:, max(0, step - 2) : step + 3]
+        near = near[np.isfinite(near)]
+        factor = np.quantile(near, level / 100) if len(near) else 1.0
+        factors.append(float(np.clip(factor, 0.5, 3.0)))
+    return factors
+
+
 def _location_scale(filled: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-window location and scale, vectorised `features.window_location_scale`.
 
@@ -772,4 +875,4 @@ def _quantile(params: dict, q: float, likelihood: str) -> np.ndarray:
     return params["loc"] + params["scale"] * z
 
 
-__all__ = ["Forecaster", "ForecasterConfig", "as_series_frame"]
+__all__ = ["Forecaster", "ForecasterConfig", "as_series_frame", "interval_factors"]

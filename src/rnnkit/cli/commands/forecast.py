@@ -101,6 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         [
             "rnnkit forecast predict --model models/elec --data elecdemand --future workdays.csv",
             "rnnkit forecast predict --model models/sales --file sales.csv --out forecasts",
+            "rnnkit forecast predict --model models/sales --file sales_today.csv --recalibrate",
         ],
     )
     predict.add_argument("--model", required=True, help="folder written by 'forecast train'")
@@ -111,6 +112,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--future", default=None, help="CSV of known-future covariates: time, series, columns"
     )
     predict.add_argument("--horizon", type=int, default=None)
+    predict.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="first refit the intervals on the model's own forecasts over the last windows "
+        "of the data whose truth is known (Forecaster.update): for data newer than training",
+    )
     predict.set_defaults(func=run_predict)
 
     evaluate = add_verb(
@@ -231,6 +238,8 @@ def run_predict(args: argparse.Namespace) -> int:
             raise UserError(f"{path}: cannot read it as CSV ({type(error).__name__})") from error
         if "time" not in future.columns:
             raise UserError(f"{path}, line 1: no column 'time'")
+    if args.recalibrate:
+        model.update(data)
     forecast = model.predict(horizon=args.horizon, data=data, future=future)
     out = out_dir(args, "forecast")
     write_text(out / "forecast.csv", forecast.to_csv(index=False))
@@ -288,7 +297,9 @@ def tour(ctx: TourContext) -> Section:
         "and ARIMA, in a rolling-origin backtest on the last windows of each series "
         "(NYC hourly temperature, S&P 500 daily close, Victoria half-hourly electricity "
         "demand). MASE and sQL are scaled by the in-sample seasonal naive error; "
-        "coverage_80 is the share of the truth inside the 80% interval."
+        "coverage_80 is the share of the truth inside the 80% interval; rnnkit's intervals "
+        "are recalibrated at every origin on its own elapsed forecasts (coverage_80_static: "
+        "the intervals as fitted on the validation windows, for comparison)."
         + (
             " Quick mode: a tiny model and two windows, so the numbers mean little."
             if ctx.quick
