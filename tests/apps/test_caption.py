@@ -21,12 +21,15 @@ from rnnkit.apps.caption import (
     fact_accuracy,
     synthetic_data,
 )
+from rnnkit.apps.caption.captioner import build_model
 from rnnkit.apps.caption.models import (
     AttentionDecoder,
     CaptionModel,
     ConvEncoder,
+    MotionEncoder,
     SoftAttention,
     VideoEncoder,
+    stack_motion,
 )
 from rnnkit.cli import main
 from rnnkit.core.decoding import beam_search, greedy_search
@@ -126,6 +129,19 @@ def test_compositional_split_holds_unseen_pairs_of_items(banks):
         o.words for s in vision.compose_scenes(train, 2000, "train", 1) for o in s.objects
     }
     assert {o.words for s in test_scenes for o in s.objects} <= seen_phrases
+
+
+def test_validation_split_holds_unseen_pairs_from_training_images(banks):
+    train, _ = banks
+    validation = synthetic_data("video", 8, 20, seed=0, evaluate_on="validation")
+    test = synthetic_data("video", 8, 20, seed=0)
+    for facts in validation.test_facts:
+        names = [item.split()[1] for item in facts["objects"]]
+        assert vision.is_held_out(*names, train.classes)
+    assert not np.array_equal(validation.test_inputs, test.test_inputs)
+    # Same recipe as the test split, but item images from the training bank.
+    expected = vision.compose_clips(train, 20, "test", seed=1)
+    assert np.array_equal(validation.test_inputs, np.stack([c.frames for c in expected]))
 
 
 def test_clips_move_their_items_the_way_the_caption_says(banks):
@@ -319,6 +335,69 @@ def test_video_encoder_outputs_one_step_per_frame():
     assert features.shape == (2, 5, 16) and summary.shape == (2, 8)
 
 
+def test_stack_motion_puts_frames_and_their_differences_in_channels():
+    video = torch.rand(2, 4, 3, 8, 8)
+    stacked = stack_motion(video)
+    assert stacked.shape == (2, 3 * 7, 8, 8)
+    assert torch.equal(stacked[:, :12], video.flatten(1, 2))
+    assert torch.allclose(stacked[:, 12:15], video[:, 1] - video[:, 0])
+    assert torch.allclose(stacked[:, 18:21], video[:, 3] - video[:, 2])
+
+
+@pytest.mark.parametrize(("name", "locations"), [("motion", 64), ("recurrent", 64), ("frames", 5)])
+def test_video_encoders_give_what_the_decoder_attends_over(name, locations):
+    config = CaptionConfig(
+        kind="video", video_encoder=name, frames=5, feature_size=16, summary_size=8
+    )
+    encoder = build_model(config, vocab_size=11).encoder
+    features, summary = encoder(torch.rand(2, 5, 3, 64, 64))
+    assert features.shape == (2, locations, 16) and summary.shape == (2, 8)
+
+
+def test_motion_encoder_sees_the_direction_of_motion():
+    """Two clips with the same frames in reverse order (opposite motion) must differ in the
+    encoder's features, and a clip must not equal its still first frame repeated."""
+    torch.manual_seed(0)
+    encoder = MotionEncoder(feature_size=16, summary_size=8, frames=4).eval()
+    clip = torch.zeros(1, 4, 3, 64, 64)
+    for t in range(4):
+        clip[0, t, :, 20:30, 10 + 5 * t : 20 + 5 * t] = 1.0  # a square moving right
+    still = clip[:, :1].expand(-1, 4, -1, -1, -1)
+    forward, _ = encoder(clip)
+    backward, _ = encoder(clip.flip(1))
+    frozen, _ = encoder(still)
+    assert (forward - backward).abs().max() > 1e-3 and (forward - frozen).abs().max() > 1e-3
+    with pytest.raises(UserError, match="video of 6 frames: this model reads clips of 4"):
+        encoder(torch.rand(1, 6, 3, 64, 64))
+
+
+def test_video_captioner_trains_saves_and_predicts_from_the_cli(tmp_path, capsys):
+    data = synthetic_data("video", train_size=32, test_size=4, seed=0)
+    config = CaptionConfig(
+        kind="video",
+        epochs=3,
+        lr=1e-2,
+        batch_size=16,
+        feature_size=24,
+        summary_size=32,
+        hidden_size=32,
+        embed_size=16,
+    )
+    captioner = Captioner(config).fit(data.train_inputs, data.train_captions)
+    assert captioner.history[-1]["loss"] < captioner.history[0]["loss"]
+    captioner.save(tmp_path / "model")
+    frames = [Image.fromarray(frame) for frame in data.test_inputs[0]]
+    gif = tmp_path / "clip.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    maps = tmp_path / "maps"
+    args = ["caption", "predict", "--model", str(tmp_path / "model"), str(gif)]
+    assert main([*args, "--attention", str(maps)]) == 0
+    caption = capsys.readouterr().out.splitlines()[0].split("\t")[1]
+    [alphas] = captioner.attention_maps(vision.load_video(gif)[None], [caption])
+    assert alphas.shape == (len(caption.split()) + 1, 64)  # words x 8x8 grid cells
+    assert (maps / "clip_attention.png").stat().st_size > 1000
+
+
 def test_training_lowers_the_loss_and_is_reproducible(tiny_data, tiny_captioner):
     history = tiny_captioner.history
     assert history[-1]["loss"] < history[0]["loss"] - 0.5
@@ -465,15 +544,20 @@ def test_image_attention_decoder_reaches_bleu4_target():
 
 @pytest.mark.slow
 @needs_fashion
-@pytest.mark.xfail(
-    reason="not reached yet: BLEU-4 0.43 (beam 3) vs 0.42 for the nearest neighbour; the "
-    "frame encoder rarely names both items of an unseen pair (object recall 0.05)",
-    strict=False,
-)
 def test_video_attention_decoder_reaches_bleu4_target():
+    """The motion encoder (frames and their differences in one CNN: an 8x8 grid of
+    space-time features) with the attention decoder, 3000 clips x 20 epochs, settings chosen
+    on the validation split. Measured: BLEU-4 0.651 (beam 3) and 0.641 (greedy) vs 0.232
+    without attention and 0.427 for the nearest neighbour; 10 minutes on one busy core."""
     data = synthetic_data("video", train_size=3000, test_size=300, seed=0)
     rows, _, _ = compare_captioners(data, CaptionConfig(kind="video", epochs=20), beam_width=3)
     by_model = {(r["model"], r["decoding"]): r for r in rows}
-    attention = by_model[("attention LSTM", "beam 3")]
-    assert attention["bleu4"] >= 0.5
-    assert attention["bleu4"] > by_model[("nearest neighbour (CNN features)", "-")]["bleu4"] + 0.05
+    for decoding in ("beam 3", "greedy"):
+        attention = by_model[("attention LSTM", decoding)]
+        assert attention["bleu4"] >= 0.5
+        for baseline in (
+            ("LSTM without attention", decoding),
+            ("nearest neighbour (CNN features)", "-"),
+        ):
+            assert attention["bleu4"] > by_model[baseline]["bleu4"] + 0.05
+            assert attention["object_recall"] > by_model[baseline]["object_recall"]

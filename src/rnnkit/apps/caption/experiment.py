@@ -37,18 +37,32 @@ class CaptionData:
     parse: Callable[[str], dict]
 
 
-def synthetic_data(kind: str, train_size: int, test_size: int, seed: int = 0) -> CaptionData:
+def synthetic_data(
+    kind: str, train_size: int, test_size: int, seed: int = 0, evaluate_on: str = "test"
+) -> CaptionData:
     """Composed scenes ("image") or moving-item clips ("video"); the test split holds
-    pairs of item classes never seen together in training, drawn from unseen item images."""
-    train_bank, test_bank = vision.load_item_bank("train"), vision.load_item_bank("test")
+    pairs of item classes never seen together in training, drawn from unseen item images.
+
+    Args:
+        evaluate_on: "test" for the compositional test split, or "validation" for choosing
+            settings without touching it: items of the same held-out pairs, drawn from
+            *training* item images with another seed (the test split's images stay unseen).
+    """
+    if evaluate_on not in ("test", "validation"):
+        raise ValueError(f"evaluate_on must be 'test' or 'validation', got {evaluate_on!r}")
+    train_bank = vision.load_item_bank("train")
+    if evaluate_on == "test":
+        test_bank, test_seed = vision.load_item_bank("test"), seed
+    else:
+        test_bank, test_seed = train_bank, seed + 1
     if kind == "image":
         train = vision.compose_scenes(train_bank, train_size, "train", seed)
-        test = vision.compose_scenes(test_bank, test_size, "test", seed)
+        test = vision.compose_scenes(test_bank, test_size, "test", test_seed)
         pixels = [s.image for s in train], [s.image for s in test]
         parse = vision.parse_caption
     else:
         train = vision.compose_clips(train_bank, train_size, "train", seed)
-        test = vision.compose_clips(test_bank, test_size, "test", seed)
+        test = vision.compose_clips(test_bank, test_size, "test", test_seed)
         pixels = [c.frames for c in train], [c.frames for c in test]
         parse = vision.parse_motion_caption
     return CaptionData(

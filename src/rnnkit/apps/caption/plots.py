@@ -94,12 +94,21 @@ def video_strip(
     alphas: np.ndarray | None = None,
     reference: str | None = None,
 ) -> Path:
-    """The frames of a clip in a row, the caption above; with ``alphas`` [words + 1, T], a heat
-    map below of how much each word (columns) attended to each frame (rows)."""
+    """The frames of a clip in a row, the caption above, and with ``alphas`` what each word
+    looked at.
+
+    ``alphas`` [words + 1, L]: over the 8x8 grid cells of a space-time encoder (L = 64), a
+    row of panels, one per word, with the attention over the clip's trajectories (the
+    brightest pixel of every frame); over frames (L = T), a heat map of words x frames.
+    """
     t = len(frames)
-    figure = plt.figure(figsize=(max(1.3 * t, 6), 3.6 if alphas is not None else 1.8))
-    rows = 2 if alphas is not None else 1
-    grid = figure.add_gridspec(rows, t, height_ratios=[1, 1.3] if rows == 2 else [1])
+    words = [*caption.split(), "<end>"][: len(alphas)] if alphas is not None else []
+    spatial = alphas is not None and alphas.shape[1] != t
+    columns = max(t, len(words)) if spatial else t
+    rows = 1 if alphas is None else 2
+    width = max(1.3 * columns, 6)
+    figure = plt.figure(figsize=(width, 1.8 * rows + (0.6 if rows == 2 and not spatial else 0)))
+    grid = figure.add_gridspec(rows, columns)
     for i, frame in enumerate(frames):
         ax = figure.add_subplot(grid[0, i])
         ax.imshow(frame)
@@ -109,9 +118,22 @@ def video_strip(
     if reference is not None:
         title += "\n" + textwrap.fill(f"(ref: {reference})", 110)
     figure.suptitle(title, fontsize=9)
-    if alphas is not None:
+    if alphas is not None and spatial:
+        trajectories = frames.max(axis=0)  # every frame at once: where each item went
+        for i, (word, alpha) in enumerate(zip(words, alphas, strict=False)):
+            ax = figure.add_subplot(grid[1, i])
+            ax.imshow(trajectories)
+            ax.imshow(
+                upsample_attention(alpha, frames.shape[1]),
+                cmap="magma",
+                alpha=0.65,
+                vmin=0,
+                vmax=1,
+            )
+            ax.axis("off")
+            ax.set_title(word, fontsize=8)
+    elif alphas is not None:
         ax = figure.add_subplot(grid[1, :])
-        words = [*caption.split(), "<end>"][: len(alphas)]
         ax.imshow(alphas.T, aspect="auto", cmap="magma", vmin=0)
         ax.set_xticks(range(len(words)), words, fontsize=7, rotation=60, ha="right")
         ax.set_yticks(range(t), [str(i) for i in range(t)], fontsize=6)
