@@ -7,7 +7,9 @@ synthesizer: unseen speakers). `degrade` adds background noise and room reverber
 `synthetic_speech` builds a split and caches it as FLAC files plus a manifest:
 
 - ``train`` / ``valid``: espeak-ng with `TRAIN_VOICES`;
-- ``test``: espeak-ng with `HELD_OUT_VOICES` (variants never heard in training) and flite's
+- ``dev``: espeak-ng with `VALIDATION_VARIANTS`, voices in neither training nor test: where
+  decoding settings (e.g. the language model's weight) and training changes are chosen;
+- ``test``: espeak-ng with `HELD_OUT_VARIANTS` (variants never heard in training) and flite's
   voices, i.e. unseen speakers.
 
     >>> train = synthetic_speech("train", 200, seed=0)      # doctest: +SKIP
@@ -162,6 +164,7 @@ TRAIN_VARIANTS = [
     "steph",
 ]
 HELD_OUT_VARIANTS = ["m7", "f5", "klatt3", "ed", "john", "belinda"]
+VALIDATION_VARIANTS = ["m8", "klatt4", "edward", "grandma", "steph2", "travis"]
 FLITE_VOICES = ["slt", "kal", "awb", "rms"]
 
 
@@ -274,12 +277,13 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
     """A cached split of synthesized, degraded utterances (see the module docstring).
 
     Args:
-        split: ``"train"``, ``"valid"`` or ``"test"`` (held-out espeak voices + flite).
+        split: ``"train"``, ``"valid"`` (training voices), ``"dev"`` (validation voices) or
+            ``"test"`` (held-out espeak voices + flite).
         n: number of utterances.
         seed: picks texts, voices and degradations.
     """
-    if split not in ("train", "valid", "test"):
-        raise UserError(f"split {split!r}: expected train, valid or test")
+    if split not in ("train", "valid", "dev", "test"):
+        raise UserError(f"split {split!r}: expected train, valid, dev or test")
     if not speech_tools_available():
         raise UserError(f"espeak-ng and flite are needed to synthesize speech; {INSTALL_HINT}")
     folder = cache_dir("speech", f"format{CACHE_FORMAT}", f"{split}-{n}-seed{seed}")
@@ -292,7 +296,7 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
             )
             for r in rows
         ]
-    split_seed = {"train": 0, "valid": 1, "test": 2}[split] + 10 * seed
+    split_seed = {"train": 0, "valid": 1, "test": 2, "dev": 3}[split] + 10 * seed
     rng = np.random.default_rng(split_seed)
     texts = generate_texts(n, seed=split_seed)
     if split == "test":  # two thirds held-out espeak-ng variants, one third flite
@@ -301,12 +305,14 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
             Voice("flite", str(rng.choice(FLITE_VOICES)), int(rng.integers(130, 190)))
             for _ in range(n_flite)
         ]
+    elif split == "dev":
+        voices = _voices(VALIDATION_VARIANTS, rng, n)
     else:
         voices = _voices(TRAIN_VARIANTS, rng, n)
     utterances, rows = [], []
     for i, (text, voice) in enumerate(zip(texts, voices, strict=True)):
         audio = synthesize(text, voice)
-        if split != "test":  # training voices get more variety; test voices stay as spoken
+        if split in ("train", "valid"):  # training voices get more variety; others as spoken
             audio = perturb_speed(audio, float(rng.uniform(0.85, 1.15)))
         audio = degrade(audio, rng)
         audio = audio / max(1.0, float(np.abs(audio).max()))  # no clipping in the FLAC

@@ -93,3 +93,30 @@ def spec_augment(
             start = int(torch.randint(0, max(1, frames - width), (1,), generator=generator))
             out[b, :, start : start + width] = 0.0
     return out
+
+
+def warp_frequency(
+    features: torch.Tensor, max_stretch: float = 0.15, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Vocal-tract-length perturbation (Jaitly and Hinton 2013) on mel features.
+
+    Each utterance's mel axis is stretched by a random factor in ``1 +- max_stretch``: band
+    ``i`` takes the value at position ``i * factor`` (linear interpolation, the top band
+    repeated past the edge). A longer or shorter vocal tract moves every formant by about the
+    same factor, which per-band normalization cannot undo; training on warped copies helps
+    with voices and synthesizers never heard.
+
+    Args:
+        features: (batch, n_mels, frames).
+    Returns:
+        the warped features, same shape.
+    """
+    batch, n_mels, _ = features.shape
+    factors = 1 + max_stretch * (2 * torch.rand(batch, 1, generator=generator) - 1)
+    positions = torch.arange(n_mels, dtype=features.dtype)[None, :] * factors.to(features.dtype)
+    positions = positions.clamp(max=n_mels - 1).to(features.device)  # (batch, n_mels)
+    low = positions.floor().long()
+    high = (low + 1).clamp(max=n_mels - 1)
+    weight = (positions - low).unsqueeze(2)
+    take = lambda index: features.gather(1, index.unsqueeze(2).expand_as(features))  # noqa: E731
+    return take(low) * (1 - weight) + take(high) * weight

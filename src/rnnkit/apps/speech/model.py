@@ -115,17 +115,30 @@ def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[st
 
 
 def ctc_beam_decode(
-    log_probs: torch.Tensor, lengths: torch.Tensor, beam_width: int = 8, prune: float = -12.0
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    beam_width: int = 8,
+    prune: float = -12.0,
+    lm=None,
+    lm_weight: float = 0.0,
+    lm_bonus: float = 0.0,
 ) -> list[str]:
-    """CTC prefix beam search (Hannun et al. 2014) without a language model.
+    """CTC prefix beam search (Hannun et al. 2014), optionally with a character LM.
 
     Keeps, per prefix, the probability of ending in a blank and in its last character, so
     that "aa" (two letters, a blank between) and "a" (one letter held) stay apart. Characters
     whose frame log-probability is below ``prune`` are not tried.
+
+    ``lm``: a `rnnkit.apps.speech.lm_fusion.CharLMScorer`; each new character then adds
+    ``lm_weight * log P_lm(character | prefix) + lm_bonus`` (shallow fusion), and the end of
+    the sentence ``lm_weight * log P_lm(end | prefix)``.
     """
+    use_lm = lm is not None and lm_weight != 0.0
     results = []
     for row, length in zip(log_probs.float().cpu(), lengths.tolist(), strict=True):
         beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, float("-inf"))}
+        if use_lm:
+            lm.start()
         for frame in row[:length]:
             frame_list = frame.tolist()
             candidates = [c for c, lp in enumerate(frame_list) if lp > prune and c != BLANK]
@@ -138,16 +151,27 @@ def ctc_beam_decode(
             for prefix, (p_blank, p_char) in beams.items():
                 total = _logaddexp(p_blank, p_char)
                 add(prefix, total + frame_list[BLANK], float("-inf"))
+                fusion = lm.next_scores(prefix) if use_lm else None
                 for c in candidates:
                     lp = frame_list[c]
+                    # A new character (not a held one) pays the language model's price.
+                    extra = lm_weight * fusion[c] + lm_bonus if use_lm else 0.0
                     if prefix and prefix[-1] == c:
                         add(prefix, float("-inf"), p_char + lp)  # held character
-                        add((*prefix, c), float("-inf"), p_blank + lp)  # repeat after a blank
+                        add((*prefix, c), float("-inf"), p_blank + lp + extra)  # after a blank
                     else:
-                        add((*prefix, c), float("-inf"), total + lp)
+                        add((*prefix, c), float("-inf"), total + lp + extra)
             ranked = sorted(new.items(), key=lambda kv: -_logaddexp(*kv[1]))[:beam_width]
             beams = {prefix: (b, c) for prefix, (b, c) in ranked}
-        best = max(beams.items(), key=lambda kv: _logaddexp(*kv[1]))[0]
+            if use_lm:
+                lm.extend(list(beams))
+
+        def final_score(item):
+            prefix, (b, c) = item
+            end = lm_weight * lm.next_scores(prefix)[-1] if use_lm else 0.0
+            return _logaddexp(b, c) + end
+
+        best = max(beams.items(), key=final_score)[0]
         results.append(" ".join(ids_to_text(list(best)).split()))
     return results
 

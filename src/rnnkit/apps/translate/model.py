@@ -147,6 +147,17 @@ class Seq2SeqAttention(nn.Module):
             logits.append(step_logits)
         return torch.stack(logits, dim=1)
 
+    def attention_weights(
+        self, source: torch.Tensor, source_lengths: torch.Tensor, target_in: torch.Tensor
+    ) -> torch.Tensor:
+        """Teacher forcing: attention (B, T, S) while predicting each position of the target."""
+        encoded, state = self.encode(source, source_lengths)
+        rows = []
+        for t in range(target_in.shape[1]):
+            _, state, weights = self.decode_step(target_in[:, t], state, encoded)
+            rows.append(weights)
+        return torch.stack(rows, dim=1)
+
     # The step-function view used by rnnkit.core.decoding (greedy and beam search): the
     # state carries the encoder memory too, so that beams can reorder it with their rows.
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from rnnkit.apps.common import LengthBucketedBatches
 from rnnkit.apps.translate.baselines import score_translations
 from rnnkit.apps.translate.model import Seq2SeqAttention
+from rnnkit.apps.translate.names import SourceWords, copy_rare_names
 from rnnkit.apps.translate.tokenizer import (
     BOS_ID,
     EOS_ID,
@@ -51,6 +53,13 @@ class TranslatorConfig:
     label_smoothing: float = 0.1
     batch_size: int = 64
     max_subwords: int = 100  # training pairs longer than this (either side) are skipped
+    # Copy source names seen fewer than this many times in training into the translation
+    # (see `rnnkit.apps.translate.names`); 0 is off. `fit` chooses it on the validation pairs.
+    copy_names_below: int = 0
+
+
+# Rarity thresholds tried on the validation pairs; 0 (no copying) competes too.
+NAME_COPY_CHOICES = (0, 2, 5, 20, 100, 1_000_000)
 
 
 class PairBatches(LengthBucketedBatches):
@@ -96,6 +105,7 @@ class Translator:
         self.source_tokenizer: SubwordTokenizer | None = None
         self.target_tokenizer: SubwordTokenizer | None = None
         self.model: Seq2SeqAttention | None = None
+        self.source_words: SourceWords | None = None  # for copying rare names
         self.device = "cpu"
 
     # ------------------------------------------------------------------ training
@@ -118,7 +128,8 @@ class Translator:
 
         Adam with a cosine learning-rate decay to 5% of ``lr`` (``schedule``: any of
         `rnnkit.engine.TrainConfig`'s); with ``valid``, the weights of the epoch with the
-        lowest validation loss are kept.
+        lowest validation loss are kept, and the name-copying threshold
+        (``config.copy_names_below``) with the best validation chrF is chosen (greedy decoding).
 
         ``out_dir``: where checkpoints (every ``checkpoint_every`` steps and at each epoch's
         end), logs and ``metrics.csv`` go. ``resume``: continue from the latest checkpoint
@@ -132,6 +143,7 @@ class Translator:
         cfg = self.config
         self.source_tokenizer = train_subword_tokenizer([p.source for p in train], cfg.vocab_size)
         self.target_tokenizer = train_subword_tokenizer([p.target for p in train], cfg.vocab_size)
+        self.source_words = SourceWords.from_sentences(p.source for p in train)
         self.model = self._build_model()
         self.device = device
         self.model.to(device)
@@ -153,7 +165,29 @@ class Translator:
                 resume=resume,
             ),
         )
-        return trainer.fit(train_batches, valid_batches)
+        history = trainer.fit(train_batches, valid_batches)
+        if valid:
+            self.choose_name_copying(valid)
+        return history
+
+    def choose_name_copying(
+        self, valid: Sequence[SentencePair], choices: Sequence[int] = NAME_COPY_CHOICES
+    ) -> dict[int, float]:
+        """Set ``config.copy_names_below`` to the choice with the best chrF on ``valid``.
+
+        Decodes ``valid`` once (greedy) and post-processes it with each threshold; returns
+        the validation chrF of every choice. Never pass the test pairs here.
+        """
+        self._check_fitted()
+        sources, references = [p.source for p in valid], [p.target for p in valid]
+        plain = self.translate(sources, beam_width=1, copy_names=False)
+        attention = self._word_attention(sources, plain)  # once for every choice
+        scores = {}
+        for below in choices:
+            hypotheses = self._copy(plain, attention, below) if below else plain
+            scores[below] = score_translations(hypotheses, references)["chrF"]
+        self.config.copy_names_below = max(scores, key=lambda b: (scores[b], -b))
+        return scores
 
     def _build_model(self) -> Seq2SeqAttention:
         cfg = self.config
@@ -206,12 +240,15 @@ class Translator:
         beam_width: int = 5,
         length_penalty: float = 1.0,
         batch_size: int = 64,
+        copy_names: bool = True,
     ) -> list[str]:
         """Translate sentences; ``beam_width=1`` is greedy decoding.
 
         Beams are ranked by log-probability / length ** ``length_penalty``. An empty sentence
         translates to an empty string; a sentence longer than ``config.max_subwords``
-        subwords is cut to that length (split long text into sentences first).
+        subwords is cut to that length (split long text into sentences first). With
+        ``copy_names`` (and ``config.copy_names_below`` > 0), rare source names the decoder
+        attended to replace the names it wrote (see `copy_names`).
         """
         self._check_fitted()
         self.model.eval()
@@ -242,7 +279,59 @@ class Translator:
                 ids = [b[0].tokens if b else [] for b in beams]
             for i, tokens in zip(index, ids, strict=True):
                 results[i] = self.target_tokenizer.decode(tokens) if encoded[i] else ""
-        return [results[i] for i in range(len(sentences))]
+        translations = [results[i] for i in range(len(sentences))]
+        below = self.config.copy_names_below
+        if copy_names and below > 0 and self.source_words is not None:
+            translations = self.copy_names(sentences, translations, below)
+        return translations
+
+    def copy_names(
+        self, sentences: Sequence[str], translations: Sequence[str], below: int
+    ) -> list[str]:
+        """Put rare source names (seen < ``below`` times in training) into the translations.
+
+        The translations are fed back through the decoder (teacher forcing) to read where it
+        attended while writing each word; see `rnnkit.apps.translate.names`.
+        """
+        return self._copy(translations, self._word_attention(sentences, translations), below)
+
+    def _copy(self, translations: Sequence[str], attention: list, below: int) -> list[str]:
+        if self.source_words is None:
+            raise UserError("this translator has no source word counts; train it again")
+        return [
+            copy_rare_names(*found, self.source_words, below) if found else text
+            for text, found in zip(translations, attention, strict=True)
+        ]
+
+    @torch.no_grad()
+    def _word_attention(self, sentences: Sequence[str], translations: Sequence[str]) -> list:
+        """Per pair: the arguments of `copy_rare_names` up to ``words`` (None: nothing to do)."""
+        self._check_fitted()
+        self.model.eval()
+        limit = self.config.max_subwords
+        sources = self.source_tokenizer.tokenizer.encode_batch(list(sentences))
+        outputs = self.target_tokenizer.tokenizer.encode_batch(list(translations))
+        found = []
+        for i, (source, output) in enumerate(zip(sources, outputs, strict=True)):
+            source_ids, output_ids = source.ids[:limit], output.ids[: 2 * limit + 10]
+            if not source_ids or not output_ids:
+                found.append(None)
+                continue
+            weights = self.model.attention_weights(
+                torch.tensor([source_ids], device=self.device),
+                torch.tensor([len(source_ids)], device=self.device),
+                torch.tensor([[BOS_ID, *output_ids]], device=self.device),
+            )[0].cpu()  # row t: attention while writing output subword t
+            found.append(
+                (
+                    sentences[i].split(),
+                    source.word_ids[:limit],
+                    translations[i],
+                    output.word_ids[: len(output_ids)],
+                    weights,
+                )
+            )
+        return found
 
     @torch.no_grad()
     def attention_map(self, sentence: str) -> tuple[list[str], list[str], torch.Tensor]:
@@ -286,6 +375,9 @@ class Translator:
         save_model(directory, self.model, asdict(self.config))
         write_text(directory / "source_tokenizer.json", self.source_tokenizer.to_str())
         write_text(directory / "target_tokenizer.json", self.target_tokenizer.to_str())
+        if self.source_words is not None:
+            words = json.dumps(self.source_words.to_dict(), ensure_ascii=False)
+            write_text(directory / "source_words.json", words + "\n")
         return directory
 
     @classmethod
@@ -306,6 +398,10 @@ class Translator:
         translator.target_tokenizer = SubwordTokenizer.from_str(
             (directory / "target_tokenizer.json").read_text(encoding="utf-8")
         )
+        words_path = directory / "source_words.json"  # absent in older folders: no copying
+        if words_path.exists():
+            data = json.loads(words_path.read_text(encoding="utf-8"))
+            translator.source_words = SourceWords.from_dict(data)
         translator.model = translator._build_model()
         translator.model.load_state_dict(state)
         translator.model.to(device).eval()

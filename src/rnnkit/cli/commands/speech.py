@@ -60,13 +60,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--utterances",
         type=int,
-        default=1200,
-        help="synthesized training utterances (default 1200)",
+        default=3000,
+        help="synthesized training utterances (default 3000)",
     )
     train.add_argument("--cell", choices=["gru", "lstm"], default="gru")
     train.add_argument("--hidden-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--no-spec-augment", action="store_true", help="train without masking")
+    train.add_argument(
+        "--freq-warp",
+        type=float,
+        default=0.0,
+        help="vocal-tract-length perturbation: stretch the mel axis by 1 +- this (default 0)",
+    )
+    train.add_argument(
+        "--no-lm",
+        action="store_true",
+        help="no character language model for beam search (with synthesized speech, one is "
+        "trained on 20,000 sentences of the training text generator and weighted on "
+        "validation voices; not in --quick)",
+    )
     train.set_defaults(func=run_train)
 
     transcribe = add_verb(
@@ -80,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     transcribe.add_argument("files", nargs="+", help="WAV files")
     transcribe.add_argument("--model", required=True, help="folder written by 'speech train'")
     transcribe.add_argument("--beam", type=int, default=8, help="CTC beam width; 1 is greedy")
+    transcribe.add_argument(
+        "--no-lm", action="store_true", help="beam search without the model's character LM"
+    )
     transcribe.add_argument("--device", default="auto")
     transcribe.set_defaults(func=run_transcribe)
 
@@ -131,6 +147,7 @@ def run_train(args: argparse.Namespace) -> int:
         hidden_size=QUICK["hidden"] if quick else args.hidden_size,
         cell=args.cell,
         spec_augment=not args.no_spec_augment,
+        freq_warp=getattr(args, "freq_warp", 0.0),
     )
     epochs = args.epochs or (QUICK["epochs"] if quick else 15)
     print(f"training on {len(train)} utterances, {epochs} epochs on {device}", flush=True)
@@ -146,11 +163,36 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not quick,
         resume=resume,
     )
+    if not (args.data or quick or getattr(args, "no_lm", False)):
+        add_language_model(recognizer, seed=args.seed)
     recognizer.save(out)
     write_json(out / "history.json", history)
     print(f"final CTC loss {history[-1]['loss']:.3f}")
     print(f"wrote {out}")
     return 0
+
+
+LM_SENTENCES = 20000  # generated sentences the character LM reads
+DEV_UTTERANCES = 90  # validation-voice utterances that choose the LM's weight
+
+
+def add_language_model(recognizer, seed: int = 0) -> list[dict]:
+    """Train the beam search's character LM and choose its weight on validation voices.
+
+    The LM reads `LM_SENTENCES` sentences from the training split's text generator (the
+    test transcripts come from another seed); the weight and bonus are the best of
+    `rnnkit.apps.speech.recognizer.FUSION_CHOICES` on the ``dev`` voices (neither training
+    nor test voices).
+    """
+    from rnnkit.data.speech import generate_texts, synthetic_speech
+
+    print(f"training a character LM on {LM_SENTENCES} generated sentences", flush=True)
+    recognizer.fit_language_model(generate_texts(LM_SENTENCES, seed=10 * seed))
+    dev = synthetic_speech("dev", DEV_UTTERANCES, seed=seed)
+    rows = recognizer.choose_fusion(dev)
+    cfg = recognizer.config
+    print(f"LM weight {cfg.lm_weight}, bonus {cfg.lm_bonus} (best WER on validation voices)")
+    return rows
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
@@ -165,7 +207,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
             print(f"rnnkit: warning: {warning}", file=sys.stderr)
         audios.append(audio)
     for name, text in zip(
-        args.files, recognizer.transcribe(audios, beam_width=args.beam), strict=True
+        args.files,
+        recognizer.transcribe(audios, beam_width=args.beam, use_lm=not args.no_lm),
+        strict=True,
     ):
         print(f"{name}\t{text}")
     return 0
@@ -189,12 +233,14 @@ def evaluate_sets(
             continue
         audios, references = [u.audio for u in utterances], [u.text for u in utterances]
         systems = {}
-        decoders = [("rnnkit (greedy)", 1)]
+        decoders = [("rnnkit (greedy)", 1, False)]
         if beam > 1:
-            decoders.insert(0, (f"rnnkit (beam {beam})", beam))
-        for name, width in decoders:
+            decoders.insert(0, (f"rnnkit (beam {beam})", beam, False))
+            if recognizer.language_model is not None and recognizer.config.lm_weight:
+                decoders.insert(0, (f"rnnkit (beam {beam} + char LM)", beam, True))
+        for name, width, use_lm in decoders:
             began = time.perf_counter()
-            hypotheses = recognizer.transcribe(audios, beam_width=width)
+            hypotheses = recognizer.transcribe(audios, beam_width=width, use_lm=use_lm)
             systems[name] = (hypotheses, time.perf_counter() - began)
         if pocketsphinx and pocketsphinx_available():
             began = time.perf_counter()
@@ -285,6 +331,7 @@ def tour(ctx: TourContext) -> Section:
         hidden_size=96,
         lr=3e-3,
         no_spec_augment=False,
+        no_lm=True,  # the LM and its weight search take minutes: see "speech train"
     )
     run_train(args)
     history = json.loads((model_dir / "history.json").read_text())

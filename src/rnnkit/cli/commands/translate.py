@@ -6,6 +6,7 @@ The work is in `rnnkit.apps.translate`; this module reads flags and files and pr
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -166,8 +167,16 @@ def _user_pairs(args: argparse.Namespace) -> list | None:
 
 def bible_splits(data: dict) -> dict[str, list]:
     """The Bible splits described by a model's data.json (direction, length, split, seed)."""
+    # Remembered: the tour and the tests ask for the same splits right after training.
+    cached = _bible_splits(json.dumps(data, sort_keys=True))
+    return {name: list(pairs) for name, pairs in cached.items()}
+
+
+@functools.lru_cache(maxsize=2)
+def _bible_splits(data_json: str) -> dict[str, list]:
     from rnnkit.data.parallel import load_bible_pairs, split_pairs
 
+    data = json.loads(data_json)
     pairs = load_bible_pairs(data["source"], max_words=data["max_words"])
     splits = split_pairs(pairs, by=data["split"], seed=data["seed"])
     for name, limit in (("train", data.get("train_pairs")), ("test", data.get("test_pairs"))):
@@ -228,6 +237,8 @@ def run_train(args: argparse.Namespace) -> int:
         resume=resume,
     )
     translator.save(out)
+    if config.copy_names_below:
+        print(f"copying source names seen < {config.copy_names_below} times (best valid chrF)")
     dictionary = WordForWordDictionary().fit(splits["train"])
     write_json(out / "dictionary.json", dictionary.table)
     write_json(out / "data.json", data)
@@ -273,12 +284,18 @@ def evaluate_model(
         if beam > 1
         else [("rnnkit (greedy)", 1)]
     )
+    below = cfg.copy_names_below if translator.source_words is not None else 0
     for name, width in decoders:
         began = time.perf_counter()
-        outputs[name] = translator.translate(
-            sources, beam_width=width, length_penalty=length_penalty
+        plain = translator.translate(
+            sources, beam_width=width, length_penalty=length_penalty, copy_names=False
         )
         timings[name] = time.perf_counter() - began
+        if below:  # the default output, and without copying to show what copying adds
+            began = time.perf_counter()
+            outputs[f"{name[:-1]}, names copied)"] = translator.copy_names(sources, plain, below)
+            timings[f"{name[:-1]}, names copied)"] = timings[name] + time.perf_counter() - began
+        outputs[name] = plain
     if apertium_available(cfg.source_lang, cfg.target_lang):
         began = time.perf_counter()
         outputs["Apertium (rule-based)"] = apertium_translate(
