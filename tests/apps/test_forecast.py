@@ -53,6 +53,10 @@ def seasonal_frame(length: int = 480, levels=(10.0, 1000.0), noise: float = 0.3,
     return build_frame(pd.concat(parts), target="y", season_length=SEASON)
 
 
+# Seconds-long training for tests that check plumbing, not accuracy.
+TINY_TRAINING = dict(hidden_size=8, num_layers=1, epochs=1, batches_per_epoch=3, batch_size=8)
+
+
 @pytest.fixture(scope="module")
 def trained():
     data = seasonal_frame()
@@ -242,11 +246,7 @@ def test_missing_values_and_gaps_give_finite_forecasts():
     model = Forecaster(
         horizon=4,
         context_length=12,
-        hidden_size=8,
-        num_layers=1,
-        epochs=1,
-        batches_per_epoch=3,
-        batch_size=8,
+        **TINY_TRAINING,
     ).fit(regular)
     assert np.isfinite(model.predict()[["forecast", "lo_80", "hi_80"]].to_numpy()).all()
 
@@ -285,11 +285,7 @@ def test_backtest_scores_every_method_on_the_same_windows():
         max_history=200,
         model=dict(
             context_length=24,
-            hidden_size=8,
-            num_layers=1,
-            epochs=1,
-            batches_per_epoch=3,
-            batch_size=8,
+            **TINY_TRAINING,
         ),
     )
     result = backtest(data, plan, log=lambda text: None)
@@ -596,11 +592,7 @@ def test_an_ensemble_pools_its_members_and_survives_saving(decoder, tmp_path):
     options = dict(
         horizon=4,
         context_length=12,
-        hidden_size=8,
-        num_layers=1,
-        epochs=1,
-        batches_per_epoch=3,
-        batch_size=8,
+        **TINY_TRAINING,
         decoder=decoder,
         seasonal_lag=True,
         samples=64,
@@ -710,11 +702,7 @@ def test_recalibration_leaves_the_point_forecasts_alone():
         windows=6,
         model=dict(
             context_length=24,
-            hidden_size=8,
-            num_layers=1,
-            epochs=1,
-            batches_per_epoch=3,
-            batch_size=8,
+            **TINY_TRAINING,
             validation_windows=6,
             recalibration_windows=3,
         ),
