@@ -16,10 +16,14 @@ $(BIN)/rnnkit: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# Each run first installs the Debian packages of the bundled data where this user may
+# (root or passwordless sudo; a no-op once they are there): see scripts/system-packages.sh.
 tour: $(BIN)/rnnkit
+	bash scripts/system-packages.sh
 	$(BIN)/rnnkit tour --out $(OUT)
 
 test: $(BIN)/rnnkit
+	bash scripts/system-packages.sh
 	$(BIN)/ruff check --quiet .
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/python -m pytest -n 2 -q

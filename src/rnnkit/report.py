@@ -26,6 +26,16 @@ class Section:
     audio: list[tuple[str, str]] = field(default_factory=list)  # (path, caption)
     seconds: float | None = None
     error: str | None = None
+    left_out: list[str] = field(default_factory=list)  # what could not run here, and why
+
+    def leave_out(self, reason: str) -> Section:
+        """Record that (part of) this section could not run here, e.g. a missing package.
+
+        The tour lists every such reason at the top of its report, so a skipped part is never
+        mistaken for a result.
+        """
+        self.left_out.append(reason)
+        return self
 
     def text(self, paragraph: str) -> Section:
         self.paragraphs.append(paragraph)
@@ -100,6 +110,7 @@ def _section_html(section: Section, root: Path) -> str:
         parts.append(f'<p class="meta">{section.seconds:.1f} s</p>')
     if section.error:
         parts.append(f'<p class="error">{html.escape(section.error)}</p>')
+    parts += [f'<p class="left-out">Left out: {html.escape(r)}</p>' for r in section.left_out]
     parts += [f"<p>{html.escape(p)}</p>" for p in section.paragraphs]
     parts += [_table_html(cap, rows) for cap, rows in section.tables]
     for path, caption in section.images:
@@ -127,7 +138,7 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;
 text-align:right}th{background:#f3f3f3}caption{text-align:left;font-weight:bold;padding:.3em 0}
 img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}.meta{color:#777}
-.error{color:#b00;font-weight:bold}nav a{margin-right:1em}
+.error{color:#b00;font-weight:bold}.left-out{color:#a60;font-weight:bold}nav a{margin-right:1em}
 """
 
 

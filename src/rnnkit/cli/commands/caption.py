@@ -375,8 +375,11 @@ def tour(ctx: TourContext) -> Section:
     from rnnkit.apps.caption import CaptionConfig, Captioner, NearestNeighbourCaptioner
     from rnnkit.apps.caption.experiment import evaluate_predictions, synthetic_data
     from rnnkit.apps.caption.plots import caption_gallery
+    from rnnkit.data.vision import INSTALL_FASHION, fashion_available
 
     section = Section(title="Image and video captioning")
+    if not fashion_available():
+        section.leave_out(f"Fashion-MNIST items: not installed ({INSTALL_FASHION}), digits only")
     # (train items, test items, epochs). Measured on 2 cores: 69 s in all (image training
     # 52 s: BLEU-4 0.63 vs 0.53 for the nearest neighbour; video 5 s), 4 s with --quick.
     # Fewer images (1200 x 4 epochs) left the attention decoder below the nearest neighbour.

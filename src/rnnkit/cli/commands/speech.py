@@ -313,10 +313,9 @@ def tour(ctx: TourContext) -> Section:
 
     section = Section(title="Speech recognition (CTC)")
     if not speech_tools_available():
-        return section.text(
-            f"espeak-ng and flite are not installed, so this part is skipped. "
-            f"Install them with: {INSTALL_HINT} (and pocketsphinx-testdata for "
-            "the real recordings)."
+        return section.leave_out(
+            f"the whole section: espeak-ng and flite are not installed ({INSTALL_HINT}, "
+            "and pocketsphinx-testdata for the real recordings)"
         )
     model_dir = ctx.out / "model"
     args = Namespace(

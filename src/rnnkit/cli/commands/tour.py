@@ -67,7 +67,13 @@ def run(args: argparse.Namespace) -> int:
             traceback.print_exc(file=sys.stderr)
             section = Section(title=module.NAME, error=f"{type(error).__name__}: {error}")
         section.seconds = time.perf_counter() - began
-        summary[module.NAME] = {"seconds": round(section.seconds, 1), "error": section.error}
+        summary[module.NAME] = {
+            "seconds": round(section.seconds, 1),
+            "error": section.error,
+            "left_out": section.left_out,
+        }
+        for reason in section.left_out:
+            print(f"   {module.NAME}: left out: {reason}", flush=True)
         sections.append(section)
         print(f"   {module.NAME}: {section.seconds:.1f} s", flush=True)
         # Rewrite the report after every section, so a long tour can be watched.
@@ -79,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
         f"({'quick' if args.quick else 'full'} mode, seed {args.seed}, device {device}); "
         f"the whole tour took {total:.0f} s."
     )
+    left_out = [f"{s.title}: {reason}" for s in sections for reason in s.left_out]
+    if left_out:
+        intro.text(
+            "Not everything could run on this machine. Left out, and why: " + "; ".join(left_out)
+        )
+    else:
+        intro.text("Every section ran in full: nothing was left out.")
     write_report(out / "index.html", "rnnkit tour", [intro, *sections])
     write_json(out / "metrics.json", {"total_seconds": round(total, 1), "sections": summary})
     print(f"wrote {out / 'index.html'} in {total:.0f} s")

@@ -369,10 +369,9 @@ def tour(ctx: TourContext) -> Section:
 
     section = Section(title="Machine translation (English -> Spanish)")
     if not sword_available():
-        return section.text(
-            f"The Bible modules are not installed, so this part is skipped. "
-            f"Install them with: {INSTALL_HINT} (and apertium-eng-spa for the "
-            "rule-based comparison)."
+        return section.leave_out(
+            f"the whole section: the Bible modules are not installed ({INSTALL_HINT}, "
+            "and apertium-eng-spa for the rule-based comparison)"
         )
     model_dir = ctx.out / "model"
     args = Namespace(
@@ -410,8 +409,8 @@ def tour(ctx: TourContext) -> Section:
         "rnnkit translate train --out models/en-es."
     )
     if not apertium_available():
-        section.text(
-            "Apertium is not installed; install it with: sudo apt-get install apertium-eng-spa"
+        section.leave_out(
+            "the Apertium baseline: not installed (sudo apt-get install apertium-eng-spa)"
         )
     section.table(rows, "BLEU and chrF (sacrebleu) on held-out verses")
     section.table(history, "training loss per epoch")
