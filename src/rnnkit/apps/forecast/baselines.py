@@ -98,6 +98,176 @@ def arima(history: np.ndarray, horizon: int, season_length: int) -> Quantiles:
     return _from_interval(np.asarray(forecast.predicted_mean), interval[:, 0], interval[:, 1])
 
 
+# --- the M3 competition's benchmarks (point forecasts, as the competition scored them) -----
+#
+# Naive2 and Theta work on seasonally adjusted data, as in the M3 competition (Makridakis &
+# Hibon 2000) and the M4 benchmark code: a series is called seasonal when its autocorrelation
+# at lag m is outside the 90% band of Bartlett's formula, and then adjusted by the seasonal
+# indices of a classical multiplicative decomposition; the forecast is re-seasonalized.
+
+
+def is_seasonal(history: np.ndarray, season_length: int) -> bool:
+    """The M3/M4 seasonality test: ``|acf(m)| > 1.645 sqrt((1 + 2 sum_{k<m} acf(k)^2) / n)``.
+
+    Needs at least three seasons of data (as the M4 benchmark code); shorter series and
+    ``season_length`` 1 are not seasonal.
+    """
+    from statsmodels.tsa.stattools import acf
+
+    y = fill_missing(history)
+    m = season_length
+    if m <= 1 or len(y) < 3 * m:
+        return False
+    rho = acf(y, nlags=m, fft=False)
+    limit = 1.645 * np.sqrt((1 + 2 * np.sum(rho[1:m] ** 2)) / len(y))
+    return bool(abs(rho[m]) > limit)
+
+
+def seasonal_indices(history: np.ndarray, season_length: int) -> np.ndarray:
+    """Multiplicative seasonal indices for every position of the history and the future.
+
+    Returns:
+        (m,) indices in the order of the history's first m positions (ones when the series
+        is not seasonal by `is_seasonal`, or has a value <= 0, where multiplicative
+        decomposition is undefined).
+    """
+    from statsmodels.tsa.seasonal import seasonal_decompose
+
+    y = fill_missing(history)
+    m = max(season_length, 1)
+    if not is_seasonal(y, m) or np.min(y) <= 0:
+        return np.ones(m)
+    return np.asarray(seasonal_decompose(y, model="multiplicative", period=m).seasonal[:m])
+
+
+def _deseasonalized(history: np.ndarray, season_length: int):
+    """``(adjusted history, factors of the horizon's steps as a function of horizon)``."""
+    y = fill_missing(history)
+    indices = seasonal_indices(y, season_length)
+    m = len(indices)
+    adjusted = y / indices[np.arange(len(y)) % m]
+
+    def future(horizon: int) -> np.ndarray:
+        return indices[(len(y) + np.arange(horizon)) % m]
+
+    return adjusted, future
+
+
+def naive2(history: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """M3's Naive2: the last seasonally adjusted value, re-seasonalized. Returns (H,)."""
+    adjusted, future = _deseasonalized(history, season_length)
+    return adjusted[-1] * future(horizon)
+
+
+def theta(history: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """The Theta method (statsmodels ``ThetaModel``, theta = 2) on M3-style seasonally
+    adjusted data (the adjustment of `naive2`), re-seasonalized. Returns (H,)."""
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    adjusted, future = _deseasonalized(history, season_length)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = ThetaModel(adjusted, period=1, deseasonalize=False).fit()
+        forecast = np.asarray(fitted.forecast(horizon, theta=2))
+    return forecast * future(horizon)
+
+
+def ets_variants(history: np.ndarray, season_length: int) -> list[dict]:
+    """The ETS models tried by `ets_aicc`, as keyword arguments of statsmodels' ``ETSModel``.
+
+    Errors additive or multiplicative, trend none, additive or damped additive, season none,
+    additive or multiplicative; multiplicative parts only for positive data, a season only
+    when ``season_length > 1`` and two full seasons are there to estimate it, and no
+    additive-error model with a multiplicative season (numerically unstable; R's ``ets``
+    leaves it out for the same reason).
+    """
+    positive = bool(np.nanmin(history) > 0)
+    m = season_length
+    seasons = [None]
+    if m > 1 and len(history) >= 2 * m:
+        seasons += ["add", "mul"] if positive else ["add"]
+    variants = []
+    for error in ["add", "mul"] if positive else ["add"]:
+        for trend, damped in [(None, False), ("add", False), ("add", True)]:
+            for season in seasons:
+                if error == "add" and season == "mul":
+                    continue
+                variants.append(
+                    {
+                        "error": error,
+                        "trend": trend,
+                        "damped_trend": damped,
+                        "seasonal": season,
+                        "seasonal_periods": m if season else None,
+                    }
+                )
+    return variants
+
+
+def ets_aicc(history: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """statsmodels ETS, the variant of `ets_variants` with the lowest AICc. Returns (H,).
+
+    A variant whose fit fails or gives a non-finite forecast is skipped; if all fail the
+    forecast is `naive2`'s.
+    """
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    y = fill_missing(history)
+    best, best_aicc = None, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for variant in ets_variants(y, season_length):
+            try:
+                fitted = ETSModel(y, **variant).fit(disp=False, maxiter=200)
+                forecast = np.asarray(fitted.forecast(horizon))
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                continue
+            finite = np.isfinite(fitted.aicc) and np.all(np.isfinite(forecast))
+            if finite and fitted.aicc < best_aicc:
+                best, best_aicc = forecast, fitted.aicc
+    return best if best is not None else naive2(y, horizon, season_length)
+
+
+def auto_arima(history: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """pmdarima's ``auto_arima`` (stepwise search, seasonal with period m when m > 1).
+
+    Returns (H,); a search that fails gives `naive2`'s forecast.
+    """
+    import pmdarima
+
+    y = fill_missing(history)
+    m = season_length
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = pmdarima.auto_arima(
+                y,
+                seasonal=m > 1 and len(y) >= 2 * m,
+                m=m if m > 1 else 1,
+                suppress_warnings=True,
+                error_action="ignore",
+            )
+            forecast = np.asarray(model.predict(horizon))
+        except (ValueError, np.linalg.LinAlgError):
+            return naive2(y, horizon, season_length)
+    return forecast if np.all(np.isfinite(forecast)) else naive2(y, horizon, season_length)
+
+
+def seasonal_naive_point(history: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """The median of `seasonal_naive`: the last season repeated. Returns (H,)."""
+    return seasonal_naive(history, horizon, season_length)[0.5]
+
+
+# The benchmarks of the M3 protocol (`rnnkit.apps.forecast.competition`), in table order.
+COMPETITION_BASELINES = {
+    "seasonal_naive": seasonal_naive_point,
+    "naive2": naive2,
+    "ets": ets_aicc,
+    "theta": theta,
+    "arima": auto_arima,
+}
+
+
 def _from_interval(mean: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> Quantiles:
     return {QUANTILES[0]: lower, 0.5: mean, QUANTILES[-1]: upper}
 

@@ -63,6 +63,49 @@ def mase(y: np.ndarray, forecast: np.ndarray, scale: float) -> float:
     return mae(y, forecast) / scale
 
 
+def smape_per_series(truth: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    """The M3 competition's sMAPE of each series, in percent: the mean over the horizon of
+    ``200 |y - f| / (|y| + |f|)`` (a step with ``y = f = 0`` scores 0; NaN truth is skipped).
+
+    Args:
+        truth, forecast: (S, H).
+
+    Returns:
+        (S,); the competition's figure is the mean over series.
+    """
+    truth, forecast = np.asarray(truth, float), np.asarray(forecast, float)
+    denominator = np.abs(truth) + np.abs(forecast)
+    ratio = np.divide(
+        200 * np.abs(truth - forecast),
+        denominator,
+        out=np.zeros_like(truth),
+        where=denominator > 0,
+    )
+    ratio[np.isnan(truth)] = np.nan
+    return np.nanmean(ratio, axis=1)
+
+
+def mase_per_series(truth: np.ndarray, forecast: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """MASE of each series: its MAE over the horizon divided by its `naive_scale`.
+
+    Args:
+        truth, forecast: (S, H); scales: (S,) the in-sample seasonal naive MAE of each series.
+
+    Returns:
+        (S,).
+    """
+    error = np.abs(np.asarray(truth, float) - np.asarray(forecast, float))
+    return np.nanmean(error, axis=1) / np.asarray(scales, float)
+
+
+def coverage_per_series(truth: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Share of each series' horizon inside ``[lower, upper]``. All (S, H); returns (S,)."""
+    truth = np.asarray(truth, float)
+    inside = ((truth >= lower) & (truth <= upper)).astype(float)
+    inside[np.isnan(truth)] = np.nan
+    return np.nanmean(inside, axis=1)
+
+
 def pinball_loss(y: np.ndarray, quantile_forecast: np.ndarray, q: float) -> float:
     """Mean pinball (quantile) loss of the ``q``-quantile forecast."""
     y, quantile_forecast = _valid(y, quantile_forecast)

