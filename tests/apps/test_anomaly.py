@@ -13,7 +13,17 @@ import torch
 from rnnkit.apps.anomaly import AnomalyDetector
 from rnnkit.apps.anomaly.autoencoder import AutoencoderScorer, LSTMAutoencoder
 from rnnkit.apps.anomaly.baselines import isolation_forest, rolling_zscore
-from rnnkit.apps.anomaly.evaluate import eventwise, pointwise, precision_recall_f1
+from rnnkit.apps.anomaly.evaluate import (
+    METHODS,
+    Scored,
+    choose_threshold_settings,
+    event_blocks,
+    eventwise,
+    pointwise,
+    pooled_f1,
+    precision_recall_f1,
+    score_test_stretches,
+)
 from rnnkit.apps.anomaly.inject import KINDS, inject_anomalies
 from rnnkit.apps.anomaly.thresholds import dynamic_threshold, flag, prune, runs, smooth
 from rnnkit.cli import main
@@ -84,6 +94,67 @@ def test_point_and_event_metrics_match_hand_counts():
     events, windows = [(1, 4), (8, 9)], [(2, 5), (9, 10)]
     assert eventwise(events, windows) == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5})
     assert eventwise(events, windows, tolerance=1)["recall"] == pytest.approx(1.0)
+
+
+def test_event_blocks_cut_between_events_and_pool_to_the_eventwise_f1():
+    events = [(10, 20), (50, 60), (90, 91)]
+    windows = [(12, 15), (30, 32), (88, 95)]  # hits event 1, a false alarm, hits event 3
+    blocks = event_blocks(events, windows, length=120, tolerance=0)
+    # blocks [0, 35) [35, 75) [75, 120): (found, events, windows, right windows)
+    np.testing.assert_array_equal(blocks, [[1, 1, 2, 1], [0, 1, 0, 0], [1, 1, 1, 1]])
+    assert pooled_f1(blocks) == pytest.approx(eventwise(events, windows)["f1"])
+
+
+def test_validation_chooses_per_method_and_the_test_is_scored_with_that_choice():
+    clean = noisy_sine(1500, seed=4)
+    stretches = []
+    for seed in (11, 12):  # validation and test injections
+        injected = inject_anomalies(clean, per_kind=3, seed=seed)
+        one = Scored("sine", injected.values, injected.labels)
+        one.events = [(start, end) for start, end, _ in injected.events]
+        # a score that sees the anomalies, and one that is noise
+        one.scores = {
+            method: injected.labels * 5.0 + np.random.default_rng(seed).random(1500)
+            if method == "rnnkit"
+            else np.random.default_rng(seed + 1).random(1500)
+            for method in METHODS
+        }
+        stretches.append(one)
+    chosen, rows = choose_threshold_settings(stretches[:1], tolerance=12)
+    assert {r["method"] for r in rows if r["chosen"]} == set(METHODS)
+    best = max(r["validation_event_F1"] for r in rows if r["method"] == "rnnkit")
+    assert next(r for r in rows if r["method"] == "rnnkit" and r["chosen"])[
+        "validation_event_F1"
+    ] == pytest.approx(best)
+    per_series, pooled = score_test_stretches(stretches[1:], chosen, tolerance=12, seed=0)
+    by_method = {row["method"]: row for row in pooled}
+    assert by_method["rnnkit"]["event_F1"] > 0.8  # the informative score finds the events
+    assert by_method["rolling_zscore"]["rnnkit_verdict"] == "beats"
+    assert len(per_series) == len(METHODS)
+
+
+def test_cli_evaluate_honours_epochs_and_rejects_resume(tmp_path, capsys, monkeypatch):
+    import json
+
+    import rnnkit.apps.anomaly.evaluate as evaluate
+
+    seen = {}
+    real = evaluate.AnomalyDetector
+
+    def recording(**options):
+        seen.update(options)
+        return real(**options)
+
+    monkeypatch.setattr(evaluate, "AnomalyDetector", recording)
+    out = tmp_path / "results"
+    args = ["anomaly", "evaluate", "--quick", "--epochs", "1", "--device", "cpu", "--out"]
+    assert main([*args, str(out)]) == 0
+    assert seen["epochs"] == 1 and seen["device"] == "cpu"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"ucr", "threshold_choice", "per_series"} <= set(metrics)
+    assert main(["anomaly", "evaluate", "--quick", "--resume", "--out", str(tmp_path / "x")]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "metrics.json").exists()
 
 
 def test_injection_changes_only_the_labelled_points():
@@ -169,7 +240,7 @@ def test_cli_train_detect_and_wrong_model(tmp_path, capsys):
 def test_ucr_top_score_lies_within_100_points_of_the_anomaly():
     from rnnkit.apps.anomaly.evaluate import ucr_test
 
-    rows, _ = ucr_test(quick=False, seed=0, options={})
+    rows, _ = ucr_test(seed=0, options={})
     assert next(r for r in rows if r["method"] == "rnnkit")["within_100"]
     assert next(r for r in rows if r["method"] == "lstm_autoencoder")["within_100"]
 

@@ -58,10 +58,9 @@ class AnomalyDetector:
     Args:
         context_length: past points the forecaster reads for each prediction.
         horizon: steps predicted from each origin; a point's score averages its surprise
-            under the forecasts of the ``horizon`` origins before it. 1 (one-step residuals)
-            scored better on a validation injection (elecdemand, a stretch and seed apart
-            from the evaluation: event F1 0.67 against 0.55 with 8); a longer horizon keeps a
-            level shift surprising beyond its first points.
+            under the forecasts of the ``horizon`` origins before it. 1: one-step residuals;
+            a longer horizon keeps a level shift surprising beyond its first points. The
+            evaluation trains both 1 and 8 and chooses on validation stretches.
         span: smoothing of the scores before thresholding (EWMA span, points).
         calendar: use calendar features (off for series without real timestamps).
         **options: other `ForecasterConfig` fields (hidden_size, epochs, lr, seed, device...).

@@ -9,15 +9,12 @@ the spread of the rest the most, per flagged point and (squared) per flagged run
     z* = argmax  (dmean / mean + dstd / std) / (n_flagged + n_runs ** 2)
 
 Here it is applied to the whole scored series at once (the paper slides it over windows of a
-telemetry stream). The paper's pruning step (`prune`, ``min_decrease`` in `flag`) then
-drops the flagged runs whose peak is not clearly above the next lower peak. It is off by
-default: on a validation injection (elecdemand points 6048-9047, seed 7, apart from the
-evaluation's) it left rnnkit's event F1 at 0.67 (p = 0.05 or 0.13) and removed every
-window of the rolling z-score and isolation forest baselines (event F1 0.40 and 0.36 to 0).
-The paper's error buffer and its
-limit of 5 sequences are options (``buffer``, ``max_sequences``), off by default: on two
-validation injections (stretches and seeds apart from the evaluation's) they lowered the
-mean event F1 of rnnkit's score from 0.67 to 0.53 (buffer 12-48) or 0.40 (buffer 100).
+telemetry stream). The paper's pruning step (`prune`, ``min_decrease`` in `flag`) drops the
+flagged runs whose peak is not clearly above the next lower peak; its error buffer and limit
+of 5 sequences are options (``buffer``, ``max_sequences``), and ``run_penalty`` softens the
+objective's preference for few runs. All are off by default (the paper's rule as above);
+which ones each score uses in rnnkit's evaluation is chosen on validation stretches, in code
+(`rnnkit.apps.anomaly.evaluate.choose_threshold_settings`).
 """
 
 from __future__ import annotations
@@ -48,6 +45,7 @@ def dynamic_threshold(
     z_values: np.ndarray | None = None,
     buffer: int = 0,
     max_sequences: int | None = None,
+    run_penalty: float = 2.0,
 ) -> float:
     """The threshold of Hundman et al. (2018) for already smoothed scores (see module doc).
 
@@ -59,6 +57,9 @@ def dynamic_threshold(
             sequences rather than single points. 0: points as they are.
         max_sequences: candidates flagging more sequences than this are skipped (the
             paper's implementation allows 5 per window).
+        run_penalty: the exponent of the number of flagged runs in the objective's
+            denominator (the paper's 2 favours one or two runs; 1 lets a series with many
+            anomalies have many windows).
 
     Returns +inf when no z in the range flags anything worth flagging.
 
@@ -93,7 +94,7 @@ def dynamic_threshold(
             continue
         if flagged.sum() >= len(values) / 2:
             continue
-        objective = (delta_mean + delta_std) / (flagged.sum() + n_runs**2)
+        objective = (delta_mean + delta_std) / (flagged.sum() + n_runs**run_penalty)
         if objective > best:
             best, best_threshold = objective, threshold
     return float(best_threshold)
@@ -161,17 +162,20 @@ def flag(
     buffer: int = 0,
     max_sequences: int | None = None,
     min_decrease: float | None = None,
+    run_penalty: float = 2.0,
 ) -> Flagged:
     """Smooth ``scores``, pick the dynamic threshold and flag the points above it.
 
     Args:
         span: EWMA span of the smoothing.
         merge_gap: runs closer than this many points become one window.
-        buffer, max_sequences: see `dynamic_threshold`.
+        buffer, max_sequences, run_penalty: see `dynamic_threshold`.
         min_decrease: prune the windows as the paper does (see `prune`); None: keep all.
     """
     smoothed = smooth(scores, span)
-    threshold = dynamic_threshold(smoothed, buffer=buffer, max_sequences=max_sequences)
+    threshold = dynamic_threshold(
+        smoothed, buffer=buffer, max_sequences=max_sequences, run_penalty=run_penalty
+    )
     flags = np.nan_to_num(smoothed, nan=-np.inf) > threshold
     windows = runs(flags)
     if merge_gap and windows:
