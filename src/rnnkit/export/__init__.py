@@ -1,0 +1,187 @@
+"""Export application networks to ONNX, and run them with onnxruntime in place of PyTorch.
+
+``export_model(model_dir)`` writes ``model_dir/model.onnx`` (an ensemble's members:
+``model.onnx``, ``model.2.onnx``, ...) and a manifest ``model.onnx.json`` (application, file
+names, the hash of the weights it was exported from, how it compared with PyTorch). A file is
+written only when onnxruntime matches PyTorch to 1e-5 on random inputs of batch sizes and
+lengths other than the traced example (see `rnnkit.export.onnx`).
+
+``attach_onnx(model, model_dir)`` swaps the networks of a loaded application model for
+onnxruntime-backed modules with the same forward signature, so the application's own
+``predict`` runs on onnxruntime unchanged.
+
+Example:
+    >>> from rnnkit.apps.sentiment import SentimentClassifier
+    >>> export_model("models/sentiment").files
+    [PosixPath('models/sentiment/model.onnx')]
+    >>> classifier = SentimentClassifier.load("models/sentiment")
+    >>> attach_onnx(classifier, "models/sentiment")
+    True
+    >>> classifier.predict(["a gorgeous, witty film"])  # computed by onnxruntime
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnkit.engine.checkpoint import read_json
+from rnnkit.errors import UserError
+from rnnkit.export.apps import exporter_for, exporter_of_model
+from rnnkit.export.onnx import (
+    EXAMPLE,
+    OPSET,
+    Check,
+    check,
+    export_graph,
+    refuse_cell_paths,
+    session,
+)
+from rnnkit.files import atomic_path, write_json
+
+ONNX_FILE = "model.onnx"
+FORMATS = ("onnx",)
+
+__all__ = ["FORMATS", "ONNX_FILE", "Exported", "attach_onnx", "export_model"]
+
+
+@dataclass
+class Exported:
+    """What `export_model` wrote, and how each network compared with PyTorch."""
+
+    app: str
+    files: list[Path]  # one ONNX file per network (ensemble member)
+    manifest: Path
+    checks: list[Check]
+
+
+def export_model(
+    model_dir: str | os.PathLike, out: str | os.PathLike | None = None, format: str = "onnx"
+) -> Exported:
+    """Export the networks of an application model folder; see the module docstring.
+
+    Args:
+        model_dir: a folder written by ``rnnkit <app> train`` (sentiment, forecast, anomaly, lm).
+        out: the ONNX file of the first network (default ``model_dir/model.onnx``); further
+            ensemble members go beside it as ``<stem>.2.onnx``..., the manifest as
+            ``<out>.json``.
+        format: ``onnx`` (the only one).
+
+    Raises:
+        UserError: not a model folder, an application or configuration that cannot be
+            exported, or an export that differs from PyTorch. Nothing is written then.
+    """
+    if format not in FORMATS:
+        raise UserError(f"--format {format}: unknown export format; expected {', '.join(FORMATS)}")
+    model_dir = Path(model_dir)
+    exporter = exporter_for(model_dir)
+    out = Path(out) if out is not None else model_dir / ONNX_FILE
+    if out.is_dir() or out.suffix != ".onnx":
+        raise UserError(f"--out {out}: expected the name of a .onnx file, e.g. {ONNX_FILE}")
+    model = exporter.load(model_dir)
+    exporter.check_exportable(model)
+    nets = exporter.networks(model)
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="rnnkit-export-") as scratch:
+        # Every network is exported and checked before anything is written beside the model.
+        for index, net in enumerate(nets):
+            refuse_cell_paths(net)
+            graph, spec = exporter.graph(net), exporter.spec(net)
+            example = exporter.random_inputs(net, *EXAMPLE, torch.Generator().manual_seed(0))
+            path = Path(scratch) / f"{index}.onnx"
+            export_graph(graph, example, spec, path)
+            checks.append(check(graph, session(path), spec, partial(exporter.random_inputs, net)))
+        files = [_member_path(out, index) for index in range(len(nets))]
+        for index, target in enumerate(files):
+            _copy_atomically(Path(scratch) / f"{index}.onnx", target)
+    manifest = _manifest_path(out)
+    write_json(
+        manifest,
+        {
+            "format": "onnx",
+            "app": exporter.app,
+            "files": [os.path.relpath(f, manifest.parent) for f in files],
+            "inputs": spec.inputs,
+            "outputs": spec.outputs,
+            "dynamic_axes": spec.dynamic_axes,
+            "opset": OPSET,
+            "weights_sha256": _weights_hash(model_dir),
+            "checks": [c.to_dict() for c in checks],
+            "torch": torch.__version__,
+        },
+    )
+    return Exported(exporter.app, files, manifest, checks)
+
+
+def attach_onnx(model: Any, model_dir: str | os.PathLike, threads: int | None = None) -> bool:
+    """Run ``model``'s networks on onnxruntime if ``model_dir`` holds their ONNX export.
+
+    Args:
+        model: an application model loaded from ``model_dir`` (`SentimentClassifier`,
+            `Forecaster`, `AnomalyDetector` or `LanguageModel`).
+        model_dir: its folder; the export is found by its manifest ``model.onnx.json``.
+        threads: onnxruntime's intra-op threads (default: torch's).
+
+    Returns:
+        True when the networks were swapped; False when there is no export for this model
+        (no manifest, another application, or a model that cannot be exported).
+
+    Raises:
+        UserError: the export was made from other weights (retrained since) or is incomplete.
+    """
+    exporter = exporter_of_model(model)
+    manifest_file = Path(model_dir) / (ONNX_FILE + ".json")
+    if exporter is None or not manifest_file.is_file():
+        return False
+    manifest = read_json(manifest_file)
+    if manifest.get("app") != exporter.app or manifest.get("format") != "onnx":
+        return False
+    if manifest.get("weights_sha256") != _weights_hash(Path(model_dir)):
+        raise UserError(
+            f"{manifest_file}: exported from other weights than {model_dir}/model.safetensors "
+            f"(the model was trained again since); run 'rnnkit export {model_dir}' again"
+        )
+    nets = exporter.networks(model)
+    files = [manifest_file.parent / name for name in manifest["files"]]
+    missing = [str(f) for f in files if not f.is_file()]
+    if len(files) != len(nets) or missing:
+        raise UserError(
+            f"{manifest_file}: the export is incomplete (expected {len(nets)} ONNX file(s), "
+            f"missing {', '.join(missing) or 'some'}); run 'rnnkit export {model_dir}' again"
+        )
+    runtimes = [
+        exporter.runtime(net, session(f, threads)) for net, f in zip(nets, files, strict=True)
+    ]
+    exporter.set_networks(model, runtimes)
+    return True
+
+
+def _member_path(first: Path, index: int) -> Path:
+    """The ONNX file of ensemble member ``index`` (0-based): ``model.onnx``, ``model.2.onnx``."""
+    return first if index == 0 else first.with_name(f"{first.stem}.{index + 1}{first.suffix}")
+
+
+def _manifest_path(first: Path) -> Path:
+    return first.with_name(first.name + ".json")
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def _weights_hash(model_dir: Path) -> str:
+    """SHA-256 of ``model.safetensors``: ties an export to the weights it was made from."""
+    digest = hashlib.sha256()
+    with open(model_dir / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

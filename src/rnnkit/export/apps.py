@@ -1,0 +1,462 @@
+"""What exporting means for each application whose network is plain tensors in and out.
+
+An `AppExport` knows, for one application:
+
+- how to load its model folder and which networks it holds (an ensemble holds several);
+- the network as a *graph*: a module whose inputs and outputs are tensors only, in a fixed
+  order with names, and which axes are dynamic (batch, steps);
+- random inputs of any batch size and length, to check the export against PyTorch;
+- the *runtime* module that replaces the network in the loaded application model: it has the
+  network's forward signature, runs the ONNX graph with onnxruntime and returns torch tensors,
+  so the application's own predict code runs unchanged.
+
+The exportable applications are sentiment, forecast (direct decoders), anomaly (its detector is
+a forecaster) and lm (one step: tokens + state in, logits + state out).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rnnkit.errors import UserError
+
+EXPORTABLE = ("sentiment", "forecast", "anomaly", "lm")
+
+
+@dataclass
+class GraphSpec:
+    """Names of a graph's inputs and outputs (in order) and its dynamic axes."""
+
+    inputs: list[str]
+    outputs: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
+class OnnxNetwork(nn.Module):
+    """Base of the runtime modules: an onnxruntime session in place of a torch network.
+
+    The torch network is kept as ``torch_net``: attributes the application reads from its
+    network (``pooling``, ``autoregressive``...) come from it, and calls that ONNX cannot serve
+    (gradients for saliency) run on it.
+
+    Args:
+        net: the torch network the session was exported from.
+        session: an ``onnxruntime.InferenceSession`` of its graph.
+    """
+
+    def __init__(self, net: nn.Module, session: Any):
+        super().__init__()
+        self.torch_net = net
+        self.session = session
+        self._input_types = {i.name: _NUMPY_TYPES[i.type] for i in session.get_inputs()}
+        self._output_names = [o.name for o in session.get_outputs()]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "torch_net":  # not set yet: no network to ask
+                raise
+            return getattr(self.torch_net, name)
+
+    def run(self, device: torch.device, **inputs: Tensor) -> dict[str, Tensor]:
+        """Run the graph on ``inputs`` (by name); outputs by name, as tensors on ``device``."""
+        feeds = {
+            name: value.detach().cpu().numpy().astype(self._input_types[name], copy=False)
+            for name, value in inputs.items()
+        }
+        outputs = self.session.run(None, feeds)
+        return {
+            name: torch.from_numpy(value).to(device)
+            for name, value in zip(self._output_names, outputs, strict=True)
+        }
+
+
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64}
+
+
+class AppExport:
+    """How one application is exported (see the module docstring). Subclasses per app."""
+
+    app: str = ""
+
+    def load(self, directory: Path) -> Any:
+        """The application model saved in ``directory``."""
+        raise NotImplementedError
+
+    def networks(self, model: Any) -> list[nn.Module]:
+        """The model's networks (one per ensemble member), in eval mode."""
+        raise NotImplementedError
+
+    def set_networks(self, model: Any, nets: list[nn.Module]) -> None:
+        """Put ``nets`` (runtime modules) in place of the model's networks."""
+        raise NotImplementedError
+
+    def check_exportable(self, model: Any) -> None:
+        """Raise a one-line UserError if this model cannot be exported."""
+
+    def graph(self, net: nn.Module) -> nn.Module:
+        """``net`` as a module of plain tensors in and out, in `spec`'s order."""
+        raise NotImplementedError
+
+    def spec(self, net: nn.Module) -> GraphSpec:
+        raise NotImplementedError
+
+    def random_inputs(
+        self, net: nn.Module, batch: int, steps: int, generator: torch.Generator
+    ) -> tuple[Tensor, ...]:
+        """Random graph inputs of ``batch`` sequences of ``steps`` steps."""
+        raise NotImplementedError
+
+    def benchmark_inputs(
+        self, model: Any, net: nn.Module, batch: int, generator: torch.Generator
+    ) -> tuple[Tensor, ...]:
+        """Graph inputs of the size the application serves (a review, a forecast, a step)."""
+        raise NotImplementedError
+
+    def runtime(self, net: nn.Module, session: Any) -> OnnxNetwork:
+        """The onnxruntime-backed module that replaces ``net``."""
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------------------
+# Sentiment: tokens [N, T], lengths [N], pieces [N, T, P] -> scores [N, K], weights [N, T]
+# ------------------------------------------------------------------------------------------
+
+
+class _SentimentGraph(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, tokens: Tensor, lengths: Tensor, pieces: Tensor | None = None):
+        return self.net(tokens, lengths, pieces)
+
+
+class OnnxSentimentNet(OnnxNetwork):
+    """`SentimentNet`'s forward on onnxruntime; with ``embedded`` (saliency) on torch."""
+
+    def forward(
+        self,
+        tokens: Tensor,
+        lengths: Tensor,
+        pieces: Tensor | None = None,
+        embedded: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        if embedded is not None:  # integrated gradients differentiate by the embeddings
+            return self.torch_net(tokens, lengths, pieces, embedded)
+        inputs = {"tokens": tokens, "lengths": torch.as_tensor(lengths)}
+        if self.torch_net.pieces is not None:
+            # No pieces means words alone, which is what all-padding pieces compute.
+            inputs["pieces"] = pieces if pieces is not None else tokens.new_zeros(*tokens.shape, 1)
+        out = self.run(tokens.device, **inputs)
+        return out["scores"], out["weights"]
+
+
+class SentimentExport(AppExport):
+    app = "sentiment"
+
+    def load(self, directory: Path) -> Any:
+        from rnnkit.apps.sentiment import SentimentClassifier
+
+        return SentimentClassifier.load(directory)
+
+    def networks(self, model: Any) -> list[nn.Module]:
+        return [net.eval() for net in model.model]
+
+    def set_networks(self, model: Any, nets: list[nn.Module]) -> None:
+        model.model = nn.ModuleList(nets).eval()
+
+    def graph(self, net: nn.Module) -> nn.Module:
+        return _SentimentGraph(net).eval()
+
+    def spec(self, net: nn.Module) -> GraphSpec:
+        inputs = ["tokens", "lengths"] + (["pieces"] if net.pieces is not None else [])
+        axes = {
+            "tokens": {0: "batch", 1: "steps"},
+            "lengths": {0: "batch"},
+            "pieces": {0: "batch", 1: "steps", 2: "pieces"},
+            "scores": {0: "batch"},
+            "weights": {0: "batch", 1: "steps"},
+        }
+        return GraphSpec(
+            inputs, ["scores", "weights"], {k: axes[k] for k in inputs + ["scores", "weights"]}
+        )
+
+    def random_inputs(self, net, batch, steps, generator):
+        lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
+        real = torch.arange(steps)[None, :] < lengths[:, None]  # [N, T]
+        tokens = torch.randint(1, net.words.num_embeddings, (batch, steps), generator=generator)
+        inputs = (tokens * real, lengths)
+        if net.pieces is not None:
+            pieces = torch.randint(
+                0, net.pieces.num_embeddings, (batch, steps, 3), generator=generator
+            )
+            inputs += (pieces * real[..., None],)
+        return inputs
+
+    def benchmark_inputs(self, model, net, batch, generator):
+        return self.random_inputs(net, batch, 24, generator)  # a sentence-long review
+
+    def runtime(self, net, session):
+        return OnnxSentimentNet(net, session)
+
+
+# ------------------------------------------------------------------------------------------
+# Forecast: encoder_input [B, C, E], decoder_input [B, H, D] -> loc, scale (, df) [B, H]
+# ------------------------------------------------------------------------------------------
+
+
+class _ForecastGraph(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, encoder_input: Tensor, decoder_input: Tensor) -> tuple[Tensor, ...]:
+        params = self.net(encoder_input, decoder_input)
+        return tuple(params[name] for name in _forecast_outputs(self.net))
+
+
+def _forecast_outputs(net: nn.Module) -> list[str]:
+    return ["loc", "scale"] + (["df"] if net.likelihood == "student_t" else [])
+
+
+class OnnxForecastNet(OnnxNetwork):
+    """`ForecastNet`'s forward (a direct decoder) on onnxruntime: a dict of (B, H) tensors."""
+
+    def forward(
+        self, encoder_input: Tensor, decoder_input: Tensor, previous: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        if previous is not None:
+            raise ValueError("the exported forecaster has a direct decoder; it takes no previous")
+        return self.run(
+            encoder_input.device, encoder_input=encoder_input, decoder_input=decoder_input
+        )
+
+
+class ForecastExport(AppExport):
+    app = "forecast"
+
+    def load(self, directory: Path) -> Any:
+        from rnnkit.apps.forecast import Forecaster
+
+        return Forecaster.load(directory)
+
+    def _forecaster(self, model: Any) -> Any:
+        return model
+
+    def networks(self, model: Any) -> list[nn.Module]:
+        return [net.eval() for net in self._forecaster(model).nets]
+
+    def set_networks(self, model: Any, nets: list[nn.Module]) -> None:
+        self._forecaster(model).nets = list(nets)
+
+    def check_exportable(self, model: Any) -> None:
+        if self._forecaster(model).config.decoder != "direct":
+            raise UserError(
+                "an autoregressive forecaster samples its paths step by step in Python, so its "
+                "network is not one graph; only direct decoders (the default) export to ONNX"
+            )
+
+    def graph(self, net: nn.Module) -> nn.Module:
+        return _ForecastGraph(net).eval()
+
+    def spec(self, net: nn.Module) -> GraphSpec:
+        outputs = _forecast_outputs(net)
+        axes = {
+            "encoder_input": {0: "batch", 1: "context"},
+            "decoder_input": {0: "batch", 1: "horizon"},
+            **{name: {0: "batch", 1: "horizon"} for name in outputs},
+        }
+        return GraphSpec(["encoder_input", "decoder_input"], outputs, axes)
+
+    def random_inputs(self, net, batch, steps, generator):
+        return self._inputs(net, batch, steps, max(1, steps // 2), generator)
+
+    def benchmark_inputs(self, model, net, batch, generator):
+        forecaster = self._forecaster(model)
+        context = forecaster.meta["context_length"]
+        return self._inputs(net, batch, context, forecaster.config.horizon, generator)
+
+    @staticmethod
+    def _inputs(net, batch, context, horizon, generator):
+        encoder = torch.randn(batch, context, net.encoder.input_size, generator=generator)
+        decoder = torch.randn(batch, horizon, net.decoder.input_size, generator=generator)
+        return encoder, decoder
+
+    def runtime(self, net, session):
+        return OnnxForecastNet(net, session)
+
+
+class AnomalyExport(ForecastExport):
+    """An anomaly detector scores points with its forecaster: the same network."""
+
+    app = "anomaly"
+
+    def load(self, directory: Path) -> Any:
+        from rnnkit.apps.anomaly.detector import AnomalyDetector
+
+        return AnomalyDetector.load(directory)
+
+    def _forecaster(self, model: Any) -> Any:
+        return model.forecaster
+
+
+# ------------------------------------------------------------------------------------------
+# Language model: tokens [N, T], h0, c0 [L, N, H] -> logits [N, T, V], h, c [L, N, H]
+# ------------------------------------------------------------------------------------------
+
+
+class _LanguageModelGraph(nn.Module):
+    """The state as two stacked tensors (one row per layer) instead of a list of pairs."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, tokens: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        state = [(h0[i : i + 1], c0[i : i + 1]) for i in range(len(self.net.layers))]
+        logits, new_state = self.net(tokens, state)
+        return logits, torch.cat([h for h, _ in new_state]), torch.cat([c for _, c in new_state])
+
+
+class OnnxLanguageModelNet(OnnxNetwork):
+    """`LanguageModelNet`'s forward on onnxruntime, stateful as the torch network is: a call
+    without a state continues from the previous call's (zeros after `reset_state`)."""
+
+    def __init__(self, net: nn.Module, session: Any):
+        super().__init__(net, session)
+        self.carried_state: list[tuple[Tensor, Tensor]] | None = None
+
+    def reset_state(self) -> None:
+        self.carried_state = None
+
+    def forward(self, tokens: Tensor, state=None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        state = self.carried_state if state is None else state
+        if state is None:
+            layers, hidden = len(self.torch_net.layers), self.torch_net.layers[0].hidden_size
+            h0 = c0 = torch.zeros(layers, tokens.shape[0], hidden)
+        else:
+            h0, c0 = torch.cat([h for h, _ in state]), torch.cat([c for _, c in state])
+        out = self.run(tokens.device, tokens=tokens, h0=h0, c0=c0)
+        new_state = [(h[None], c[None]) for h, c in zip(out["h"], out["c"], strict=True)]
+        self.carried_state = new_state
+        return out["logits"], new_state
+
+
+class LanguageModelExport(AppExport):
+    app = "lm"
+
+    def load(self, directory: Path) -> Any:
+        from rnnkit.apps.lm import LanguageModel
+
+        return LanguageModel.load(directory)
+
+    def networks(self, model: Any) -> list[nn.Module]:
+        return [model.model.eval()]
+
+    def set_networks(self, model: Any, nets: list[nn.Module]) -> None:
+        (model.model,) = nets
+
+    def graph(self, net: nn.Module) -> nn.Module:
+        return _LanguageModelGraph(net).eval()
+
+    def spec(self, net: nn.Module) -> GraphSpec:
+        state = {1: "batch"}
+        axes = {
+            "tokens": {0: "batch", 1: "steps"},
+            "h0": state,
+            "c0": state,
+            "logits": {0: "batch", 1: "steps"},
+            "h": state,
+            "c": state,
+        }
+        return GraphSpec(["tokens", "h0", "c0"], ["logits", "h", "c"], axes)
+
+    def random_inputs(self, net, batch, steps, generator):
+        tokens = torch.randint(0, net.embedding.num_embeddings, (batch, steps), generator=generator)
+        shape = (len(net.layers), batch, net.layers[0].hidden_size)
+        h0 = torch.rand(shape, generator=generator) * 2 - 1  # h is in (-1, 1)
+        c0 = torch.randn(shape, generator=generator)
+        return tokens, h0, c0
+
+    def benchmark_inputs(self, model, net, batch, generator):
+        return self.random_inputs(net, batch, 1, generator)  # one generation step
+
+    def runtime(self, net, session):
+        return OnnxLanguageModelNet(net, session)
+
+
+# ------------------------------------------------------------------------------------------
+# Which application a folder holds
+# ------------------------------------------------------------------------------------------
+
+APPS: dict[str, AppExport] = {
+    export.app: export
+    for export in (SentimentExport(), ForecastExport(), AnomalyExport(), LanguageModelExport())
+}
+
+
+def app_of(config: dict) -> str | None:
+    """The application that wrote a model folder's ``config.json``, None if unknown."""
+    if "sentiment" in config:
+        return "sentiment"
+    if "lm" in config:
+        return "lm"
+    if config.get("kind") == "rnnkit.forecast":
+        return "anomaly" if config.get("columns", {}).get("kind") == "anomaly" else "forecast"
+    if config.get("app") == "caption":
+        return "caption"
+    if str(config.get("kind", "")).startswith("rnnkit.music"):
+        return "music"
+    return None
+
+
+def exporter_for(directory: str | os.PathLike) -> AppExport:
+    """The `AppExport` of the model folder ``directory``, or a one-line UserError."""
+    from rnnkit.engine.checkpoint import read_json
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such model folder; expected one written by 'train'")
+    config_path = directory / "config.json"
+    if not config_path.is_file() or not (directory / "model.safetensors").is_file():
+        raise UserError(
+            f"{directory}: not a model folder (expected config.json and model.safetensors "
+            "written by 'rnnkit <app> train')"
+        )
+    config = read_json(config_path)  # broken JSON: a UserError naming line and column
+    app = app_of(config) if isinstance(config, dict) else None
+    if app not in APPS:
+        what = f"a {app} model" if app else "a model of an application"
+        raise UserError(
+            f"{directory}: {what} that rnnkit cannot export to ONNX; exportable: "
+            f"{', '.join(EXPORTABLE)} (networks of plain tensors in and out)"
+        )
+    return APPS[app]
+
+
+def exporter_of_model(model: Any) -> AppExport | None:
+    """The `AppExport` of a loaded application model, None if it has none."""
+    from rnnkit.apps.anomaly.detector import AnomalyDetector
+    from rnnkit.apps.forecast import Forecaster
+    from rnnkit.apps.lm import LanguageModel
+    from rnnkit.apps.sentiment import SentimentClassifier
+
+    kinds = {
+        SentimentClassifier: "sentiment",
+        Forecaster: "forecast",
+        AnomalyDetector: "anomaly",
+        LanguageModel: "lm",
+    }
+    for kind, app in kinds.items():
+        if isinstance(model, kind):
+            return APPS[app]
+    return None

@@ -1,0 +1,104 @@
+"""Latency of an exported network on onnxruntime relative to PyTorch, in one run.
+
+The machine is shared and noisy, so only the ratio is meaningful: both runtimes get the same
+input and thread count, their calls alternate (a slow moment slows both), and each side's time
+is the median of ``repeats`` samples.
+
+Example:
+    >>> latency_ratio("models/sentiment", batch_size=1)["ratio"]  # PyTorch time / onnxruntime
+    2.7
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from rnnkit.errors import UserError
+from rnnkit.export import attach_onnx
+from rnnkit.export.apps import exporter_for
+
+SAMPLE_SECONDS = 0.02  # each timing sample repeats the call for at least this long
+
+
+def latency_ratio(
+    model_dir: str | os.PathLike,
+    batch_size: int,
+    repeats: int = 21,
+    threads: int = 1,
+    seed: int = 0,
+) -> dict:
+    """PyTorch vs onnxruntime latency of the exported network of ``model_dir``.
+
+    The input has the size the application serves (sentiment: 24-word texts; forecast: the
+    model's context and horizon; lm: one generation step with a state). The torch side is the
+    network under ``torch.inference_mode``; the onnxruntime side is the module `attach_onnx`
+    puts in its place, tensor conversions included. An ensemble's first network is timed.
+
+    Args:
+        model_dir: a model folder exported with `rnnkit.export.export_model`.
+        batch_size: inputs per call.
+        repeats: timing samples per runtime (median taken).
+        threads: intra-op threads of both runtimes.
+
+    Returns:
+        ``app``, ``batch_size``, ``threads``, ``repeats``, ``input_shapes``, median seconds per
+        call ``torch_s`` and ``onnxruntime_s``, and ``ratio`` = torch_s / onnxruntime_s
+        (above 1: onnxruntime is faster).
+    """
+    exporter = exporter_for(model_dir)
+    model, onnx_model = exporter.load(model_dir), exporter.load(model_dir)
+    if not attach_onnx(onnx_model, model_dir, threads=threads):
+        raise UserError(f"{model_dir}: no ONNX export; run 'rnnkit export {model_dir}' first")
+    net, runtime = exporter.networks(model)[0], exporter.networks(onnx_model)[0]
+    graph, spec = exporter.graph(net), exporter.spec(net)
+    generator = torch.Generator().manual_seed(seed)
+    inputs = exporter.benchmark_inputs(model, net, batch_size, generator)
+    named = dict(zip(spec.inputs, inputs, strict=True))
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            torch_s, onnx_s = alternating_medians(
+                [lambda: graph(*inputs), lambda: runtime.run(torch.device("cpu"), **named)],
+                repeats,
+            )
+    finally:
+        torch.set_num_threads(previous_threads)
+    return {
+        "app": exporter.app,
+        "batch_size": batch_size,
+        "threads": threads,
+        "repeats": repeats,
+        "input_shapes": {name: list(x.shape) for name, x in named.items()},
+        "torch_s": torch_s,
+        "onnxruntime_s": onnx_s,
+        "ratio": torch_s / onnx_s,
+    }
+
+
+def alternating_medians(calls: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median seconds per call of each of ``calls``, timed in turns (call 1, call 2, call 1...).
+
+    Each sample repeats a call enough times to last about `SAMPLE_SECONDS` (the same count for
+    every call), after a few warm-up calls.
+    """
+    for call in calls:
+        for _ in range(3):
+            call()
+    start = time.perf_counter()
+    calls[0]()
+    number = max(1, math.ceil(SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-9)))
+    samples: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeats):
+        for call, times in zip(calls, samples, strict=True):
+            start = time.perf_counter()
+            for _ in range(number):
+                call()
+            times.append((time.perf_counter() - start) / number)
+    return [statistics.median(times) for times in samples]

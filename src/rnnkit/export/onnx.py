@@ -1,0 +1,169 @@
+"""A network to an ONNX file, checked against PyTorch with onnxruntime; sessions to run it.
+
+The graph is traced on a small example (batch 2, 6 steps) with the batch and step axes
+dynamic, then run by onnxruntime on random inputs of other batch sizes and lengths
+(`CHECKS`) and compared with PyTorch: a file is accepted only if every output agrees to
+`TOLERANCE`.
+
+rnnkit's LSTM, GRU and RNN layers export through torch's fused-kernel path: with ``lengths``
+the layer packs its input, which the TorchScript-based exporter turns into ONNX's own
+LSTM/GRU/RNN operators with ``sequence_lens``, so onnxruntime skips the padding the way
+PyTorch does. Layers that run rnnkit's own cells (layer norm, peephole, projection, minGRU,
+minLSTM) are traced step by step with a fixed length, so they are refused up front.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.errors import UserError
+from rnnkit.export.apps import GraphSpec
+
+OPSET = 17
+TOLERANCE = 1e-5  # largest |onnxruntime - PyTorch| accepted, float32
+EXAMPLE = (2, 6)  # (batch, steps) of the example the graph is traced with
+# (batch, steps) of the random inputs checked: other batch sizes, one step, longer and shorter.
+CHECKS = ((2, 6), (1, 1), (1, 9), (3, 1), (5, 13), (8, 4))
+
+
+@dataclass
+class Check:
+    """How an exported graph compared with PyTorch on random inputs."""
+
+    max_difference: float  # largest |onnxruntime - PyTorch| over every output and input
+    shapes: list[tuple[int, int]]  # (batch, steps) of the inputs compared
+
+    def to_dict(self) -> dict:
+        return {
+            "max_abs_difference": self.max_difference,
+            "tolerance": TOLERANCE,
+            "checked_batch_steps": [list(s) for s in self.shapes],
+        }
+
+
+def refuse_cell_paths(net: nn.Module) -> None:
+    """A one-line UserError if a recurrent layer of ``net`` would not run torch's fused
+    kernel in inference, the path that exports with dynamic lengths."""
+    from rnnkit.core.layer import Recurrent
+
+    for name, module in net.named_modules():
+        if isinstance(module, Recurrent) and not module.uses_fast_path():
+            raise UserError(
+                f"layer {name} ({type(module).__name__}({module.extra_repr()})) runs rnnkit's "
+                "own cells, which do not export to ONNX with dynamic lengths yet; only layers "
+                "on torch's fused kernels (plain LSTM, GRU, RNN) do"
+            )
+
+
+def export_graph(
+    graph: nn.Module, example: tuple[Tensor, ...], spec: GraphSpec, path: Path
+) -> None:
+    """Write ``graph`` traced on ``example`` to the ONNX file ``path``."""
+    with torch.no_grad(), warnings.catch_warnings(), _native_warnings_held():
+        # The tracer warns about Python-side checks (lengths in range...) that it records as
+        # constants; the checks against onnxruntime below are what tells a good export.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            example,
+            str(path),
+            input_names=spec.inputs,
+            output_names=spec.outputs,
+            dynamic_axes=spec.dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+@contextlib.contextmanager
+def _native_warnings_held() -> Iterator[None]:
+    """Hold back what C++ code writes to file descriptor 2 (the exporter's shape-inference
+    warnings about packed sequences, which the onnxruntime check makes moot); replay it if the
+    block fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def session(path: str | os.PathLike, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session of the ONNX file ``path``.
+
+    Args:
+        threads: intra-op threads; default: torch's, so both runtimes use the same cores.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only; a failed run raises anyway
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def compare(graph: nn.Module, session: Any, spec: GraphSpec, inputs: tuple[Tensor, ...]) -> float:
+    """Largest |onnxruntime - PyTorch| over the outputs of one input; inf if shapes differ."""
+    with torch.no_grad():
+        expected = graph(*inputs)
+    got = session.run(None, {name: x.numpy() for name, x in zip(spec.inputs, inputs, strict=True)})
+    worst = 0.0
+    for want, have in zip(expected, got, strict=True):
+        have = torch.from_numpy(have)
+        if have.shape != want.shape:
+            return float("inf")
+        if want.numel():
+            worst = max(worst, float((have.double() - want.double()).abs().max()))
+    return worst
+
+
+def check(graph: nn.Module, session: Any, spec: GraphSpec, random_inputs, seed: int = 0) -> Check:
+    """Compare onnxruntime with PyTorch on random inputs of every shape in `CHECKS`.
+
+    Args:
+        random_inputs: ``(batch, steps, generator) -> inputs`` of the graph.
+
+    Raises:
+        UserError: an output differs by more than `TOLERANCE` (or has another shape).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for batch, steps in CHECKS:
+        inputs = random_inputs(batch, steps, generator)
+        try:
+            difference = compare(graph, session, spec, inputs)
+        except Exception as error:  # onnxruntime refuses the input: a shape fixed in the graph
+            reason = str(error).strip().splitlines()[-1]
+            raise UserError(
+                f"onnxruntime failed on a batch of {batch} with {steps} steps ({reason}); "
+                "nothing written"
+            ) from None
+        if not difference <= TOLERANCE:  # also catches NaN
+            raise UserError(
+                f"onnxruntime differs from PyTorch by {difference:.3g} (tolerance "
+                f"{TOLERANCE:g}) on a batch of {batch} with {steps} steps; nothing written"
+            )
+        worst = max(worst, difference)
+    return Check(worst, list(CHECKS))
