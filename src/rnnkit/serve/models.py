@@ -1,0 +1,531 @@
+"""The served models: which application a folder holds, loading it once, and running it.
+
+`load_models(folders)` reads each folder written by ``rnnkit <app> train`` (or an experiment's
+output folder with ``gradient_norms.png``), recognises the application from the folder itself
+(`detect_app`) and wraps the loaded object in a `Served` subclass whose methods the routes
+call on the model's own worker thread (`rnnkit.serve.batching.ModelWorker`). The methods
+raise `UserError` with the CLI's one-line messages for bad input; the app turns those into
+4xx JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rnnkit.errors import UserError
+from rnnkit.serve.settings import Settings
+
+APPS = (
+    "forecast",
+    "anomaly",
+    "sentiment",
+    "lm",
+    "translate",
+    "speech",
+    "caption",
+    "music",
+    "experiment",
+)
+
+
+def detect_app(folder: Path) -> str:
+    """The application whose ``train`` wrote ``folder``, read from its files.
+
+    Raises:
+        UserError: the folder is missing or holds no model rnnkit recognises.
+    """
+    from rnnkit.engine.checkpoint import read_json
+
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such model folder; expected one written by 'train'")
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        if (folder / "gradient_norms.png").exists():
+            return "experiment"
+        raise UserError(
+            f"{config_path}: not found; expected a folder written by 'rnnkit <app> train' "
+            "or by 'rnnkit experiment'"
+        )
+    config = read_json(config_path)
+    if not isinstance(config, dict):
+        raise UserError(f"{config_path}: expected a JSON object")
+    kind = str(config.get("kind", ""))
+    if config.get("app") in APPS:
+        return config["app"]
+    if kind == "rnnkit.forecast":
+        return "anomaly" if config.get("columns", {}).get("kind") == "anomaly" else "forecast"
+    if kind.startswith("rnnkit.music"):
+        return "music"
+    if "sentiment" in config:
+        return "sentiment"
+    if "lm" in config:
+        return "lm"
+    # Folders saved before translate and speech wrote "app" into config.json.
+    if (folder / "source_tokenizer.json").exists():
+        return "translate"
+    if "n_mels" in config:
+        return "speech"
+    raise UserError(f"{config_path}: not a model folder of any rnnkit application")
+
+
+def model_name(folder: Path, taken: set[str]) -> str:
+    """A route-safe name for ``folder``: its base name in ``[A-Za-z0-9._-]``, made unique."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.resolve().name).strip(".-") or "model"
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}-{number}", number + 1
+    return name
+
+
+class Served:
+    """One loaded model; subclasses add the methods of their application.
+
+    Attributes:
+        app: the application (``sentiment``, ``translate``, ...).
+        name: the name in the routes (``/v1/models/<name>/...``).
+        runtime: ``torch`` or ``onnx`` (what actually runs the network).
+    """
+
+    app: ClassVar[str]
+    # The method that takes a list of items: requests are micro-batched through it.
+    batch_method: ClassVar[str | None] = None
+
+    def __init__(self, name: str, folder: Path, settings: Settings):
+        self.name, self.folder, self.settings = name, folder, settings
+        self.runtime = "torch"
+        self.model: Any = None
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def network_owner(self) -> Any:
+        """The object `rnnkit.export.attach_onnx` may swap the network of (None: no ONNX)."""
+        return self.model
+
+    def info(self) -> dict:
+        """What ``/v1/models`` says about this model (the page builds its panel from it)."""
+        return {"name": self.name, "app": self.app, "runtime": self.runtime}
+
+    def check_text(self, text: str, what: str, number: int | None = None) -> None:
+        """Refuse a text longer than the limit (one line naming it)."""
+        label = f"{what} {number}" if number is not None else what
+        if len(text) > self.settings.max_text_chars:
+            raise UserError(
+                f"{label}: {len(text):,} characters; the limit is "
+                f"{self.settings.max_text_chars:,} (--max-text-chars)"
+            )
+
+    def check_items(self, items: list, what: str) -> None:
+        if not items:
+            raise UserError(f"no {what}; expected a list of at least one")
+        if len(items) > self.settings.max_items:
+            raise UserError(
+                f"{len(items)} {what}; at most {self.settings.max_items} per request (--max-items)"
+            )
+
+
+# ------------------------------------------------------------------------------ forecast
+
+
+class ServedForecaster(Served):
+    app = "forecast"
+
+    def load(self) -> None:
+        from rnnkit.apps.forecast import Forecaster
+
+        self.model = Forecaster.load(self.folder)
+
+    def info(self) -> dict:
+        meta = self.model._meta
+        return {
+            **super().info(),
+            "horizon": self.model.config.horizon,
+            "levels": list(self.model.config.levels),
+            "context_length": meta["context_length"],
+            "freq": meta["freq"],
+            "target": meta["target"],
+            "columns": self.model.columns,
+        }
+
+    def read_rows(self, rows: list[dict]) -> Any:
+        """A `SeriesFrame` from JSON rows, with the columns the model was trained with."""
+        import pandas as pd
+
+        from rnnkit.data.timeseries import series_from_dataframe
+
+        if not rows:
+            raise UserError("rows: empty; expected the history as a list of objects")
+        return series_from_dataframe(pd.DataFrame(rows), where="rows", **self._columns())
+
+    def read_file(self, path: Path) -> Any:
+        """A `SeriesFrame` from an uploaded CSV or Parquet file (as ``forecast predict --file``)."""
+        from rnnkit.data.timeseries import read_series_file
+
+        return read_series_file(path, **self._columns())
+
+    def _columns(self) -> dict:
+        columns = self.model.columns or {}
+        meta = self.model._meta
+        targets = columns.get("target")
+        return {
+            "time": columns.get("time") or "time",
+            "target": targets if targets is None or len(targets) != 1 else targets[0],
+            "series_id": columns.get("series_id"),
+            "past_covariates": columns.get("past_covariates") or meta["past_covariates"],
+            "future_covariates": columns.get("future_covariates") or meta["future_covariates"],
+            "freq": columns.get("freq") or meta["freq"],
+        }
+
+    def forecast(self, data: Any, horizon: int | None) -> dict:
+        """Forecast rows with intervals, and the end of each history (for a plot)."""
+        forecast = self.model.predict(horizon=horizon, data=data)
+        keep = 3 * (horizon or self.model.config.horizon)
+        history = [
+            {"series": str(sid), "time": part["time"].tail(keep), "value": part[data.target]}
+            for sid, part in data.groups()
+        ]
+        return {
+            "levels": list(self.model.config.levels),
+            "forecast": _records(forecast),
+            "history": [
+                {
+                    "series": h["series"],
+                    "time": [t.isoformat() for t in h["time"]],
+                    "value": [_number(v) for v in h["value"].tail(keep)],
+                }
+                for h in history
+            ],
+        }
+
+
+def _records(frame: Any) -> list[dict]:
+    """A DataFrame as JSON-ready rows (times in ISO 8601, NaN as null)."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+# ------------------------------------------------------------------------------- anomaly
+
+
+class ServedDetector(Served):
+    app = "anomaly"
+
+    def load(self) -> None:
+        from rnnkit.apps.anomaly import AnomalyDetector
+
+        self.model = AnomalyDetector.load(self.folder)
+
+    def info(self) -> dict:
+        return {**super().info(), "context_length": self.model.forecaster._meta["context_length"]}
+
+    def detect(self, values: list[float]) -> dict:
+        """Scores, flags and anomalous windows of one series."""
+        if len(values) > 1_000_000:
+            raise UserError(f"{len(values):,} values; at most 1,000,000 per request")
+        detection = self.model.detect(np.asarray(values, dtype=float))
+        frame = detection.frame
+        return {
+            "threshold": float(detection.threshold),
+            "score": [_number(v) for v in frame["score"]],
+            "flagged": [int(i) for i in np.flatnonzero(frame["anomaly"].to_numpy())],
+            "windows": [[int(a), int(b)] for a, b in detection.windows],
+        }
+
+
+# ----------------------------------------------------------------------------- sentiment
+
+
+class ServedClassifier(Served):
+    app = "sentiment"
+    batch_method = "classify"
+
+    def load(self) -> None:
+        from rnnkit.apps.sentiment import SentimentClassifier
+
+        self.model = SentimentClassifier.load(self.folder)
+
+    def info(self) -> dict:
+        return {**super().info(), "classes": self.model.classes, "task": self.model.config.task}
+
+    def classify(self, texts: list[str]) -> list[dict]:
+        """Label, probability and every class's probability of each text (one batch)."""
+        predictions = self.model.predict(texts)
+        scores = self.model.predict_scores(texts) if self.model.config.task == "classify" else None
+        return [
+            {
+                "text": p.text,
+                "label": p.label,
+                "probability": p.probability,
+                "probabilities": (
+                    dict(zip(self.model.classes, map(float, s), strict=True))
+                    if scores is not None
+                    else None
+                ),
+            }
+            for p, s in zip(predictions, scores if scores is not None else texts, strict=True)
+        ]
+
+    def saliency(self, text: str) -> list[dict]:
+        """Each token's signed saliency (integrated gradients; needs autograd)."""
+        from rnnkit.apps.sentiment import explain
+
+        return [{"token": t.token, "weight": t.weight} for t in explain(self.model, text)]
+
+
+# ---------------------------------------------------------------------- language model
+
+
+class ServedLanguageModel(Served):
+    app = "lm"
+
+    def load(self) -> None:
+        from rnnkit.apps.lm import LanguageModel
+
+        self.model = LanguageModel.load(self.folder)
+
+    def info(self) -> dict:
+        return {**super().info(), "tokens": self.model.config.tokens}
+
+    def check_prompt(self, prompt: str) -> None:
+        """Raise the CLI's error for a prompt the model cannot read (an unseen character)."""
+        self.check_text(prompt, "prompt")
+        self.model.encode(prompt, what="prompt")
+
+    def stream(self, prompt: str, max_tokens: int, **sampling: Any) -> Iterator[str]:
+        return self.model.stream(prompt, max_tokens, **sampling)
+
+
+# ---------------------------------------------------------------------------- translate
+
+
+class ServedTranslator(Served):
+    app = "translate"
+    batch_method = "translate"
+
+    def load(self) -> None:
+        from rnnkit.apps.translate import Translator
+
+        self.model = Translator.load(self.folder)
+
+    def info(self) -> dict:
+        return {**super().info(), "source": getattr(self.model.config, "source", None)}
+
+    def translate(self, items: list[tuple[str, int]]) -> list[str]:
+        """Translations of (sentence, beam width) items, one call per beam width."""
+        results: dict[int, str] = {}
+        for beam in sorted({beam for _, beam in items}):
+            index = [i for i, (_, b) in enumerate(items) if b == beam]
+            outputs = self.model.translate([items[i][0] for i in index], beam_width=beam)
+            results.update(zip(index, outputs, strict=True))
+        return [results[i] for i in range(len(items))]
+
+
+# ------------------------------------------------------------------------------- speech
+
+
+class ServedRecognizer(Served):
+    app = "speech"
+
+    def load(self) -> None:
+        from rnnkit.apps.speech import SpeechRecognizer
+
+        self.model = SpeechRecognizer.load(self.folder)
+
+    def info(self) -> dict:
+        return {**super().info(), "language_model": self.model.language_model is not None}
+
+    def transcribe(self, path: Path, beam: int) -> dict:
+        """The transcript of an audio file (any rate, mono or stereo) and its warnings."""
+        from rnnkit.data.speech import SAMPLE_RATE, load_audio
+
+        audio, warnings = load_audio(path)
+        text = self.model.transcribe([audio], beam_width=beam)[0]
+        return {"text": text, "seconds": len(audio) / SAMPLE_RATE, "warnings": warnings}
+
+
+# ------------------------------------------------------------------------------ caption
+
+
+class ServedCaptioner(Served):
+    app = "caption"
+
+    def load(self) -> None:
+        from rnnkit.apps.caption import Captioner
+
+        self.model = Captioner.load(self.folder)
+
+    def info(self) -> dict:
+        config = self.model.config
+        return {**super().info(), "kind": config.kind, "attention": config.decoder == "attention"}
+
+    def caption(self, path: Path, beam: int) -> dict:
+        """Caption of an image (or a video: animated GIF/PNG/WebP) and, per word, the 8x8 map
+        of where the decoder looked; ``image`` is what the model saw, as a PNG data URL."""
+        from rnnkit.data import vision
+
+        config = self.model.config
+        if config.kind == "video":
+            inputs = vision.load_video(path, frames=config.frames)[None]
+            shown = inputs[0, len(inputs[0]) // 2]
+        else:
+            inputs = vision.load_image(path)[None]
+            shown = inputs[0]
+        caption = self.model.predict(inputs, beam_width=beam)[0]
+        words = caption.split()
+        maps: list = []
+        if config.decoder == "attention":
+            alphas = self.model.attention_maps(inputs, [caption])[0]  # [words + 1, L]
+            side = int(round(alphas.shape[1] ** 0.5))
+            if side * side == alphas.shape[1]:
+                maps = alphas[: len(words)].reshape(len(words), side, side).round(4).tolist()
+            else:  # the "frames" video encoder attends over time: one row of T cells
+                maps = alphas[: len(words), None, :].round(4).tolist()
+        return {"caption": caption, "words": words, "attention": maps, "image": _png_url(shown)}
+
+
+def _png_url(array: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# -------------------------------------------------------------------------------- music
+
+
+class ServedMusic(Served):
+    app = "music"
+
+    def load(self) -> None:
+        from rnnkit.apps.music import workflow
+
+        self.model, self.config = workflow.load(self.folder)
+
+    def info(self) -> dict:
+        return {**super().info(), "kind": self.config.get("kind"), "data": self.config.get("data")}
+
+    def compose(
+        self,
+        bars: float = 4,
+        temperature: float = 1.0,
+        top_p: float | None = None,
+        tempo_bpm: float | None = None,
+        key: str | None = None,
+        seed: int = 0,
+    ) -> dict:
+        """A new piece as MIDI and (with fluidsynth and a soundfont) WAV, both base64."""
+        from rnnkit.apps.music.piano_roll import PianoRollLM
+        from rnnkit.apps.music.render import render_wav
+        from rnnkit.apps.music.workflow import _check_sampling
+        from rnnkit.data import music
+
+        _check_sampling(temperature, None, top_p, 1, bars)
+        if bars > self.settings.max_bars:
+            raise UserError(f"bars {bars:g}: at most {self.settings.max_bars:g} per request")
+        tempo = tempo_bpm or (90.0 if isinstance(self.model, PianoRollLM) else 110.0)
+        if not 20 <= tempo <= 400:
+            raise UserError(f"tempo {tempo:g}: expected 20 to 400 beats per minute")
+        key_sharps = music.key_to_sharps(key) if key else None
+        piece = self.model.generate(
+            bars=bars,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            tempo_bpm=tempo,
+            key_sharps=key_sharps,
+        )
+        with tempfile.TemporaryDirectory(prefix="rnnkit-serve-") as tmp:
+            midi = music.write_midi(piece, Path(tmp) / "piece.mid")
+            wav, message = render_wav(midi, Path(tmp) / "piece.wav")
+            return {
+                "notes": len(piece.notes),
+                "bars": bars,
+                "tempo_bpm": tempo,
+                "midi": base64.b64encode(midi.read_bytes()).decode("ascii"),
+                "wav": base64.b64encode(wav.read_bytes()).decode("ascii") if wav else None,
+                "message": message if wav is None else "",
+            }
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+class ServedExperiment(Served):
+    app = "experiment"
+
+    def load(self) -> None:
+        self.model = self.folder / "gradient_norms.png"
+        if not self.model.exists():
+            raise UserError(f"{self.model}: not found; expected an experiment's output folder")
+
+    def network_owner(self) -> Any:
+        return None
+
+    def info(self) -> dict:
+        return {**super().info(), "plots": ["gradient_norms"]}
+
+
+SERVED: dict[str, type[Served]] = {
+    cls.app: cls
+    for cls in (
+        ServedForecaster,
+        ServedDetector,
+        ServedClassifier,
+        ServedLanguageModel,
+        ServedTranslator,
+        ServedRecognizer,
+        ServedCaptioner,
+        ServedMusic,
+        ServedExperiment,
+    )
+}
+
+
+def load_models(
+    folders: list[str | Path], settings: Settings, runtime: str = "torch"
+) -> dict[str, Served]:
+    """Load every folder once; ``runtime="onnx"`` swaps in exported ONNX networks where a
+    folder has one (`rnnkit.export.attach_onnx`), else the model runs on PyTorch.
+
+    Returns:
+        ``{name: Served}`` in the order of ``folders``.
+    """
+    if runtime not in ("torch", "onnx"):
+        raise UserError(f"--runtime {runtime}: expected torch or onnx")
+    attach = _onnx_attacher() if runtime == "onnx" else None
+    models: dict[str, Served] = {}
+    for folder in map(Path, folders):
+        app = detect_app(folder)
+        served = SERVED[app](model_name(folder, set(models)), folder, settings)
+        served.load()
+        owner = served.network_owner()
+        if attach is not None and owner is not None and attach(owner, folder):
+            served.runtime = "onnx"
+        models[served.name] = served
+    if not models:
+        raise UserError("no model folders given; expected folders written by 'rnnkit <app> train'")
+    return models
+
+
+def _onnx_attacher():
+    try:
+        from rnnkit.export import attach_onnx
+    except ImportError as error:
+        raise UserError(
+            f"--runtime onnx: ONNX export is not available here ({error}); use --runtime torch"
+        ) from None
+    return attach_onnx
