@@ -1,8 +1,14 @@
 """`Forecaster`: a global RNN forecaster with intervals, in the fit/predict style of Darts.
 
-One network is trained on windows cut from every series of a data set. Each window is scaled
-by its own context (see `features.window_location_scale`), gets calendar features and the
-covariates, and the network predicts a distribution for each of the next ``horizon`` steps.
+One network is trained on windows cut from every series of a data set. The data flows one
+way through the package's modules:
+
+    series (`series`: arrays, seasonal indices) -> windows (`windows`: origins, scaled
+    batches) -> network (`model`) -> distribution (`distribution`: data units, quantiles)
+    -> calibrated intervals (`calibration`) -> forecast frame (`frame`).
+
+The `Forecaster` only holds the configuration and the trained networks and calls them in
+that order (`fit`, `predict`, `update`, `save`, `load`).
 
 Example:
     >>> from rnnkit.data.timeseries import load_series
@@ -14,119 +20,42 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rnnkit.apps.forecast.features import CALENDAR_FEATURES, calendar_features, fill_missing
-from rnnkit.apps.forecast.model import CELLS, LIKELIHOODS, ForecastNet, masked_nll
+from rnnkit.apps.forecast.calibration import MIN_SCORES, interval_factors, scores
+from rnnkit.apps.forecast.config import ForecasterConfig
+from rnnkit.apps.forecast.distribution import (
+    level_quantiles,
+    pooled_quantiles,
+    to_data_units,
+)
+from rnnkit.apps.forecast.features import CALENDAR_FEATURES, calendar_features
+from rnnkit.apps.forecast.frame import forecast_frame, future_covariates, future_times
+from rnnkit.apps.forecast.model import ForecastNet, forecast_loss
+from rnnkit.apps.forecast.series import (
+    SeriesArrays,
+    as_series_frame,
+    covariate_stats,
+    series_arrays,
+)
+from rnnkit.apps.forecast.windows import (
+    RandomBatches,
+    calibration_origins,
+    location_scale,
+    make_batch,
+    seasonal_lag_values,
+    split_origins,
+    truth_at,
+)
 from rnnkit.data.timeseries import SERIES, SeriesFrame, series_from_dataframe
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
 from rnnkit.errors import UserError
-
-
-@dataclass
-class ForecasterConfig:
-    """Everything that defines a forecaster (saved with the model).
-
-    Attributes:
-        horizon: steps forecast at once.
-        context_length: past steps the encoder reads; None: two seasons, at least 4 horizons.
-        cell, hidden_size, num_layers, dropout: the RNNs (see `ForecastNet`).
-        likelihood: ``student_t`` (heavy tails, robust to outliers) or ``gaussian``.
-        epochs, batches_per_epoch, batch_size, lr: training; each epoch draws
-            ``batches_per_epoch`` batches of random windows.
-        validation_windows: windows per series held out at the end of the training data for
-            the validation loss, early stopping and the interval calibration (never the test
-            windows of a backtest).
-        schedule: learning-rate schedule of `rnnkit.engine.TrainConfig`; ``plateau`` halves
-            the rate after 2 epochs without a lower validation loss.
-        patience: stop after this many epochs without a lower validation loss and keep the
-            weights of the best epoch (None: train every epoch, still keep the best).
-        calibrate_intervals: widen or narrow the intervals by a factor per horizon step so
-            that the first level covers its share of the validation windows (see
-            `_interval_scale`).
-        levels: central interval levels in percent, e.g. (80,) gives lo_80 and hi_80.
-        recalibration_windows: horizons of the model's own elapsed forecasts that `update`
-            (and a recalibrating backtest) refit the interval factors on: the most recent
-            ones, so the intervals follow the volatility of the last few horizons; None:
-            ``validation_windows``.
-        decoder: ``direct`` (every step at once from the known future; the default) or
-            ``autoregressive`` (each step also reads the previous value: the truth in
-            training, a sampled value in forecasting, ``samples`` paths per forecast).
-        ensemble: train this many networks (seeds ``seed``, ``seed + 1``, ...) and pool
-            their forecasts: the sample paths of autoregressive members, the quantiles
-            (averaged) of direct ones. Costs that many trainings; steadies the result.
-        calendar: feed calendar features; turn off for series whose time axis is only an
-            index (sensor samples, the UCR anomaly series).
-        seasonal_lag: the decoder also reads, for each future step, the observed value one
-            season earlier (two seasons for steps beyond the first season; DeepAR's lag
-            features): the daily cycle of yesterday is the best single hint for tomorrow's,
-            and the decoder gets it without having to carry it through its state.
-    """
-
-    horizon: int = 24
-    context_length: int | None = None
-    cell: str = "lstm"
-    hidden_size: int = 64
-    num_layers: int = 2
-    dropout: float = 0.1
-    likelihood: str = "student_t"
-    epochs: int = 20
-    batches_per_epoch: int = 50
-    batch_size: int = 64
-    lr: float = 3e-3
-    schedule: str = "constant"
-    validation_windows: int = 4
-    patience: int | None = 4
-    calibrate_intervals: bool = True
-    levels: tuple[int, ...] = (80,)
-    recalibration_windows: int | None = None
-    calendar: bool = True
-    seasonal_lag: bool = False
-    decoder: str = "direct"
-    samples: int = 200
-    ensemble: int = 1
-    seed: int = 0
-    device: str = "cpu"
-
-    def check(self) -> None:
-        if self.horizon < 1:
-            raise UserError(f"horizon must be at least 1, got {self.horizon}")
-        if self.context_length is not None and self.context_length < 2:
-            raise UserError(f"context length must be at least 2, got {self.context_length}")
-        if self.cell not in CELLS:
-            raise UserError(f"cell must be one of {', '.join(CELLS)}, got '{self.cell}'")
-        if self.likelihood not in LIKELIHOODS:
-            raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
-        if self.ensemble < 1:
-            raise UserError(f"ensemble must be at least 1, got {self.ensemble}")
-        if self.decoder not in ("direct", "autoregressive"):
-            raise UserError(f"decoder must be direct or autoregressive, got '{self.decoder}'")
-        for level in self.levels:
-            if not 0 < level < 100:
-                raise UserError(f"interval level must be between 0 and 100, got {level}")
-
-
-@dataclass
-class _Windows:
-    """Every series of a `SeriesFrame` as model-ready arrays, concatenated, plus offsets.
-
-    Windows are cut by index arithmetic on these arrays, so a batch costs one gather.
-    """
-
-    ids: list[str]
-    times: list[pd.DatetimeIndex]
-    offsets: np.ndarray  # (S,) start of each series in the concatenated arrays
-    lengths: np.ndarray  # (S,)
-    target: np.ndarray  # (N,) with NaN where missing
-    filled: np.ndarray  # (N,) target with gaps filled (inputs only)
-    observed: np.ndarray  # (N,) 1.0 where the target was observed
-    known: np.ndarray  # (N, 6 + future covariates): what is known for any step
-    past: np.ndarray  # (N, past covariates): known only up to the origin
 
 
 class Forecaster:
@@ -161,18 +90,18 @@ class Forecaster:
         """
         data = as_series_frame(data, **columns)
         cfg = self.config
-        context = self.context_length_for(data)
+        season = cfg.season_length or data.season_length
         self._meta = {
             "target": data.target,
             "past_covariates": data.past_covariates,
             "future_covariates": data.future_covariates,
             "freq": data.freq,
-            "season_length": data.season_length,
-            "context_length": context,
+            "season_length": season,
+            "context_length": self.context_length_for(data),
         }
-        self._covariate_stats = _covariate_stats(data)
+        self._covariate_stats = covariate_stats(data)
         windows = self._windows(data)
-        train_origins, val_origins = self._split_origins(windows, context)
+        train_origins, val_origins = self._split_origins(windows, self._meta["context_length"])
         val_batches = (
             [
                 self._batch(windows, chunk)
@@ -184,7 +113,7 @@ class Forecaster:
         self.nets, self.history, best_epochs = [], [], []
         for member in range(cfg.ensemble):
             net, history, best_epoch = self._train_member(
-                cfg.seed + member, data, windows, train_origins, val_batches
+                cfg.seed + member, windows, train_origins, val_batches
             )
             self.nets.append(net)
             # the log of every member, one after the other (``member`` tells them apart)
@@ -202,18 +131,22 @@ class Forecaster:
         self._meta["calibration_start"] = first_held_out
         if cfg.calibrate_intervals and len(val_origins):
             self._meta["interval_scale"] = self._interval_scale(
-                windows, _calibration_origins(val_origins, cfg.horizon)
+                windows, calibration_origins(val_origins, cfg.horizon)
             )
         return self
 
-    def _train_member(self, seed, data, windows, train_origins, val_batches):
+    def _train_member(self, seed, windows, train_origins, val_batches):
         """One network trained from ``seed``: (net in eval mode, its log, its best epoch)."""
         cfg = self.config
         seed_everything(seed)
-        net = self._new_net(len(data.past_covariates), len(data.future_covariates))
+        net = self._new_net(
+            len(self._meta["past_covariates"]), len(self._meta["future_covariates"])
+        )
         net.to(cfg.device)
         rng = np.random.default_rng(seed)
-        train_batches = _RandomBatches(self, windows, train_origins, rng)
+        train_batches = RandomBatches(
+            partial(self._batch, windows), train_origins, cfg.batches_per_epoch, cfg.batch_size, rng
+        )
         trainer = Trainer(
             net,
             self._step,
@@ -237,36 +170,208 @@ class Forecaster:
         net.eval()
         return net, history, trainer.best_epoch
 
-    def _interval_scale(self, windows: _Windows, pairs: np.ndarray) -> list[float]:
+    def _step(self, net: ForecastNet, batch: dict) -> dict:
+        device = next(net.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        # Teacher forcing for an autoregressive decoder: the value before each step is the
+        # truth (0 before the first: the window is centred on its last value).
+        target = batch["target"]
+        previous = torch.cat([torch.zeros_like(target[:, :1]), target[:, :-1]], dim=1)
+        params = net(batch["encoder"], batch["decoder"], previous)
+        return {"loss": forecast_loss(net, params, target, batch["mask"], self.config.loss)}
+
+    def context_length_for(self, data: SeriesFrame) -> int:
+        if self.config.context_length:
+            return self.config.context_length
+        season = self.config.season_length or data.season_length
+        return max(2 * season, 4 * self.config.horizon, 16)
+
+    def _min_history(self) -> int:
+        """The fewest observed steps a training window starts from: one season (padded to
+        the context), so that a series of one season plus the horizon still trains."""
+        return max(1, min(int(self._meta["season_length"]), self._meta["context_length"]))
+
+    def _new_net(self, past: int, future: int) -> ForecastNet:
+        cfg = self.config
+        return ForecastNet(
+            encoder_inputs=2 + CALENDAR_FEATURES + future + past,
+            decoder_inputs=CALENDAR_FEATURES + future + 1 + int(cfg.seasonal_lag),
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            dropout=cfg.dropout,
+            cell=cfg.cell,
+            likelihood=cfg.likelihood,
+            autoregressive=cfg.decoder == "autoregressive",
+        )
+
+    # --- series and windows (see `series` and `windows`) --------------------------------
+
+    def _windows(self, data: SeriesFrame) -> SeriesArrays:
+        """Every series of ``data`` as arrays (`series.series_arrays`, model's settings)."""
+        return series_arrays(
+            data,
+            self._meta,
+            self._covariate_stats,
+            calendar=self.config.calendar,
+            deseasonalize=self.config.deseasonalize,
+        )
+
+    def _split_origins(self, windows: SeriesArrays, context: int) -> tuple[np.ndarray, np.ndarray]:
+        """(series, origin) pairs for training and for validation (the last windows)."""
+        cfg = self.config
+        return split_origins(
+            windows, context, cfg.horizon, cfg.validation_windows, self._min_history()
+        )
+
+    def _batch(self, windows: SeriesArrays, pairs: np.ndarray, future_known=None) -> dict:
+        """`windows.make_batch` with the model's settings."""
+        return make_batch(
+            windows,
+            pairs,
+            self._meta["context_length"],
+            self.config.horizon,
+            future_known,
+            scaling=self.config.scaling,
+            season=int(self._meta["season_length"]),
+            seasonal_lag=self.config.seasonal_lag,
+        )
+
+    def _seasonal_lag(self, windows: SeriesArrays, pairs: np.ndarray, start=None) -> np.ndarray:
+        """`windows.seasonal_lag_values` with the model's season and horizon."""
+        return seasonal_lag_values(
+            windows, pairs, int(self._meta["season_length"]), self.config.horizon
+        )
+
+    # --- network -> distribution --------------------------------------------------------
+
+    @property
+    def net(self) -> ForecastNet | None:
+        """The (first) trained network; None before `fit`."""
+        return self.nets[0] if self.nets else None
+
+    def _require_fitted(self) -> list[ForecastNet]:
+        if not self.nets:
+            raise UserError("the forecaster is not trained yet; call fit() or load a model")
+        return self.nets
+
+    @torch.no_grad()
+    def distribution_at(
+        self,
+        windows: SeriesArrays,
+        pairs: np.ndarray,
+        future_known: np.ndarray | None = None,
+        chunk: int = 1024,
+    ) -> dict[str, np.ndarray]:
+        """Predicted distributions at ``(series, origin)`` pairs, in the data's units.
+
+        Returns a dict of (B, H) float64 arrays: ``loc``, ``scale`` and (Student-t) ``df``.
+        An ensemble's first member answers (quantiles pool all: `forecast_windows`).
+        """
+        net = self._require_fitted()[0]
+        return self._member_distribution(net, windows, pairs, future_known, chunk)
+
+    @torch.no_grad()
+    def _member_distribution(self, net, windows, pairs, future_known=None, chunk=1024) -> dict:
+        """`distribution_at` of one ensemble member (interval factors applied)."""
+        if net.autoregressive:
+            raise UserError(
+                "an autoregressive forecaster has no closed-form distribution; "
+                "use forecast_windows (sample paths)"
+            )
+        net.eval()
+        device = next(net.parameters()).device
+        parts = []
+        for begin in range(0, len(pairs), chunk):
+            known = None if future_known is None else future_known[begin : begin + chunk]
+            part = pairs[begin : begin + chunk]
+            batch = self._batch(windows, part, known)
+            params = net(batch["encoder"].to(device), batch["decoder"].to(device))
+            params = {k: v.double().cpu().numpy() for k, v in params.items()}
+            seasonal = windows.seasonal_ahead(part[:, 0], part[:, 1], self.config.horizon)
+            params = to_data_units(
+                params, batch["location"].numpy(), batch["scale"].numpy(), seasonal
+            )
+            params["scale"] = params["scale"] * self._interval_factors()
+            parts.append(params)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def forecast_windows(
+        self,
+        windows: SeriesArrays,
+        pairs: np.ndarray,
+        future_known: np.ndarray | None = None,
+        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+    ) -> dict[float, np.ndarray]:
+        """Quantile forecasts (q -> (B, H) array, data units) at ``(series, origin)`` pairs."""
+        if self.config.decoder == "autoregressive":
+            return self._sampled_quantiles(windows, pairs, future_known, quantiles)
+        members = [
+            self._member_distribution(net, windows, pairs, future_known)
+            for net in self._require_fitted()
+        ]
+        return pooled_quantiles(members, quantiles, self.config.likelihood)
+
+    @torch.no_grad()
+    def _sampled_quantiles(self, windows, pairs, future_known, quantiles) -> dict:
+        """Quantiles of ``samples`` sample paths of the autoregressive decoder (shared out
+        among the ensemble's members and pooled: a mixture of their predictions)."""
+        nets = self._require_fitted()
+        device = next(nets[0].parameters()).device
+        generator = torch.Generator().manual_seed(self.config.seed)
+        batch = self._batch(windows, pairs, future_known)
+        per_member = max(1, self.config.samples // len(nets))
+        paths = np.concatenate(
+            [
+                net.eval()
+                .sample_paths(
+                    batch["encoder"].to(device),
+                    batch["decoder"].to(device),
+                    per_member,
+                    generator,
+                )
+                .double()
+                .cpu()
+                .numpy()
+                for net in nets
+            ]
+        )
+        location = batch["location"].numpy()[None, :, None]
+        scale = batch["scale"].numpy()[None, :, None]
+        seasonal = windows.seasonal_ahead(pairs[:, 0], pairs[:, 1], self.config.horizon)
+        paths = (location + scale * paths) * seasonal[None]
+        median = np.median(paths, axis=0)
+        factors = self._interval_factors()
+        return {q: median + factors * (np.quantile(paths, q, axis=0) - median) for q in quantiles}
+
+    # --- calibrated intervals (see `calibration`) ---------------------------------------
+
+    def _interval_factors(self) -> np.ndarray:
+        """(H,) the calibration factor of each step (one number in models saved before
+        per-step calibration: broadcast)."""
+        factors = np.asarray(self._meta.get("interval_scale", 1.0), dtype=float)
+        return np.broadcast_to(factors, (self.config.horizon,))
+
+    def _interval_scale(self, windows: SeriesArrays, pairs: np.ndarray) -> list[float]:
         """Factors, one per horizon step, on the distance of each interval end from the
         median that make the first interval level cover its share of the windows at
         ``pairs`` (split-conformal calibration, for both decoders; see `interval_factors`).
 
-        Networks trained by likelihood are often over-confident away from their training
-        windows, and by different amounts at different lead times (an autoregressive
-        decoder's paths spread too slowly or too fast). Fitted on windows the network did
-        not train on, never on test windows; ``pairs`` may overlap (`_calibration_origins`).
+        Fitted on windows the network did not train on, never on test windows; ``pairs``
+        may overlap (`windows.calibration_origins`).
         """
-        scores = self.conformal_scores(windows, pairs)
-        return interval_factors(scores, self.config.levels[0])
+        return interval_factors(self.conformal_scores(windows, pairs), self.config.levels[0])
 
-    def conformal_scores(self, windows: _Windows, pairs: np.ndarray) -> np.ndarray:
+    def conformal_scores(self, windows: SeriesArrays, pairs: np.ndarray) -> np.ndarray:
         """(B, H) how far out the truth lies at each step of the forecasts at ``pairs``, in
         units of the uncalibrated first-level half-interval on its side of the median
         (NaN where the truth is missing or beyond the data): a score of 1 is on the edge."""
-        lower_q, upper_q = _level_quantiles(self.config.levels[0])
+        lower_q, upper_q = level_quantiles(self.config.levels[0])
         forecast = self.uncalibrated_forecast(windows, pairs, (lower_q, 0.5, upper_q))
-        index = (
-            windows.offsets[pairs[:, 0]][:, None] + pairs[:, 1:2] + np.arange(self.config.horizon)
-        )
-        ends = (windows.offsets + windows.lengths)[pairs[:, 0]][:, None]
-        truth = np.where(
-            index < ends, windows.target[np.minimum(index, len(windows.target) - 1)], np.nan
-        )
-        return _scores(truth, forecast[0.5], forecast[lower_q], forecast[upper_q])
+        truth = truth_at(windows, pairs, self.config.horizon)
+        return scores(truth, forecast[0.5], forecast[lower_q], forecast[upper_q])
 
     def uncalibrated_forecast(
-        self, windows: _Windows, pairs: np.ndarray, quantiles: tuple[float, ...]
+        self, windows: SeriesArrays, pairs: np.ndarray, quantiles: tuple[float, ...]
     ) -> dict[float, np.ndarray]:
         """`forecast_windows` with every interval factor at 1 (the network's own spread).
 
@@ -312,13 +417,13 @@ class Forecaster:
             dtype=np.int64,
         ).reshape(-1, 2)
         if len(pairs):
-            scores = self.conformal_scores(windows, pairs)
-            if np.isfinite(scores).sum() >= 20:  # otherwise keep the factors it has
-                self._meta["interval_scale"] = interval_factors(scores, self.config.levels[0])
+            found = self.conformal_scores(windows, pairs)
+            if np.isfinite(found).sum() >= MIN_SCORES:  # otherwise keep the factors it has
+                self._meta["interval_scale"] = interval_factors(found, self.config.levels[0])
         self.data = history
         return self
 
-    def recent_origins(self, windows: _Windows, series: int, end: int) -> list[int]:
+    def recent_origins(self, windows: SeriesArrays, series: int, end: int) -> list[int]:
         """Origins of the forecasts that recalibrate the intervals of a forecast at origin
         ``end`` of series number ``series``: every ``horizon // 6`` steps over the last
         ``recalibration_windows`` horizons whose truth is known by ``end``, from the first
@@ -333,259 +438,7 @@ class Forecaster:
             earliest = max(earliest, int(first_held_out))
         return list(range(end - horizon, earliest - 1, -stride))[::-1]
 
-    def context_length_for(self, data: SeriesFrame) -> int:
-        if self.config.context_length:
-            return self.config.context_length
-        return max(2 * data.season_length, 4 * self.config.horizon, 16)
-
-    def _new_net(self, past: int, future: int) -> ForecastNet:
-        cfg = self.config
-        return ForecastNet(
-            encoder_inputs=2 + CALENDAR_FEATURES + future + past,
-            decoder_inputs=CALENDAR_FEATURES + future + 1 + int(cfg.seasonal_lag),
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            dropout=cfg.dropout,
-            cell=cfg.cell,
-            likelihood=cfg.likelihood,
-            autoregressive=cfg.decoder == "autoregressive",
-        )
-
-    def _split_origins(self, windows: _Windows, context: int) -> tuple[np.ndarray, np.ndarray]:
-        """(series, origin) pairs for training and for validation (the last windows)."""
-        horizon = self.config.horizon
-        needed = context + horizon
-        train, val = [], []
-        for s, length in enumerate(windows.lengths):
-            held_out = self.config.validation_windows * horizon
-            if length - held_out < needed:
-                held_out = 0  # too short to spare validation windows
-            last_train_origin = length - held_out - horizon
-            for origin in range(context, last_train_origin + 1):
-                train.append((s, origin))
-            for origin in range(length - held_out, length - horizon + 1, horizon):
-                val.append((s, origin))
-        if not train:
-            longest = int(windows.lengths.max())
-            raise UserError(
-                f"every series is shorter than the model needs: {needed} points (context "
-                f"{context} + horizon {horizon}), the longest has {longest}; use a shorter "
-                f"--horizon or --context"
-            )
-        return np.array(train, dtype=np.int64), np.array(val, dtype=np.int64).reshape(-1, 2)
-
-    def _step(self, net: ForecastNet, batch: dict) -> dict:
-        device = next(net.parameters()).device
-        batch = {k: v.to(device) for k, v in batch.items()}
-        # Teacher forcing for an autoregressive decoder: the value before each step is the
-        # truth (0 before the first: the window is centred on its last value).
-        target = batch["target"]
-        previous = torch.cat([torch.zeros_like(target[:, :1]), target[:, :-1]], dim=1)
-        params = net(batch["encoder"], batch["decoder"], previous)
-        return {"loss": masked_nll(net, params, target, batch["mask"])}
-
-    # --- windows ------------------------------------------------------------------------
-
-    def _windows(self, data: SeriesFrame) -> _Windows:
-        ids, times, parts = [], [], []
-        meta = self._meta
-        for sid, group in data.groups():
-            stamps = pd.DatetimeIndex(group["time"])
-            target = group[meta["target"]].to_numpy(float)
-            mean, std = self._covariate_stats.get(sid, self._covariate_stats["*"])
-            covs = group[meta["past_covariates"] + meta["future_covariates"]].to_numpy(float)
-            covs = (covs - np.array(mean)) / np.array(std) if covs.shape[1] else covs
-            n_past = len(meta["past_covariates"])
-            parts.append((target, stamps, covs[:, :n_past], covs[:, n_past:]))
-            ids.append(sid)
-            times.append(stamps)
-        lengths = np.array([len(p[0]) for p in parts])
-        target = np.concatenate([p[0] for p in parts])
-        return _Windows(
-            ids=ids,
-            times=times,
-            offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
-            lengths=lengths,
-            target=target,
-            filled=np.concatenate([fill_missing(p[0]) for p in parts]),
-            observed=(~np.isnan(target)).astype(np.float32),
-            known=np.concatenate(
-                [np.concatenate([self._calendar(p[1]), p[3]], axis=1) for p in parts]
-            ).astype(np.float32),
-            past=np.concatenate([p[2] for p in parts]).astype(np.float32),
-        )
-
-    def _calendar(self, times: pd.DatetimeIndex) -> np.ndarray:
-        features = calendar_features(times)
-        return features if self.config.calendar else np.zeros_like(features)
-
-    def _batch(self, windows: _Windows, pairs: np.ndarray, future_known: np.ndarray | None = None):
-        """Tensors for the windows whose forecast starts at ``(series, origin)`` pairs.
-
-        ``future_known`` (B, H, K) replaces the known features of the horizon when the
-        horizon lies beyond the data (a forecast of the real future).
-        """
-        context, horizon = self._meta["context_length"], self.config.horizon
-        start = windows.offsets[pairs[:, 0]] + pairs[:, 1]
-        past_index = start[:, None] + np.arange(-context, 0)[None, :]
-        filled, observed = windows.filled[past_index], windows.observed[past_index]
-        location, scale = _location_scale(filled, observed)
-        scaled = (filled - location[:, None]) / scale[:, None]
-        encoder = np.concatenate(
-            [
-                scaled[..., None],
-                observed[..., None],
-                windows.known[past_index],
-                windows.past[past_index],
-            ],
-            axis=2,
-        )
-        if future_known is None:
-            # Steps past the end of a series (origins near the end, when scoring) repeat its
-            # last row and get no target.
-            steps = pairs[:, 1:2] + np.arange(horizon)[None, :]
-            last = windows.lengths[pairs[:, 0]][:, None] - 1
-            future_index = start[:, None] - pairs[:, 1:2] + np.minimum(steps, last)
-            future_known = windows.known[future_index]
-            target = (windows.target[future_index] - location[:, None]) / scale[:, None]
-            target = np.where(steps <= last, target, np.nan)
-        else:
-            target = np.full((len(pairs), horizon), np.nan)
-        position = np.broadcast_to(
-            (np.arange(1, horizon + 1) / horizon)[None, :, None], (len(pairs), horizon, 1)
-        )
-        parts = [future_known, position]
-        if self.config.seasonal_lag:
-            lagged = self._seasonal_lag(windows, pairs, start)
-            parts.append(((lagged - location[:, None]) / scale[:, None])[..., None])
-        decoder = np.concatenate(parts, axis=2)
-        mask = ~np.isnan(target)
-        return {
-            "encoder": torch.from_numpy(encoder.astype(np.float32)),
-            "decoder": torch.from_numpy(decoder.astype(np.float32)),
-            "target": torch.from_numpy(np.nan_to_num(target).astype(np.float32)),
-            "mask": torch.from_numpy(mask.astype(np.float32)),
-            "location": torch.from_numpy(location),
-            "scale": torch.from_numpy(scale),
-        }
-
-    def _seasonal_lag(self, windows: _Windows, pairs: np.ndarray, start: np.ndarray) -> np.ndarray:
-        """(B, H) the filled value a whole number of seasons before each future step, always
-        before the origin (so known when forecasting); clamped at the start of the series."""
-        season = max(int(self._meta["season_length"]), 1)
-        steps = np.arange(self.config.horizon)
-        back = season * ((steps // season) + 1)  # steps 0..m-1: one season, m..2m-1: two
-        offset = np.maximum(pairs[:, 1:2] + steps[None, :] - back[None, :], 0)
-        return windows.filled[(start - pairs[:, 1])[:, None] + offset]
-
-    # --- forecasting --------------------------------------------------------------------
-
-    @property
-    def net(self) -> ForecastNet | None:
-        """The (first) trained network; None before `fit`."""
-        return self.nets[0] if self.nets else None
-
-    def _require_fitted(self) -> list[ForecastNet]:
-        if not self.nets:
-            raise UserError("the forecaster is not trained yet; call fit() or load a model")
-        return self.nets
-
-    def _interval_factors(self) -> np.ndarray:
-        """(H,) the calibration factor of each step (one number in models saved before
-        per-step calibration: broadcast)."""
-        factors = np.asarray(self._meta.get("interval_scale", 1.0), dtype=float)
-        return np.broadcast_to(factors, (self.config.horizon,))
-
-    @torch.no_grad()
-    def distribution_at(
-        self,
-        windows: _Windows,
-        pairs: np.ndarray,
-        future_known: np.ndarray | None = None,
-        chunk: int = 1024,
-    ) -> dict[str, np.ndarray]:
-        """Predicted distributions at ``(series, origin)`` pairs, in the data's units.
-
-        Returns a dict of (B, H) float64 arrays: ``loc``, ``scale`` and (Student-t) ``df``.
-        An ensemble's first member answers (quantiles pool all: `forecast_windows`).
-        """
-        net = self._require_fitted()[0]
-        return self._member_distribution(net, windows, pairs, future_known, chunk)
-
-    @torch.no_grad()
-    def _member_distribution(self, net, windows, pairs, future_known=None, chunk=1024) -> dict:
-        """`distribution_at` of one ensemble member."""
-        if net.autoregressive:
-            raise UserError(
-                "an autoregressive forecaster has no closed-form distribution; "
-                "use forecast_windows (sample paths)"
-            )
-        net.eval()
-        device = next(net.parameters()).device
-        parts = []
-        for begin in range(0, len(pairs), chunk):
-            known = None if future_known is None else future_known[begin : begin + chunk]
-            batch = self._batch(windows, pairs[begin : begin + chunk], known)
-            params = net(batch["encoder"].to(device), batch["decoder"].to(device))
-            params = {k: v.double().cpu().numpy() for k, v in params.items()}
-            location = batch["location"].numpy()[:, None]
-            scale = batch["scale"].numpy()[:, None]
-            params["loc"] = location + scale * params["loc"]
-            params["scale"] = scale * params["scale"] * self._interval_factors()
-            parts.append(params)
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-    def forecast_windows(
-        self,
-        windows: _Windows,
-        pairs: np.ndarray,
-        future_known: np.ndarray | None = None,
-        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
-    ) -> dict[float, np.ndarray]:
-        """Quantile forecasts (q -> (B, H) array, data units) at ``(series, origin)`` pairs."""
-        if self.config.decoder == "autoregressive":
-            return self._sampled_quantiles(windows, pairs, future_known, quantiles)
-        # Direct members: the average of their quantiles (Vincentization), which keeps the
-        # quantiles ordered and is as wide as a typical member.
-        members = [
-            self._member_distribution(net, windows, pairs, future_known)
-            for net in self._require_fitted()
-        ]
-        return {
-            q: np.mean([_quantile(params, q, self.config.likelihood) for params in members], 0)
-            for q in quantiles
-        }
-
-    @torch.no_grad()
-    def _sampled_quantiles(self, windows, pairs, future_known, quantiles) -> dict:
-        """Quantiles of ``samples`` sample paths of the autoregressive decoder (shared out
-        among the ensemble's members and pooled: a mixture of their predictions)."""
-        nets = self._require_fitted()
-        device = next(nets[0].parameters()).device
-        generator = torch.Generator().manual_seed(self.config.seed)
-        batch = self._batch(windows, pairs, future_known)
-        per_member = max(1, self.config.samples // len(nets))
-        paths = np.concatenate(
-            [
-                net.eval()
-                .sample_paths(
-                    batch["encoder"].to(device),
-                    batch["decoder"].to(device),
-                    per_member,
-                    generator,
-                )
-                .double()
-                .cpu()
-                .numpy()
-                for net in nets
-            ]
-        )
-        location = batch["location"].numpy()[None, :, None]
-        scale = batch["scale"].numpy()[None, :, None]
-        paths = location + scale * paths
-        median = np.median(paths, axis=0)
-        widen = self._interval_factors()
-        return {q: median + widen * (np.quantile(paths, q, axis=0) - median) for q in quantiles}
+    # --- forecast frame (see `frame`) ---------------------------------------------------
 
     def predict(
         self,
@@ -599,7 +452,8 @@ class Forecaster:
         Args:
             horizon: steps to forecast (at most the trained horizon); default: all of them.
             data: the history to forecast from (default: the training data); a `SeriesFrame`
-                or a DataFrame with the training columns.
+                or a DataFrame with the training columns. Series shorter than the context
+                are padded as "not observed".
             future: known-future covariates for the horizon: columns ``time``, ``series``
                 (when there are several series) and each future covariate.
             levels: interval levels in percent (default: the config's, e.g. 80).
@@ -617,43 +471,31 @@ class Forecaster:
         levels = tuple(levels or self.config.levels)
         history = self.data if data is None else self._coerce_history(data)
         windows = self._windows(history)
-        context = self._meta["context_length"]
-        short = [(i, n) for i, n in zip(windows.ids, windows.lengths, strict=True) if n < context]
-        if short:
-            sid, n = short[0]
-            raise UserError(
-                f"series '{sid}' has {n} points; the model needs at least {context} of history"
-            )
         pairs = np.array([(s, n) for s, n in enumerate(windows.lengths)], dtype=np.int64)
-        future_times = [
-            pd.date_range(t[-1], periods=self.config.horizon + 1, freq=self._meta["freq"])[1:]
-            for t in windows.times
+        times = [
+            future_times(t[-1], self.config.horizon, self._meta["freq"]) for t in windows.times
         ]
         known = np.stack(
             [
                 np.concatenate(
-                    [self._calendar(times), self._future_covariates(sid, times, future)], axis=1
+                    [self._calendar(stamps), self._future_covariates(sid, stamps, future)], axis=1
                 )
-                for sid, times in zip(windows.ids, future_times, strict=True)
+                for sid, stamps in zip(windows.ids, times, strict=True)
             ]
         ).astype(np.float32)
-        quantiles = sorted({0.5} | {q for level in levels for q in _level_quantiles(level)})
+        quantiles = sorted({0.5} | {q for level in levels for q in level_quantiles(level)})
         forecast = self.forecast_windows(windows, pairs, known, tuple(quantiles))
-        rows = []
-        for s, sid in enumerate(windows.ids):
-            frame = pd.DataFrame(
-                {
-                    SERIES: sid,
-                    "time": future_times[s][:horizon],
-                    "forecast": forecast[0.5][s, :horizon],
-                }
-            )
-            for level in levels:
-                low, high = _level_quantiles(level)
-                frame[f"lo_{level:g}"] = forecast[low][s, :horizon]
-                frame[f"hi_{level:g}"] = forecast[high][s, :horizon]
-            rows.append(frame)
-        return pd.concat(rows, ignore_index=True)
+        return forecast_frame(windows.ids, times, forecast, levels, horizon)
+
+    def _calendar(self, times: pd.DatetimeIndex) -> np.ndarray:
+        features = calendar_features(times)
+        return features if self.config.calendar else np.zeros_like(features)
+
+    def _future_covariates(self, sid: str, times: pd.DatetimeIndex, future) -> np.ndarray:
+        names = self._meta["future_covariates"]
+        mean, std = self._covariate_stats.get(sid, self._covariate_stats["*"])
+        n_past = len(self._meta["past_covariates"])
+        return future_covariates(sid, times, future, names, mean[n_past:], std[n_past:])
 
     def _coerce_history(self, data: SeriesFrame | pd.DataFrame) -> SeriesFrame:
         meta = self._meta
@@ -681,36 +523,6 @@ class Forecaster:
             )
         return frame
 
-    def _future_covariates(self, sid: str, times: pd.DatetimeIndex, future) -> np.ndarray:
-        names = self._meta["future_covariates"]
-        if not names:
-            return np.zeros((len(times), 0), np.float32)
-        if future is None:
-            raise UserError(
-                f"this model uses known-future covariates ({', '.join(names)}); pass their "
-                f"values for the horizon (future=, or --future FILE with columns time, series, "
-                f"{', '.join(names)})"
-            )
-        rows = future[future[SERIES].astype(str) == sid] if SERIES in future.columns else future
-        missing = [c for c in ["time", *names] if c not in rows.columns]
-        if missing:
-            raise UserError(f"future covariates: no column(s) {', '.join(missing)}")
-        stamps = pd.to_datetime(rows["time"], errors="coerce")
-        if stamps.isna().any():
-            raise UserError(
-                f"future covariates: unparseable time {rows['time'][stamps.isna()].iloc[0]!r}"
-            )
-        rows = rows.assign(time=stamps).drop_duplicates("time").set_index("time")
-        values = rows.reindex(times)[names].apply(pd.to_numeric, errors="coerce")
-        if values.isna().any().any():
-            raise UserError(
-                f"future covariates of series '{sid}' are missing for some of "
-                f"{times[0]} .. {times[-1]}"
-            )
-        mean, std = self._covariate_stats.get(sid, self._covariate_stats["*"])
-        n_past = len(self._meta["past_covariates"])
-        return (values.to_numpy(float) - np.array(mean[n_past:])) / np.array(std[n_past:])
-
     # --- saving -------------------------------------------------------------------------
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -735,7 +547,9 @@ class Forecaster:
         if saved.get("kind") != "rnnkit.forecast":
             raise UserError(f"{directory}: not a forecasting model (config.json kind)")
         options = {**saved["config"], "levels": tuple(saved["config"]["levels"]), "device": device}
-        options.setdefault("seasonal_lag", False)  # models saved before the option existed
+        # models saved before these options existed behaved as their old defaults
+        for name, old in LEGACY_OPTIONS.items():
+            options.setdefault(name, old)
         model = cls(ForecasterConfig(**options))
         model._meta = saved["meta"]
         model._covariate_stats = {k: tuple(v) for k, v in saved["covariate_stats"].items()}
@@ -759,120 +573,19 @@ class Forecaster:
         return dict(self._meta)
 
 
-class _RandomBatches:
-    """An epoch of ``batches_per_epoch`` batches of random training windows."""
+# What models saved before an option existed did (`Forecaster.load` fills these in).
+LEGACY_OPTIONS = {
+    "seasonal_lag": False,
+    "loss": "nll",
+    "scaling": "last",
+    "deseasonalize": False,
+    "season_length": None,
+}
 
-    def __init__(self, model: Forecaster, windows: _Windows, pairs: np.ndarray, rng):
-        self.model, self.windows, self.pairs, self.rng = model, windows, pairs, rng
-
-    def __iter__(self):
-        cfg = self.model.config
-        for _ in range(cfg.batches_per_epoch):
-            chosen = self.rng.integers(0, len(self.pairs), size=cfg.batch_size)
-            yield self.model._batch(self.windows, self.pairs[chosen])
-
-    def __len__(self) -> int:
-        return self.model.config.batches_per_epoch
-
-
-def as_series_frame(data: SeriesFrame | pd.DataFrame, **columns) -> SeriesFrame:
-    """A `SeriesFrame` as it is, or a checked one built from a DataFrame."""
-    if isinstance(data, SeriesFrame):
-        return data
-    if isinstance(data, pd.DataFrame):
-        return series_from_dataframe(data, **columns)
-    raise UserError(f"expected a DataFrame or SeriesFrame, got {type(data).__name__}")
-
-
-def _covariate_stats(data: SeriesFrame) -> dict[str, tuple[list[float], list[float]]]:
-    """Mean and std of each covariate per series (and over all, ``"*"``, for new series)."""
-    columns = data.past_covariates + data.future_covariates
-
-    def stats(frame: pd.DataFrame) -> tuple[list[float], list[float]]:
-        values = frame[columns].to_numpy(float)
-        std = np.nan_to_num(values.std(axis=0), nan=1.0) if len(columns) else np.zeros(0)
-        mean = np.nan_to_num(values.mean(axis=0)) if len(columns) else np.zeros(0)
-        return mean.tolist(), np.where(std > 1e-8, std, 1.0).tolist()
-
-    result = {sid: stats(group) for sid, group in data.groups()}
-    result["*"] = stats(data.frame)
-    return result
-
-
-def _calibration_origins(val_origins: np.ndarray, horizon: int) -> np.ndarray:
-    """Origins every ``horizon // 6`` steps across the validation windows (whose origins are
-    ``horizon`` apart), for the interval calibration.
-
-    Overlapping windows see the same held-out points at other lead times: six times the
-    scores for the same data, which steadies the quantile of each step (the points of one
-    window are correlated, so more distinct origins help more than more steps of one).
-    """
-    stride = max(1, horizon // 6)
-    dense = [
-        (series, origin + shift)
-        for series, origin in val_origins
-        for shift in range(0, horizon, stride)
-    ]
-    # the last window's shifted copies would reach past the end of the series: drop them
-    last = {series: origin for series, origin in val_origins}
-    dense = [(s, o) for s, o in dense if o <= last[s]]
-    return np.array(dense, dtype=np.int64).reshape(-1, 2)
-
-
-def _scores(truth, median, lower, upper) -> np.ndarray:
-    """|truth - median| over the half-interval on the truth's side (NaN where no truth)."""
-    above = truth >= median
-    half_width = np.where(above, upper - median, median - lower)
-    return np.abs(truth - median) / np.maximum(half_width, 1e-12)
-
-
-def interval_factors(scores: np.ndarray, level: float) -> list[float]:
-    """Per-step factors on the half-intervals that make ``level`` percent of ``scores``
-    (B, H; see `Forecaster.conformal_scores`) fall inside: the split-conformal quantile.
-
-    A step's factor is the level's quantile of the scores of that step and its two
-    neighbours on each side (pooled, because a few dozen windows per step give a noisy
-    quantile), clipped to 0.5-3. Too few scores (under 20): no change (factors of 1).
-
-    Example:
-        >>> interval_factors(np.full((10, 4), 2.0), 80)
-        [2.0, 2.0, 2.0, 2.0]
-    """
-    horizon = scores.shape[1]
-    if np.isfinite(scores).sum() < 20:  # too few points to say anything
-        return [1.0] * horizon
-    factors = []
-    for step in range(horizon):
-        near = scores[:, max(0, step - 2) : step + 3]
-        near = near[np.isfinite(near)]
-        factor = np.quantile(near, level / 100) if len(near) else 1.0
-        factors.append(float(np.clip(factor, 0.5, 3.0)))
-    return factors
-
-
-def _location_scale(filled: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window location and scale, vectorised `features.window_location_scale`.
-
-    ``filled`` carries the last observation forward, so its last column is the last
-    observed value of each window.
-    """
-    count = np.maximum(observed.sum(axis=1), 1)
-    mean = (filled * observed).sum(axis=1) / count
-    variance = (((filled - mean[:, None]) ** 2) * observed).sum(axis=1) / count
-    floor = 1e-3 * np.maximum(np.abs(mean), 1e-3)
-    return filled[:, -1].astype(float), np.maximum(np.sqrt(variance), floor)
-
-
-def _level_quantiles(level: float) -> tuple[float, float]:
-    tail = (1 - level / 100) / 2
-    return round(tail, 6), round(1 - tail, 6)
-
-
-def _quantile(params: dict, q: float, likelihood: str) -> np.ndarray:
-    from scipy import stats
-
-    z = stats.t.ppf(q, params["df"]) if likelihood == "student_t" else stats.norm.ppf(q)
-    return params["loc"] + params["scale"] * z
-
+# Names other modules and older code import from here.
+_Windows = SeriesArrays
+_calibration_origins = calibration_origins
+_location_scale = location_scale
+_level_quantiles = level_quantiles
 
 __all__ = ["Forecaster", "ForecasterConfig", "as_series_frame", "interval_factors"]

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 import rnnkit
 
 LIKELIHOODS = ("gaussian", "student_t")
+LOSSES = ("nll", "mae_nll")
 # cell name -> (rnnkit layer, its cell option); minGRU/minLSTM run as a parallel scan.
 CELLS = {
     "lstm": ("LSTM", "lstm"),
@@ -180,3 +181,20 @@ def masked_nll(net: ForecastNet, params: dict, target: torch.Tensor, mask: torch
     """Mean negative log-likelihood of the observed targets (mask 1) only."""
     log_prob = net.distribution(params).log_prob(torch.where(mask > 0, target, 0.0))
     return -(log_prob * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def forecast_loss(
+    net: ForecastNet, params: dict, target: torch.Tensor, mask: torch.Tensor, loss: str = "nll"
+) -> torch.Tensor:
+    """The training loss of a batch (observed targets only).
+
+    ``nll``: the negative log-likelihood. ``mae_nll``: the mean absolute error of the
+    location (so the location is a median, the point forecast that sMAPE and MASE reward;
+    a likelihood pulls it towards the mean of skewed errors) plus the likelihood of the
+    spread around that location, held fixed (so the intervals come from the same head).
+    """
+    if loss == "nll":
+        return masked_nll(net, params, target, mask)
+    absolute = ((params["loc"] - target).abs() * mask).sum() / mask.sum().clamp(min=1.0)
+    spread = masked_nll(net, {**params, "loc": params["loc"].detach()}, target, mask)
+    return absolute + spread

@@ -1,0 +1,111 @@
+"""`ForecasterConfig`: everything that defines a forecaster (saved with the model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rnnkit.apps.forecast.model import CELLS, LIKELIHOODS, LOSSES
+from rnnkit.apps.forecast.windows import SCALINGS
+from rnnkit.errors import UserError
+
+
+@dataclass
+class ForecasterConfig:
+    """Everything that defines a forecaster (saved with the model).
+
+    Attributes:
+        horizon: steps forecast at once.
+        context_length: past steps the encoder reads; None: two seasons, at least 4 horizons.
+            Series (or origins) with less history are padded as "not observed".
+        cell, hidden_size, num_layers, dropout: the RNNs (see `ForecastNet`).
+        likelihood: ``student_t`` (heavy tails, robust to outliers) or ``gaussian``.
+        loss: ``nll`` (the likelihood) or ``mae_nll`` (the location by absolute error, a
+            median, the spread by the likelihood around it; see `model.forecast_loss`).
+        scaling: how each window is scaled (`windows.location_scale`): ``last`` (last value,
+            std) or ``level`` (the last season's mean, relative changes).
+        deseasonalize: divide each series by its classical multiplicative seasonal indices
+            (`series.seasonal_indices`, when a seasonality test passes) before windowing and
+            multiply the forecast back.
+        epochs, batches_per_epoch, batch_size, lr: training; each epoch draws
+            ``batches_per_epoch`` batches of random windows.
+        validation_windows: windows per series held out at the end of the training data for
+            the validation loss, early stopping and the interval calibration (never the test
+            windows of a backtest); fewer for series too short to spare them.
+        schedule: learning-rate schedule of `rnnkit.engine.TrainConfig`; ``plateau`` halves
+            the rate after 2 epochs without a lower validation loss.
+        patience: stop after this many epochs without a lower validation loss and keep the
+            weights of the best epoch (None: train every epoch, still keep the best).
+        calibrate_intervals: widen or narrow the intervals by a factor per horizon step so
+            that the first level covers its share of the validation windows (see
+            `calibration.interval_factors`).
+        levels: central interval levels in percent, e.g. (80,) gives lo_80 and hi_80.
+        recalibration_windows: horizons of the model's own elapsed forecasts that `update`
+            (and a recalibrating backtest) refit the interval factors on: the most recent
+            ones, so the intervals follow the volatility of the last few horizons; None:
+            ``validation_windows``.
+        decoder: ``direct`` (every step at once from the known future; the default) or
+            ``autoregressive`` (each step also reads the previous value: the truth in
+            training, a sampled value in forecasting, ``samples`` paths per forecast).
+        ensemble: train this many networks (seeds ``seed``, ``seed + 1``, ...) and pool
+            their forecasts: the sample paths of autoregressive members, the quantiles
+            (averaged) of direct ones. Costs that many trainings; steadies the result.
+        calendar: feed calendar features; turn off for series whose time axis is only an
+            index (sensor samples, the UCR anomaly series).
+        seasonal_lag: the decoder also reads, for each future step, the observed value one
+            season earlier (two seasons for steps beyond the first season; DeepAR's lag
+            features): the daily cycle of yesterday is the best single hint for tomorrow's,
+            and the decoder gets it without having to carry it through its state.
+        season_length: steps per season; None: the data's (guessed from its frequency).
+    """
+
+    horizon: int = 24
+    context_length: int | None = None
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 2
+    dropout: float = 0.1
+    likelihood: str = "student_t"
+    loss: str = "nll"
+    scaling: str = "last"
+    deseasonalize: bool = False
+    epochs: int = 20
+    batches_per_epoch: int = 50
+    batch_size: int = 64
+    lr: float = 3e-3
+    schedule: str = "constant"
+    validation_windows: int = 4
+    patience: int | None = 4
+    calibrate_intervals: bool = True
+    levels: tuple[int, ...] = (80,)
+    recalibration_windows: int | None = None
+    calendar: bool = True
+    seasonal_lag: bool = False
+    decoder: str = "direct"
+    samples: int = 200
+    ensemble: int = 1
+    season_length: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.horizon < 1:
+            raise UserError(f"horizon must be at least 1, got {self.horizon}")
+        if self.context_length is not None and self.context_length < 2:
+            raise UserError(f"context length must be at least 2, got {self.context_length}")
+        if self.cell not in CELLS:
+            raise UserError(f"cell must be one of {', '.join(CELLS)}, got '{self.cell}'")
+        if self.likelihood not in LIKELIHOODS:
+            raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
+        if self.loss not in LOSSES:
+            raise UserError(f"loss must be one of {', '.join(LOSSES)}, got '{self.loss}'")
+        if self.scaling not in SCALINGS:
+            raise UserError(f"scaling must be one of {', '.join(SCALINGS)}")
+        if self.ensemble < 1:
+            raise UserError(f"ensemble must be at least 1, got {self.ensemble}")
+        if self.season_length is not None and self.season_length < 1:
+            raise UserError(f"season length must be at least 1, got {self.season_length}")
+        if self.decoder not in ("direct", "autoregressive"):
+            raise UserError(f"decoder must be direct or autoregressive, got '{self.decoder}'")
+        for level in self.levels:
+            if not 0 < level < 100:
+                raise UserError(f"interval level must be between 0 and 100, got {level}")

@@ -1,0 +1,83 @@
+"""Calibrated intervals -> forecast frame: the future's timestamps, known-future covariates
+and the DataFrame `Forecaster.predict` returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.apps.forecast.distribution import level_quantiles
+from rnnkit.data.timeseries import SERIES
+from rnnkit.errors import UserError
+
+
+def future_times(last: pd.Timestamp, horizon: int, freq: str) -> pd.DatetimeIndex:
+    """The ``horizon`` timestamps after ``last`` on the data's grid."""
+    return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
+
+
+def future_covariates(
+    sid: str,
+    times: pd.DatetimeIndex,
+    future: pd.DataFrame | None,
+    names: list[str],
+    mean: list[float],
+    std: list[float],
+) -> np.ndarray:
+    """(H, len(names)) standardised known-future covariates of series ``sid`` at ``times``.
+
+    Args:
+        future: the user's table: columns ``time``, ``series`` (several series) and names.
+        mean, std: the training statistics of these covariates.
+    """
+    if not names:
+        return np.zeros((len(times), 0), np.float32)
+    if future is None:
+        raise UserError(
+            f"this model uses known-future covariates ({', '.join(names)}); pass their "
+            f"values for the horizon (future=, or --future FILE with columns time, series, "
+            f"{', '.join(names)})"
+        )
+    rows = future[future[SERIES].astype(str) == sid] if SERIES in future.columns else future
+    missing = [c for c in ["time", *names] if c not in rows.columns]
+    if missing:
+        raise UserError(f"future covariates: no column(s) {', '.join(missing)}")
+    stamps = pd.to_datetime(rows["time"], errors="coerce")
+    if stamps.isna().any():
+        raise UserError(
+            f"future covariates: unparseable time {rows['time'][stamps.isna()].iloc[0]!r}"
+        )
+    rows = rows.assign(time=stamps).drop_duplicates("time").set_index("time")
+    values = rows.reindex(times)[names].apply(pd.to_numeric, errors="coerce")
+    if values.isna().any().any():
+        raise UserError(
+            f"future covariates of series '{sid}' are missing for some of {times[0]} .. {times[-1]}"
+        )
+    return (values.to_numpy(float) - np.array(mean)) / np.array(std)
+
+
+def forecast_frame(
+    ids: list[str],
+    times: list[pd.DatetimeIndex],
+    forecast: dict[float, np.ndarray],
+    levels: tuple[int, ...],
+    horizon: int,
+) -> pd.DataFrame:
+    """The long table of forecasts: series, time, forecast (the median), lo_<L>, hi_<L>.
+
+    Args:
+        ids, times: each series' id and its future timestamps (at least ``horizon``).
+        forecast: quantile -> (S, >= horizon) values.
+        levels: interval levels in percent.
+    """
+    rows = []
+    for s, sid in enumerate(ids):
+        frame = pd.DataFrame(
+            {SERIES: sid, "time": times[s][:horizon], "forecast": forecast[0.5][s, :horizon]}
+        )
+        for level in levels:
+            low, high = level_quantiles(level)
+            frame[f"lo_{level:g}"] = forecast[low][s, :horizon]
+            frame[f"hi_{level:g}"] = forecast[high][s, :horizon]
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)

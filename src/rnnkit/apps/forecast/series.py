@@ -1,0 +1,168 @@
+"""Series -> arrays: every series of a `SeriesFrame` as model-ready numbers.
+
+The first room of the forecaster's pipeline (series -> windows -> network -> distribution ->
+calibrated intervals -> forecast frame). Each series is read once into flat arrays
+concatenated over the series (target, gap-filled target, observed mask, calendar and known
+covariates, past covariates) plus offsets, so that `windows` cuts any window by index
+arithmetic. Optionally each series is divided by its seasonal indices first
+(`seasonal_indices`, the classical decomposition of the Theta method), so that the network
+sees the deseasonalised series and the forecast is reseasonalised at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.apps.forecast.features import calendar_features, fill_missing
+from rnnkit.data.timeseries import SeriesFrame, series_from_dataframe
+from rnnkit.errors import UserError
+
+# Two-sided 90% normal quantile of the seasonality test (Assimakopoulos & Nikolopoulos'
+# Theta method, as in the M3 and M4 benchmarks): a series is seasonal when its
+# autocorrelation at one season lies outside this many standard errors.
+SEASONALITY_Z = 1.645
+
+
+@dataclass
+class SeriesArrays:
+    """Every series of a `SeriesFrame` as model-ready arrays, concatenated, plus offsets.
+
+    Windows are cut by index arithmetic on these arrays, so a batch costs one gather.
+    Values are in the data's units; the network reads them divided by ``seasonal`` (ones
+    when not deseasonalising).
+    """
+
+    ids: list[str]
+    times: list[pd.DatetimeIndex]
+    offsets: np.ndarray  # (S,) start of each series in the concatenated arrays
+    lengths: np.ndarray  # (S,)
+    target: np.ndarray  # (N,) with NaN where missing
+    filled: np.ndarray  # (N,) target with gaps filled (inputs only)
+    observed: np.ndarray  # (N,) 1.0 where the target was observed
+    known: np.ndarray  # (N, 6 + future covariates): what is known for any step
+    past: np.ndarray  # (N, past covariates): known only up to the origin
+    seasonal: np.ndarray  # (N,) the seasonal index each value was divided by
+    indices: list[np.ndarray]  # per series (season,) its seasonal indices, by position
+
+    def seasonal_ahead(self, series: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """(B, H) the seasonal index of the ``horizon`` steps from each origin (which may lie
+        beyond the data: the indices repeat every season)."""
+        table = np.stack(self.indices)  # (S, season): every series has the same season
+        steps = origins[:, None] + np.arange(horizon)[None, :]
+        return table[series[:, None], steps % table.shape[1]]
+
+
+def as_series_frame(data: SeriesFrame | pd.DataFrame, **columns) -> SeriesFrame:
+    """A `SeriesFrame` as it is, or a checked one built from a DataFrame."""
+    if isinstance(data, SeriesFrame):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return series_from_dataframe(data, **columns)
+    raise UserError(f"expected a DataFrame or SeriesFrame, got {type(data).__name__}")
+
+
+def covariate_stats(data: SeriesFrame) -> dict[str, tuple[list[float], list[float]]]:
+    """Mean and std of each covariate per series (and over all, ``"*"``, for new series)."""
+    columns = data.past_covariates + data.future_covariates
+
+    def stats(frame: pd.DataFrame) -> tuple[list[float], list[float]]:
+        values = frame[columns].to_numpy(float)
+        std = np.nan_to_num(values.std(axis=0), nan=1.0) if len(columns) else np.zeros(0)
+        mean = np.nan_to_num(values.mean(axis=0)) if len(columns) else np.zeros(0)
+        return mean.tolist(), np.where(std > 1e-8, std, 1.0).tolist()
+
+    result = {sid: stats(group) for sid, group in data.groups()}
+    result["*"] = stats(data.frame)
+    return result
+
+
+def seasonal_indices(values: np.ndarray, season: int) -> np.ndarray:
+    """(season,) multiplicative seasonal indices of a series by position (step ``t`` has
+    index ``[t % season]``), averaging to 1; all ones when the series is not seasonal.
+
+    The classical decomposition of the Theta method: a series with at least three seasons,
+    only positive values and an autocorrelation at lag ``season`` beyond the 90% test is
+    divided by the mean ratio of each position to a centred moving average. Anything else
+    (short, non-positive, not seasonal) is left as it is.
+
+    Example:
+        >>> y = 10 + np.tile([1.0, -1.0], 12)
+        >>> seasonal_indices(y, 2).round(2)
+        array([1.1, 0.9])
+    """
+    ones = np.ones(max(season, 1))
+    y = np.asarray(values, float)
+    seen = y[np.isfinite(y)]
+    if season <= 1 or len(seen) < 3 * season or np.any(seen <= 0):
+        return ones
+    y = fill_missing(y)
+    centred = y - y.mean()
+    denominator = float(centred @ centred)
+    if denominator <= 0:
+        return ones
+    acf = np.array([centred[k:] @ centred[:-k] for k in range(1, season + 1)]) / denominator
+    limit = SEASONALITY_Z * np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / len(y))
+    if abs(acf[-1]) <= limit:
+        return ones
+    weights = np.r_[0.5, np.ones(season - 1), 0.5] if season % 2 == 0 else np.ones(season)
+    trend = np.convolve(y, weights / weights.sum(), mode="valid")
+    start = (len(weights) - 1) // 2
+    ratio = y[start : start + len(trend)] / trend
+    position = np.arange(start, start + len(trend)) % season
+    indices = np.array([ratio[position == k].mean() for k in range(season)])
+    return indices / indices.mean()
+
+
+def series_arrays(
+    data: SeriesFrame,
+    meta: dict,
+    stats: dict[str, tuple[list[float], list[float]]],
+    calendar: bool = True,
+    deseasonalize: bool = False,
+) -> SeriesArrays:
+    """Read every series of ``data`` into a `SeriesArrays`.
+
+    Args:
+        data: the series.
+        meta: the model's target and covariate names and ``season_length``.
+        stats: `covariate_stats` of the training data (covariates are standardised by them).
+        calendar: calendar features (zeros when False: a time axis that is only an index).
+        deseasonalize: divide each series by its `seasonal_indices` (computed on the
+            history given here: the training data in `fit`, the history in `predict`).
+    """
+    ids, times, parts = [], [], []
+    season = max(int(meta["season_length"]), 1)
+    n_past = len(meta["past_covariates"])
+    for sid, group in data.groups():
+        stamps = pd.DatetimeIndex(group["time"])
+        target = group[meta["target"]].to_numpy(float)
+        mean, std = stats.get(sid, stats["*"])
+        covs = group[meta["past_covariates"] + meta["future_covariates"]].to_numpy(float)
+        covs = (covs - np.array(mean)) / np.array(std) if covs.shape[1] else covs
+        indices = seasonal_indices(target, season) if deseasonalize else np.ones(season)
+        seasonal = indices[np.arange(len(target)) % season]
+        features = calendar_features(stamps)
+        features = features if calendar else np.zeros_like(features)
+        parts.append((target, seasonal, indices, features, covs[:, :n_past], covs[:, n_past:]))
+        ids.append(sid)
+        times.append(stamps)
+    lengths = np.array([len(p[0]) for p in parts])
+    target = np.concatenate([p[0] for p in parts])
+    return SeriesArrays(
+        ids=ids,
+        times=times,
+        offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+        lengths=lengths,
+        target=target,
+        filled=np.concatenate([fill_missing(p[0]) for p in parts]),
+        observed=(~np.isnan(target)).astype(np.float32),
+        known=np.concatenate([np.concatenate([p[3], p[5]], axis=1) for p in parts]).astype(
+            np.float32
+        ),
+        past=np.concatenate([p[4] for p in parts]).astype(np.float32),
+        seasonal=np.concatenate([p[1] for p in parts]),
+        indices=[p[2] for p in parts],
+    )
