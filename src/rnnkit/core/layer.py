@@ -7,15 +7,46 @@
 - ``stateful=True`` for truncated backpropagation through time: the final state, detached,
   is the next call's initial state until `Recurrent.reset_state`;
 - ``recurrent_dropout`` (one mask per sequence, Gal & Ghahramani 2016), ``zoneout``
-  (Krueger et al. 2016), ``dropout`` between layers;
-- the fast path: when the configuration is one torch's fused kernels compute (a plain
-  LSTM/GRU/RNN without per-step regularization), the layer calls ``torch._VF.lstm/gru/rnn_*``
-  on its own parameters, exactly as ``torch.nn.LSTM`` does, so it costs nothing over torch.
+  (Krueger et al. 2016), ``dropout`` between layers.
 
 `LSTM`, `GRU` and `RNN` take torch's constructor arguments and return what torch returns.
-Parameters are named as torch names them: parameter ``weight_ih`` of the cell at layer 1,
-backward direction, is the layer's ``weight_ih_l1_reverse``, so a state dict moves between
-``torch.nn.LSTM`` and `LSTM` unchanged in both directions.
+
+Parameters and state dict: the cells are ordinary submodules (``layer.cells[i]``, layer
+``i // directions``, direction ``i % directions``), so ``named_modules``, ``apply``, hooks and
+``torch.func.functional_call`` see them. The layer registers the same parameter objects under
+torch's names (parameter ``weight_ih`` of the cell at layer 1, backward direction, is the
+layer's ``weight_ih_l1_reverse``); ``named_parameters()`` and ``state_dict()`` list only these
+names, so a state dict moves between ``torch.nn.LSTM`` and `LSTM` unchanged in both directions,
+and ``functional_call(layer, {"weight_ih_l0": w, ...})`` reaches the cells (tied names).
+
+Which code runs (one place for it; the README's core section repeats this table):
+
+=======================================================  ===================================
+configuration                                            path
+=======================================================  ===================================
+LSTM / GRU / RNN (tanh, relu) with any ``num_layers``,   torch's fused kernel
+``bidirectional``, ``proj_size``, ``bias``, ``dropout``,  (``torch._VF.lstm/gru/rnn_*``;
+``lengths`` or PackedSequence                            cuDNN on CUDA) on the layer's flat
+                                                         weight buffer: the *fast path*
+LSTM with ``layer_norm`` (no peephole, no projection),   rnnkit's C++ kernel
+CPU, float32/float64                                     (`rnnkit.core.kernels`)
+any other LSTM (peephole, projection with layer norm,    `rnnkit.core.fused_lstm`: one
+GPU, or ``fast_path = False``)                           autograd node, TorchScript loops
+minGRU / minLSTM (``cell="mingru"``/``"minlstm"``)       parallel scan (`rnnkit.core.scan`)
+GRU / RNN with ``fast_path = False``, a user `Cell`      the cell's ``forward_sequence``
+                                                         (a step loop unless it overrides it)
+``zoneout``, ``recurrent_dropout`` in training, or a     step loop: one call of the cell per
+hook on a cell                                           step (a cell's hooks see each step)
+=======================================================  ===================================
+
+The LSTM equations therefore live in torch's kernels, in `rnnkit.core.fused_lstm` (with the
+C++ kernel as its faster twin for the layer-norm LSTM) and in `LSTMCell.step` (one step, for
+the step loop); the tests check the three against each other and against ``torch.nn.LSTM``.
+
+Inputs are checked before any path runs, with the same error on every path: the feature
+size, dtype (the layer's, except under autocast), at least one time step (``T = 0`` is an
+error, as in torch), ``lengths`` (integers in [1, T], one per sequence) and ``hx`` shapes. A
+batch of 0 sequences gives empty outputs, as torch does.
 
 Example:
     >>> import torch, rnnkit
@@ -27,6 +58,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +73,13 @@ from rnnkit.core.cells import Cell, GRUCell, LSTMCell, RNNCell, State, keep_wher
 #: one state tensor (GRU, RNN), a tuple of them otherwise (LSTM's ``(h, c)``).
 LayerState = Tensor | tuple[Tensor, ...]
 CellFactory = Callable[..., Cell]
+
+_KERNELS = {
+    "LSTM": _VF.lstm,
+    "GRU": _VF.gru,
+    "RNN_TANH": _VF.rnn_tanh,
+    "RNN_RELU": _VF.rnn_relu,
+}
 
 
 def detach_state(state: Any) -> Any:
@@ -67,6 +106,19 @@ def _scan_cell(name: str) -> type[Cell]:
     return {"mingru": scan.MinGRUCell, "minlstm": scan.MinLSTMCell}[name]
 
 
+def _positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1, or a TypeError/ValueError naming the argument."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, got {number}")
+    return number
+
+
 class Recurrent(nn.Module):
     """Any cell over sequences: layers, directions, lengths, regularization.
 
@@ -86,7 +138,9 @@ class Recurrent(nn.Module):
             et al. 2016). In ``eval()`` the expectation is used, as in the paper:
             ``state = p * old + (1 - p) * new``, deterministic.
         stateful: carry the final state (detached) into the next call when ``hx`` is None;
-            `reset_state` forgets it (e.g. at the start of each epoch).
+            `reset_state` forgets it (e.g. at the start of each epoch). Not with
+            ``bidirectional``: the backward direction reads each chunk from its end, so there
+            is no state of it to carry into the next chunk.
         cell_options: passed to the cell's constructor.
 
     Shapes: input [T, B, input_size] (or [B, T, ...] with batch_first, or [T, input_size]
@@ -121,6 +175,9 @@ class Recurrent(nn.Module):
         **cell_options: Any,
     ) -> None:
         super().__init__()
+        input_size = _positive_int("input_size", input_size)
+        hidden_size = _positive_int("hidden_size", hidden_size)
+        num_layers = _positive_int("num_layers", num_layers)
         for name, p in (
             ("dropout", dropout),
             ("recurrent_dropout", recurrent_dropout),
@@ -128,8 +185,12 @@ class Recurrent(nn.Module):
         ):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if stateful and bidirectional:
+            raise ValueError(
+                "stateful=True does not go with bidirectional=True: the backward direction "
+                "reads each chunk from its end, so it has no state to carry into the next "
+                "chunk; pass hx yourself or use a unidirectional layer"
+            )
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -141,38 +202,134 @@ class Recurrent(nn.Module):
         self.stateful = stateful
         self.carried_state: LayerState | None = None
 
-        # The cells are kept in a plain list, not as submodules: the layer itself owns their
-        # parameters under torch's names, and hands them back to the cells before each run.
         cells: list[Cell] = []
-        self._bindings: list[tuple[Cell, str, str]] = []  # (cell, name in cell, name here)
-        self._buffer_bindings: list[tuple[Cell, str, str]] = []
         layer_input = input_size
-        for layer in range(num_layers):
-            for direction in range(self.num_directions):
+        for _ in range(num_layers):
+            for _ in range(self.num_directions):
                 new_cell = cell(layer_input, hidden_size, **cell_options)
                 if not isinstance(new_cell, Cell):
                     raise TypeError(f"cell must build a rnnkit Cell, got {type(new_cell)}")
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                for name, parameter in new_cell.named_parameters():
-                    own_name = name.replace(".", "_") + suffix
-                    self.register_parameter(own_name, parameter)
-                    self._bindings.append((new_cell, name, own_name))
-                for name, buffer in new_cell.named_buffers():
-                    own_name = name.replace(".", "_") + suffix
-                    self.register_buffer(own_name, buffer)
-                    self._buffer_bindings.append((new_cell, name, own_name))
                 cells.append(new_cell)
             layer_input = cells[-1].output_size * self.num_directions
         if recurrent_dropout and not cells[0].supports_recurrent_dropout:
             raise ValueError(f"{type(cells[0]).__name__} does not support recurrent_dropout")
-        self.__dict__["cells"] = cells
+        self.cells = nn.ModuleList(cells)
+        self._register_torch_names()
         self._torch_mode = self._find_torch_mode(cells[0])
         if device is not None or dtype is not None:
-            self.to(device=device, dtype=dtype)
+            self.to(device=device, dtype=dtype)  # flattens the weights, as below
+        else:
+            self.flatten_parameters()
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    # ---- torch's names for the cells' parameters -------------------------------------------
+
+    def _register_torch_names(self) -> None:
+        """Register every cell parameter (and buffer) on the layer under torch's name too.
+
+        Parameter ``weight_ih`` of cell ``i`` becomes ``weight_ih_l{layer}[_reverse]``; a
+        dotted name (a user cell's ``linear.weight``) becomes ``linear_weight_l0``. The layer
+        and the cell hold the *same* object, so every optimizer, ``.to()``,
+        ``load_state_dict`` and ``functional_call`` (which unties and reties tied names)
+        reaches both; the state dict keeps only the layer's names (see the hooks below).
+        """
+        # (name on the layer, cell index, dotted name in the cell, is a parameter)
+        self._aliases: list[tuple[str, int, str, bool]] = []
+        for index, cell in enumerate(self.cells):
+            layer, direction = divmod(index, self.num_directions)
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            for name, parameter in cell.named_parameters():
+                own_name = name.replace(".", "_") + suffix
+                self.register_parameter(own_name, parameter)
+                self._aliases.append((own_name, index, name, True))
+            for name, buffer in cell.named_buffers():
+                own_name = name.replace(".", "_") + suffix
+                self.register_buffer(own_name, buffer)
+                self._aliases.append((own_name, index, name, False))
+        self._flat_weights_names = [name for name, _, _, is_param in self._aliases if is_param]
+        self.register_state_dict_post_hook(_drop_cell_keys)
+        self.register_load_state_dict_pre_hook(_alias_cell_keys)
+        self.register_load_state_dict_post_hook(_after_load)
+
+    def _tie_cells(self) -> None:
+        """Make each cell hold the layer's own parameter and buffer objects again (after a
+        ``.to()`` or ``load_state_dict(assign=True)`` that replaced some of them)."""
+        for own_name, index, name, is_param in self._aliases:
+            module_path, _, leaf = name.rpartition(".")
+            module = self.cells[index].get_submodule(module_path)
+            table = module._parameters if is_param else module._buffers
+            table[leaf] = (self._parameters if is_param else self._buffers)[own_name]
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> Recurrent:
+        result = super()._apply(fn, recurse)
+        self._tie_cells()
+        self.flatten_parameters()
+        return result
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.flatten_parameters()  # deepcopy and unpickling copy each parameter apart
+
+    # ---- the flat weight buffer ------------------------------------------------------------
+
+    def _flat_weights(self) -> list[Tensor]:
+        """The fast path's weights in torch's order (current values: functional_call's too)."""
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    def flatten_parameters(self) -> None:
+        """Keep the fast path's weights in one contiguous buffer, as torch's RNNs do on cuDNN.
+
+        Every parameter stays a parameter with torch's name, but becomes a view of one flat
+        buffer: in cuDNN's layout on a CUDA device (``torch._cudnn_rnn_flatten_weight``, so
+        cuDNN does not repack the weights at every call), in torch's order elsewhere. Called
+        on construction and after ``.to()``, ``load_state_dict(assign=True)``, deepcopy and
+        unpickling. Nothing to do for cells without a fused kernel (layer norm, minGRU,
+        user cells).
+        """
+        if self._torch_mode is None:
+            return
+        weights = self._flat_weights()
+        if not all(isinstance(w, nn.Parameter) for w in weights):
+            return  # inside functional_call: the temporary tensors are not ours to move
+        first = weights[0]
+        if any(w.dtype != first.dtype or w.device != first.device for w in weights):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights):
+            return  # aliased parameters (tied by the user): leave them as they are
+        with torch.no_grad():
+            if first.is_cuda and torch.backends.cudnn.is_acceptable(first):
+                self._flatten_for_cudnn(weights)
+            elif not _is_flat(weights):
+                flat = torch.cat([w.reshape(-1) for w in weights])
+                offset = 0
+                for w in weights:
+                    w.set_(flat[offset : offset + w.numel()].view(w.shape))
+                    offset += w.numel()
+
+    def _flatten_for_cudnn(self, weights: list[Tensor]) -> None:
+        import torch.backends.cudnn.rnn as cudnn_rnn
+
+        if not torch._use_cudnn_rnn_flatten_weight():
+            return
+        cell = self.cells[0]
+        proj_size = getattr(cell, "proj_size", 0)
+        with torch.cuda.device_of(weights[0]):
+            torch._cudnn_rnn_flatten_weight(
+                weights,
+                (4 if cell.bias else 2) + (1 if proj_size else 0),
+                self.input_size,
+                cudnn_rnn.get_cudnn_mode(self._torch_mode),
+                self.hidden_size,
+                proj_size,
+                self.num_layers,
+                self.batch_first,
+                self.bidirectional,
+            )
+
+    # ---- choosing the path -----------------------------------------------------------------
 
     @staticmethod
     def _find_torch_mode(cell: Cell) -> str | None:
@@ -185,32 +342,21 @@ class Recurrent(nn.Module):
             return "RNN_TANH" if cell.nonlinearity == "tanh" else "RNN_RELU"
         return None
 
-    def _bind_cells(self) -> None:
-        """Give each cell the layer's current parameters (which .to(), load_state_dict or
-        functional_call may have replaced) and the layer's training mode."""
-        for cell, name, own_name in self._bindings:
-            module_path, _, leaf = name.rpartition(".")
-            module = cell.get_submodule(module_path) if module_path else cell
-            module._parameters[leaf] = getattr(self, own_name)
-        for cell, name, own_name in self._buffer_bindings:
-            module_path, _, leaf = name.rpartition(".")
-            module = cell.get_submodule(module_path) if module_path else cell
-            module._buffers[leaf] = getattr(self, own_name)
-        for cell in self.cells:
-            if cell.training != self.training:
-                cell.train(self.training)
-
     def reset_state(self) -> None:
         """Forget the state carried between calls by ``stateful=True``."""
         self.carried_state = None
 
-    def flatten_parameters(self) -> None:
-        """Accepted for compatibility with torch's RNN modules; nothing to do here."""
+    def _runs_step_loop(self) -> bool:
+        """Whether the cells must run one call per step: zoneout, recurrent dropout in
+        training, or a hook on a cell (which then sees every step)."""
+        regularized = self.zoneout > 0 or (self.training and self.recurrent_dropout > 0)
+        return regularized or any(_has_hooks(cell) for cell in self.cells)
 
     def uses_fast_path(self) -> bool:
         """Whether the next forward call runs torch's fused kernel."""
-        regularized = self.zoneout > 0 or (self.training and self.recurrent_dropout > 0)
-        return self.fast_path and self._torch_mode is not None and not regularized
+        return self.fast_path and self._torch_mode is not None and not self._runs_step_loop()
+
+    # ---- forward ---------------------------------------------------------------------------
 
     def forward(
         self,
@@ -224,40 +370,111 @@ class Recurrent(nn.Module):
             input: see the class docstring for shapes.
             hx: initial state as torch takes it (zeros if None, or the carried state when
                 stateful).
-            lengths: [B] real length of each sequence of a padded batch.
+            lengths: [B] real length (an integer in [1, T]) of each sequence of a padded
+                batch.
+
+        Raises:
+            TypeError, ValueError: a message naming the argument and what was expected.
         """
-        self._bind_cells()
+        unbatched = False
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("give lengths or a PackedSequence, not both")
+            self._check_features(input.data, "input.data")
+            hx = self._checked_hx(hx, input.data, int(input.batch_sizes[0]))
             output, state = self._forward_packed(input, hx)
-        else:
+        elif isinstance(input, Tensor):
             if input.dim() not in (2, 3):
-                raise ValueError(f"input must be 2-D or 3-D, got shape {tuple(input.shape)}")
+                raise ValueError(
+                    f"input must be 2-D (unbatched) or 3-D, got shape {tuple(input.shape)}"
+                )
+            self._check_features(input, "input")
             unbatched = input.dim() == 2
+            time_axis = 1 if self.batch_first and not unbatched else 0
+            if input.shape[time_axis] == 0:
+                raise ValueError(
+                    f"input has 0 time steps (shape {tuple(input.shape)}); expected at least 1"
+                )
+            batch_size = None if unbatched else input.shape[1 - time_axis]
+            hx = self._checked_hx(hx, input, batch_size)
             if unbatched:
                 input = input.unsqueeze(0 if self.batch_first else 1)
-                hx = None if hx is None else _map_state(hx, lambda s: s.unsqueeze(1))
+                if lengths is not None:
+                    lengths = torch.as_tensor(lengths).reshape(-1)
             output, state = self._forward_padded(input, hx, lengths)
             if unbatched:
                 output = output.squeeze(0 if self.batch_first else 1)
-                state = _map_state(state, lambda s: s.squeeze(1))
-        if self.stateful:
-            self.carried_state = detach_state(state)
+        else:
+            raise TypeError(f"input must be a Tensor or a PackedSequence, got {type(input)}")
+        if self.stateful:  # batched, even for unbatched input: the next call expects that
+            self.carried_state = _as_layer_state(detach_state(state))
+        if unbatched:
+            state = tuple(s.squeeze(1) for s in state)
         return output, _as_layer_state(state)
+
+    def _check_features(self, input: Tensor, name: str) -> None:
+        """The input's feature size and dtype must be the layer's."""
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}.size(-1) must be equal to input_size: expected {self.input_size}, "
+                f"got {input.shape[-1]} (shape {tuple(input.shape)})"
+            )
+        if not input.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {input.dtype}")
+        reference = next(iter(self._parameters.values()), None)
+        if (
+            reference is not None
+            and input.dtype != reference.dtype
+            and not torch._C._is_any_autocast_enabled()
+        ):
+            raise TypeError(
+                f"{name} has dtype {input.dtype} but the layer's parameters are "
+                f"{reference.dtype}: convert the input (input.to({reference.dtype})) or the "
+                f"layer (layer.to({input.dtype}))"
+            )
+
+    def _checked_hx(
+        self, hx: LayerState | None, input: Tensor, batch_size: int | None
+    ) -> State | None:
+        """``hx`` as a tuple of batched tensors [layers*directions, B, size], or a clear
+        error; None stays None. ``batch_size`` is None for unbatched input (then ``hx`` is
+        2-D, as in torch)."""
+        if hx is None:
+            return None
+        sizes = self.cells[0].state_sizes
+        kind = "a tensor" if len(sizes) == 1 else f"a tuple of {len(sizes)} tensors"
+        state = (hx,) if isinstance(hx, Tensor) and len(sizes) == 1 else hx
+        if not isinstance(state, (tuple, list)) or not all(isinstance(s, Tensor) for s in state):
+            raise TypeError(f"hx must be {kind}, got {type(hx).__name__}")
+        if len(state) != len(sizes):
+            raise ValueError(f"hx must be {kind}, got {len(state)}")
+        rows = self.num_layers * self.num_directions
+        batch = () if batch_size is None else (batch_size,)
+        expected = [(rows, *batch, size) for size in sizes]
+        shapes = [tuple(s.shape) for s in state]
+        if shapes != expected:
+            what = "unbatched (2-D) input" if batch_size is None else f"a batch of {batch_size}"
+            raise ValueError(f"hx must be {kind} of shapes {expected} for {what}, got {shapes}")
+        for s in state:
+            if s.dtype != input.dtype and not torch._C._is_any_autocast_enabled():
+                raise TypeError(f"hx has dtype {s.dtype}, expected the input's {input.dtype}")
+            if s.device != input.device:
+                raise ValueError(f"hx is on {s.device}, expected the input's {input.device}")
+        return tuple(s.unsqueeze(1) for s in state) if batch_size is None else tuple(state)
 
     def _forward_padded(
         self,
         input: Tensor,
-        hx: LayerState | None,
+        hx: State | None,
         lengths: Tensor | list[int] | None,  # noqa: A002
     ) -> tuple[Tensor, State]:
         batch_axis = 0 if self.batch_first else 1
-        hx = self._initial_state(input, input.shape[batch_axis], hx)
+        batch_size = input.shape[batch_axis]
+        hx = self._initial_state(input, batch_size, hx)
         if lengths is not None:
-            lengths = _checked_lengths(
-                lengths, input.shape[batch_axis], input.shape[1 - batch_axis]
-            )
+            lengths = _checked_lengths(lengths, batch_size, input.shape[1 - batch_axis])
+            if batch_size == 0:
+                lengths = None  # no sequence, nothing to mask (and nothing to pack)
         if not self.uses_fast_path():
             return self._forward_cells(input, hx, lengths)
         if lengths is None:
@@ -272,7 +489,7 @@ class Recurrent(nn.Module):
         return output, state
 
     def _forward_packed(
-        self, packed: PackedSequence, hx: LayerState | State | None
+        self, packed: PackedSequence, hx: State | None
     ) -> tuple[PackedSequence, State]:
         hx = self._initial_state(packed.data, int(packed.batch_sizes[0]), hx)
         if not self.uses_fast_path():
@@ -290,14 +507,12 @@ class Recurrent(nn.Module):
         )
         return output, state
 
-    def _initial_state(
-        self, reference: Tensor, batch_size: int, hx: LayerState | State | None
-    ) -> State:
+    def _initial_state(self, reference: Tensor, batch_size: int, hx: State | None) -> State:
         """hx as a tuple of [layers*directions, B, size] tensors: the given one, the carried
         one (stateful) or zeros."""
         if hx is None and self.stateful and self.carried_state is not None:
-            hx = self.carried_state
-            carried_batch = _state_tensors(hx)[0].shape[1]
+            hx = _state_tensors(self.carried_state)
+            carried_batch = hx[0].shape[1]
             if carried_batch != batch_size:
                 raise ValueError(
                     f"stateful layer carries a state for batch size {carried_batch}, got a "
@@ -307,13 +522,12 @@ class Recurrent(nn.Module):
         expected = [(rows, batch_size, size) for size in self.cells[0].state_sizes]
         if hx is None:
             return tuple(reference.new_zeros(shape) for shape in expected)
-        state = _state_tensors(hx)
-        if [tuple(s.shape) for s in state] != expected:
+        if [tuple(s.shape) for s in hx] != expected:
             raise ValueError(
                 f"hx must be {len(expected)} tensor(s) of shapes {expected}, "
-                f"got {[tuple(s.shape) for s in state]}"
+                f"got {[tuple(s.shape) for s in hx]}"
             )
-        return state
+        return hx
 
     # ---- fast path: torch's fused kernels on our parameters --------------------------------
 
@@ -324,14 +538,8 @@ class Recurrent(nn.Module):
         hx: State,  # noqa: A002
     ) -> tuple[Tensor, State]:
         """Call torch's fused kernel, as torch.nn.LSTM/GRU/RNN.forward does."""
-        kernel = {
-            "LSTM": _VF.lstm,
-            "GRU": _VF.gru,
-            "RNN_TANH": _VF.rnn_tanh,
-            "RNN_RELU": _VF.rnn_relu,
-        }[self._torch_mode]
+        kernel = _KERNELS[self._torch_mode]
         kernel_state: Any = hx if self._torch_mode == "LSTM" else hx[0]
-        weights = [getattr(self, own_name) for _, _, own_name in self._bindings]
         options = (
             self.cells[0].bias,
             self.num_layers,
@@ -339,6 +547,7 @@ class Recurrent(nn.Module):
             self.training,
             self.bidirectional,
         )
+        weights = self._flat_weights()
         if batch_sizes is None:
             result = kernel(input, kernel_state, weights, *options, self.batch_first)
         else:
@@ -383,22 +592,25 @@ class Recurrent(nn.Module):
         self, cell: Cell, x: Tensor, state: State, mask: Tensor | None
     ) -> tuple[Tensor, State]:
         """One direction of one layer over the whole sequence [T, B, F]."""
-        if self.zoneout == 0 and not (self.training and self.recurrent_dropout > 0):
+        # An empty batch takes the step loop too: the fused kernels' matmuls need rows.
+        if not self._runs_step_loop() and x.shape[1] > 0:
             return cell.forward_sequence(x, state, mask)
-        return self._run_regularized(cell, x, state, mask)
+        return self._run_steps(cell, x, state, mask)
 
-    def _run_regularized(
+    def _run_steps(
         self, cell: Cell, x: Tensor, state: State, mask: Tensor | None
     ) -> tuple[Tensor, State]:
-        """The step loop with recurrent dropout and zoneout."""
+        """The step loop, with recurrent dropout and zoneout when they are on."""
         step_options = {}
         if self.training and self.recurrent_dropout > 0:
             keep = 1.0 - self.recurrent_dropout
             # One mask per sequence, the same at every step (variational dropout).
             recurrent_mask = torch.bernoulli(torch.full_like(state[0], keep)) / keep
             step_options["recurrent_mask"] = recurrent_mask
-        # Built-in cells project the inputs of all steps with one matmul beforehand.
+        # Built-in cells project the inputs of all steps with one matmul beforehand; a cell
+        # with hooks is called as a module at every step, so that the hooks see each step.
         projected = hasattr(cell, "project_input") and hasattr(cell, "step")
+        projected = projected and not _has_hooks(cell)
         inputs = cell.project_input(x) if projected else x
         step = cell.step if projected else cell
         outputs = []
@@ -441,11 +653,82 @@ class Recurrent(nn.Module):
         return text
 
 
+# ---- state-dict hooks: torch's names only ----------------------------------------------------
+
+
+def _cell_key(index: int, name: str) -> str:
+    return f"cells.{index}.{name}"
+
+
+def _drop_cell_keys(layer: Recurrent, state_dict: dict, prefix: str, metadata: Any) -> None:
+    """state_dict() lists each tied tensor once, under torch's name (``weight_ih_l0``)."""
+    for key in [k for k in state_dict if k.startswith(prefix + "cells.")]:
+        del state_dict[key]
+
+
+def _alias_cell_keys(
+    layer: Recurrent, state_dict: dict, prefix: str, *args: Any, **kwargs: Any
+) -> None:
+    """load_state_dict: give each cell the value stored under the layer's name."""
+    for own_name, index, name, _ in layer._aliases:
+        if prefix + own_name in state_dict:
+            state_dict.setdefault(prefix + _cell_key(index, name), state_dict[
+                prefix + own_name])  # fmt: skip
+
+
+def _after_load(layer: Recurrent, incompatible: Any) -> None:
+    """After load_state_dict: report a missing tensor once (under torch's name), and re-tie
+    and re-flatten the weights (``assign=True`` replaces the parameters)."""
+    missing = incompatible.missing_keys
+    own = {own_name: _cell_key(index, name) for own_name, index, name, _ in layer._aliases}
+    doubles = set()
+    for key in missing:
+        for own_name, cell_key in own.items():
+            if key.endswith(own_name) and key[: -len(own_name)] + cell_key in missing:
+                doubles.add(key[: -len(own_name)] + cell_key)
+    missing[:] = [key for key in missing if key not in doubles]
+    layer._tie_cells()
+    layer.flatten_parameters()
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(
+        module._forward_hooks
+        or module._forward_pre_hooks
+        or module._backward_hooks
+        or module._backward_pre_hooks
+    )
+
+
+def _is_flat(weights: list[Tensor]) -> bool:
+    """Whether the weights are consecutive contiguous views of one storage, in order."""
+    storage = weights[0].untyped_storage().data_ptr()
+    offset = weights[0].storage_offset()
+    for w in weights:
+        if (
+            w.untyped_storage().data_ptr() != storage
+            or w.storage_offset() != offset
+            or not w.is_contiguous()
+        ):
+            return False
+        offset += w.numel()
+    return True
+
+
 def _checked_lengths(lengths: Tensor | list[int], batch_size: int, steps: int) -> Tensor:
     """``lengths`` as a LongTensor [B], each in [1, steps], or a clear error."""
-    lengths = torch.as_tensor(lengths, dtype=torch.long)
+    lengths = torch.as_tensor(lengths)
+    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+        raise TypeError(
+            f"lengths must hold integers, got {lengths.dtype} (a float length would be "
+            "truncated; round it yourself)"
+        )
+    lengths = lengths.to(torch.long)
     if lengths.shape != (batch_size,):
-        raise ValueError(f"lengths must have shape ({batch_size},), got {tuple(lengths.shape)}")
+        raise ValueError(
+            f"lengths must have shape ({batch_size},) (one per sequence), "
+            f"got {tuple(lengths.shape)}"
+        )
     if len(lengths) and (lengths.min() < 1 or lengths.max() > steps):
         raise ValueError(f"lengths must be between 1 and {steps} (the padded length), got "
                          f"{lengths.tolist()}")  # fmt: skip
@@ -458,10 +741,6 @@ def _state_tensors(state: LayerState) -> tuple[Tensor, ...]:
 
 def _as_layer_state(state: tuple[Tensor, ...]) -> LayerState:
     return state[0] if len(state) == 1 else state
-
-
-def _map_state(state: LayerState, fn: Callable[[Tensor], Tensor]) -> LayerState:
-    return fn(state) if isinstance(state, Tensor) else tuple(fn(s) for s in state)
 
 
 def _reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
