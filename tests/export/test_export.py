@@ -22,9 +22,9 @@ from rnnkit.cli import main
 from rnnkit.data.timeseries import build_frame
 from rnnkit.errors import UserError
 from rnnkit.export import ONNX_FILE, attach_onnx, export_model
-from rnnkit.export.apps import GraphSpec, OnnxNetwork
+from rnnkit.export.apps import GraphSpec, OnnxNetwork, exporter_of_model
 from rnnkit.export.benchmark import latency_ratio
-from rnnkit.export.onnx import TOLERANCE, check, export_graph, session
+from rnnkit.export.onnx import TOLERANCE, check, compare, export_graph, session
 
 WORDS = ["good", "great", "fine", "bad", "awful", "dull"]
 
@@ -122,6 +122,9 @@ def test_recurrent_layers_with_lengths_match_pytorch_on_other_batches_and_length
     result = check(graph, session(path), spec, random_inputs)
     assert result.max_difference <= TOLERANCE
     assert {batch for batch, _ in result.shapes} > {2} and {s for _, s in result.shapes} > {6}
+    # Every sequence shorter than the padded length: the outputs past them stay zero.
+    x, lengths = torch.randn(4, 10, 4), torch.tensor([3, 7, 1, 5])
+    assert compare(graph, session(path), spec, (x, lengths)) <= TOLERANCE
 
 
 class UnrolledLoop(nn.Module):
@@ -158,15 +161,15 @@ def test_the_check_refuses_a_graph_fixed_to_the_example_length(tmp_path):
 def onnx_and_torch(cls, directory):
     torch_model, onnx_model = cls.load(directory), cls.load(directory)
     assert attach_onnx(onnx_model, directory)
+    networks = exporter_of_model(onnx_model).networks(onnx_model)
+    assert networks and all(isinstance(net, OnnxNetwork) for net in networks)
     return torch_model, onnx_model
 
 
 @pytest.mark.parametrize("name", ["sentiment", "sentiment-gru"])
 def test_sentiment_predictions_through_onnx_equal_torch(models, name):
     torch_model, onnx_model = onnx_and_torch(SentimentClassifier, models / name)
-    networks = list(onnx_model.model)
-    assert len(networks) == torch_model.config.ensemble
-    assert all(isinstance(net, OnnxNetwork) for net in networks)
+    assert len(onnx_model.model) == torch_model.config.ensemble
     texts = reviews(40, seed=5)[0] + ["good", "an unseen word zyxw and more " * 9]
     np.testing.assert_allclose(
         onnx_model.predict_scores(texts), torch_model.predict_scores(texts), atol=TOLERANCE
@@ -191,6 +194,8 @@ def test_forecast_and_anomaly_through_onnx_equal_torch(models):
     series = np.sin(np.arange(200) / 6.0)
     series[120] += 3
     np.testing.assert_allclose(onnx_model.score(series), torch_model.score(series), rtol=1e-5)
+    # The detector's network is a forecaster: the export also serves it loaded as one.
+    assert attach_onnx(Forecaster.load(models / "anomaly"), models / "anomaly")
 
 
 def test_language_model_steps_through_onnx_equal_torch(models):

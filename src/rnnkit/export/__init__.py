@@ -142,7 +142,7 @@ def attach_onnx(model: Any, model_dir: str | os.PathLike, threads: int | None = 
     if exporter is None or not manifest_file.is_file():
         return False
     manifest = read_json(manifest_file)
-    if manifest.get("app") != exporter.app or manifest.get("format") != "onnx":
+    if not exporter.reads(manifest.get("app")) or manifest.get("format") != "onnx":
         return False
     if manifest.get("weights_sha256") != _weights_hash(Path(model_dir)):
         raise UserError(

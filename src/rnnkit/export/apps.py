@@ -87,6 +87,10 @@ class AppExport:
 
     app: str = ""
 
+    def reads(self, exported_app: str) -> bool:
+        """Whether an export made from an ``exported_app`` folder fits this app's networks."""
+        return exported_app == self.app
+
     def load(self, directory: Path) -> Any:
         """The application model saved in ``directory``."""
         raise NotImplementedError
@@ -196,8 +200,9 @@ class SentimentExport(AppExport):
         tokens = torch.randint(1, net.words.num_embeddings, (batch, steps), generator=generator)
         inputs = (tokens * real, lengths)
         if net.pieces is not None:
+            most = 1 + steps % 4  # subword pieces per word: a dynamic axis too
             pieces = torch.randint(
-                0, net.pieces.num_embeddings, (batch, steps, 3), generator=generator
+                0, net.pieces.num_embeddings, (batch, steps, most), generator=generator
             )
             inputs += (pieces * real[..., None],)
         return inputs
@@ -243,6 +248,9 @@ class OnnxForecastNet(OnnxNetwork):
 
 class ForecastExport(AppExport):
     app = "forecast"
+
+    def reads(self, exported_app: str) -> bool:
+        return exported_app in ("forecast", "anomaly")  # an anomaly detector's is a forecaster
 
     def load(self, directory: Path) -> Any:
         from rnnkit.apps.forecast import Forecaster
