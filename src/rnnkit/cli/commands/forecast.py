@@ -124,17 +124,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         verbs,
         "evaluate",
         "rolling-origin backtest on bundled real data against naive, seasonal naive, ETS, "
-        "ARIMA (metrics.json, backtest.png)",
+        "ARIMA (metrics.json, backtest.png); or the M3/M1/Tourism competitions with --data m3",
         [
             "rnnkit forecast evaluate --out results/forecast",
             "rnnkit forecast evaluate --data elecdemand --quick",
+            "rnnkit forecast evaluate --data m3 --out results/m3",
+            "rnnkit forecast evaluate --data m3-monthly --part validation --baselines theta,ets",
         ],
     )
     add_common_flags(evaluate)
     evaluate.add_argument(
         "--data",
         default=",".join(EVALUATED),
-        help=f"comma-separated data sets (default: {','.join(EVALUATED)})",
+        help=f"comma-separated data sets (default: {','.join(EVALUATED)}), or competitions: "
+        "m3, m1, tourism, m3-monthly, m3-quarterly, m3-yearly, m3-other, m1-monthly, ...",
+    )
+    evaluate.add_argument(
+        "--part",
+        choices=["test", "validation"],
+        default="test",
+        help="competitions: score on the test part (a reported result) or on the validation "
+        "split, the last horizon of each training part (for choices; default: test)",
+    )
+    evaluate.add_argument(
+        "--baselines",
+        default="seasonal_naive,naive2,ets,theta,arima",
+        help="competitions: comma-separated baselines (default: all five; their forecasts are "
+        "cached in ~/.cache/rnnkit)",
+    )
+    evaluate.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="competitions: processes fitting the baselines (default: one per core)",
     )
     evaluate.set_defaults(func=run_evaluate)
 
@@ -251,12 +273,32 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.forecast.backtest import run_evaluation, targets_summary
+    from rnnkit.apps.forecast.competition import COLLECTIONS, PROTOCOL
     from rnnkit.apps.forecast.plots import plot_backtest
 
     names = _split(args.data)
+    if args.resume:  # each evaluation trains fresh models on its own splits: nothing to resume
+        raise UserError(
+            "forecast evaluate: --resume is not supported (it trains a fresh model per data "
+            "set and backtest origin); run it again without --resume"
+        )
+    competitions = [n for n in names if n in COLLECTIONS or n in dict(PROTOCOL.horizons)]
+    if competitions:
+        if len(competitions) != len(names):
+            raise UserError(
+                "forecast evaluate: give either competitions (m3, m3-monthly, ...) or bundled "
+                f"data sets ({', '.join(EVALUATED)}), not both"
+            )
+        return _evaluate_competitions(args, names)
+    if args.part != "test" or args.workers is not None:
+        raise UserError("forecast evaluate: --part and --workers apply to competitions only")
     out = out_dir(args, "results/forecast")
     results = run_evaluation(
-        names, quick=args.quick, seed=args.seed, device=resolve_device(args.device)
+        names,
+        quick=args.quick,
+        seed=args.seed,
+        device=resolve_device(args.device),
+        epochs=args.epochs,
     )
     rows = [{"data": r.name, **row} for r in results for row in r.rows]
     plot_backtest(out / "backtest.png", results)
@@ -269,6 +311,73 @@ def run_evaluate(args: argparse.Namespace) -> int:
         extra={"targets": summary, "quick": args.quick, "seed": args.seed},
     )
     print(f"wrote {out / 'backtest.png'}")
+    return 0
+
+
+def _evaluate_competitions(args: argparse.Namespace, names: list[str]) -> int:
+    """rnnkit with its defaults and the baselines on the M3/M1/Tourism protocol."""
+    from rnnkit.apps.forecast.competition import (
+        PUBLISHED,
+        PUBLISHED_SOURCE,
+        format_table,
+        rnnkit_forecaster,
+        run_competition,
+    )
+    from rnnkit.files import write_text
+
+    options = {"seed": args.seed, "device": resolve_device(args.device)}
+    if args.epochs:
+        options["epochs"] = args.epochs
+    limit = None
+    if args.quick:  # a smoke test: six series per data set, a tiny network, cheap baselines
+        limit = 6
+        options.update(epochs=args.epochs or 1, batches_per_epoch=3, hidden_size=8)
+    baselines = tuple(_split(args.baselines))
+    if args.quick and args.baselines == "seasonal_naive,naive2,ets,theta,arima":
+        baselines = ("seasonal_naive", "naive2", "theta")
+    out = out_dir(args, "results/forecast-competition")
+    result = run_competition(
+        names,
+        part=args.part,
+        baselines=baselines,
+        forecaster=rnnkit_forecaster(**options),
+        limit=limit,
+        workers=args.workers,
+    )
+    table = format_table(result)
+    published = [
+        {"data": data, "method": method, "published sMAPE": value}
+        for data, methods in PUBLISHED.items()
+        if any(row["data"] == data or data in row["data"].split("+") for row in table)
+        for method, value in methods.items()
+    ]
+    title = (
+        f"{'+'.join(names)}, {args.part} part: sMAPE (M3, percent) and MASE averaged over "
+        "series; cover_80: share of the truth inside rnnkit's 80% interval; last column: a "
+        "baseline's sMAPE minus rnnkit's with a paired bootstrap 95% interval over series"
+    )
+    report_metrics(
+        table,
+        out,
+        title=title,
+        extra={
+            **result,
+            "published_table": published,
+            "quick": args.quick,
+            "seed": args.seed,
+            "forecaster_options": {k: v for k, v in options.items() if k != "device"},
+        },
+    )
+    if published:
+        print(f"published (other runs, not this one): {PUBLISHED_SOURCE}")
+        print(table_to_text(published))
+    lines = [f"# {title}", "", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+    lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in table]
+    if published:
+        lines += ["", f"Published sMAPE ({PUBLISHED_SOURCE}; other runs):", ""]
+        lines += [f"- {p['data']} {p['method']}: {p['published sMAPE']}" for p in published]
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / 'report.md'}")
     return 0
 
 
@@ -286,6 +395,9 @@ def tour(ctx: TourContext) -> Section:
         log=lambda text: None,
     )
     rows = [{"data": r.name, **row} for r in results for row in r.rows]
+    for r in results:  # kept for `make serve`
+        if r.model is not None:
+            r.model.save(ctx.models.with_name(f"forecast-{r.name}"))
     plot_backtest(ctx.out / "backtest.png", results)
     write_json(ctx.out / "metrics.json", {"rows": rows, "targets": targets_summary(results)})
     section = Section(title="Forecasting")
