@@ -24,7 +24,7 @@ from rnnkit.errors import UserError
 from rnnkit.export import ONNX_FILE, attach_onnx, export_model
 from rnnkit.export.apps import GraphSpec, OnnxNetwork, exporter_of_model
 from rnnkit.export.benchmark import latency_ratio
-from rnnkit.export.onnx import TOLERANCE, check, compare, export_graph, session
+from rnnkit.export.onnx import TOLERANCE, compare, export_checked, export_graph, session
 
 WORDS = ["good", "great", "fine", "bad", "awful", "dull"]
 
@@ -118,8 +118,7 @@ def test_recurrent_layers_with_lengths_match_pytorch_on_other_batches_and_length
         return torch.randn(batch, steps, 4, generator=generator), lengths
 
     path = tmp_path / "layer.onnx"
-    export_graph(graph, random_inputs(2, 6, torch.Generator().manual_seed(0)), spec, path)
-    result = check(graph, session(path), spec, random_inputs)
+    result = export_checked(graph, spec, random_inputs, path)
     assert result.max_difference <= TOLERANCE
     assert {batch for batch, _ in result.shapes} > {2} and {s for _, s in result.shapes} > {6}
     # Every sequence shorter than the padded length: the outputs past them stay zero.
@@ -148,9 +147,14 @@ def test_the_check_refuses_a_graph_fixed_to_the_example_length(tmp_path):
         return torch.randn(batch, steps, 3, generator=generator), torch.ones(batch)
 
     path = tmp_path / "loop.onnx"
-    export_graph(UnrolledLoop(), random_inputs(2, 6, torch.Generator()), spec, path)
     with pytest.raises(UserError, match="onnxruntime (differs from PyTorch|failed) on a batch"):
-        check(UnrolledLoop(), session(path), spec, random_inputs)
+        export_checked(UnrolledLoop(), spec, random_inputs, path)
+    assert not path.exists()
+    # The traced example itself matches: only other lengths reveal the fixed loop.
+    export_graph(UnrolledLoop(), random_inputs(2, 6, torch.Generator()), spec, path)
+    assert (
+        compare(UnrolledLoop(), session(path), spec, random_inputs(2, 6, torch.Generator())) < 1e-5
+    )
 
 
 # ------------------------------------------------------------------------------------------

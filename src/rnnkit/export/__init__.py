@@ -36,15 +36,7 @@ import torch
 from rnnkit.engine.checkpoint import read_json
 from rnnkit.errors import UserError
 from rnnkit.export.apps import exporter_for, exporter_of_model
-from rnnkit.export.onnx import (
-    EXAMPLE,
-    OPSET,
-    Check,
-    check,
-    export_graph,
-    refuse_cell_paths,
-    session,
-)
+from rnnkit.export.onnx import OPSET, Check, export_checked, refuse_cell_paths, session
 from rnnkit.files import atomic_path, write_json
 
 ONNX_FILE = "model.onnx"
@@ -94,11 +86,9 @@ def export_model(
         # Every network is exported and checked before anything is written beside the model.
         for index, net in enumerate(nets):
             refuse_cell_paths(net)
-            graph, spec = exporter.graph(net), exporter.spec(net)
-            example = exporter.random_inputs(net, *EXAMPLE, torch.Generator().manual_seed(0))
+            spec, random_inputs = exporter.spec(net), partial(exporter.random_inputs, net)
             path = Path(scratch) / f"{index}.onnx"
-            export_graph(graph, example, spec, path)
-            checks.append(check(graph, session(path), spec, partial(exporter.random_inputs, net)))
+            checks.append(export_checked(exporter.graph(net), spec, random_inputs, path))
         files = [_member_path(out, index) for index in range(len(nets))]
         for index, target in enumerate(files):
             _copy_atomically(Path(scratch) / f"{index}.onnx", target)

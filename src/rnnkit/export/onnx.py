@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,3 +167,47 @@ def check(graph: nn.Module, session: Any, spec: GraphSpec, random_inputs, seed: 
             )
         worst = max(worst, difference)
     return Check(worst, list(CHECKS))
+
+
+def export_checked(
+    module: nn.Module,
+    spec: GraphSpec,
+    random_inputs: Callable[[int, int, torch.Generator], tuple[Tensor, ...]],
+    path: str | os.PathLike,
+) -> Check:
+    """Export any module of plain tensors in and out to ``path``, checked: what
+    ``rnnkit export`` does for each network, and the way to export a model of your own.
+
+    The module is traced on ``random_inputs(*EXAMPLE)`` and the file compared with PyTorch on
+    ``random_inputs`` of every shape in `CHECKS`; on a mismatch the file is removed.
+
+    Args:
+        module: in eval mode; its forward takes the tensors named by ``spec.inputs`` (in order)
+            and returns a tuple of the tensors named by ``spec.outputs``.
+        random_inputs: ``(batch, steps, generator) -> inputs``.
+
+    Example:
+        >>> class Layer(nn.Module):  # an rnnkit.LSTM with lengths, as plain tensors
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.lstm = rnnkit.LSTM(4, 8, batch_first=True, bidirectional=True)
+        ...     def forward(self, x, lengths):
+        ...         out, (h, c) = self.lstm(x, lengths=lengths)
+        ...         return out, h, c
+        >>> spec = GraphSpec(["x", "lengths"], ["out", "h", "c"], {"x": {0: "batch", 1: "steps"},
+        ...     "lengths": {0: "batch"}, "out": {0: "batch", 1: "steps"}, "h": {1: "batch"},
+        ...     "c": {1: "batch"}})
+        >>> def random_inputs(batch, steps, generator):
+        ...     lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
+        ...     return torch.randn(batch, steps, 4, generator=generator), lengths
+        >>> export_checked(Layer().eval(), spec, random_inputs, "lstm.onnx").max_difference
+        1.2e-07
+    """
+    path = Path(path)
+    example = random_inputs(*EXAMPLE, torch.Generator().manual_seed(0))
+    export_graph(module, example, spec, path)
+    try:
+        return check(module, session(path), spec, random_inputs)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
