@@ -31,6 +31,7 @@ NAME = "forecast"
 HELP = "forecast time series with intervals; backtest against naive, ETS and ARIMA"
 ORDER = 40
 EVALUATED = ("nyc-weather", "sp500", "elecdemand")
+ALL_BASELINES = "seasonal_naive,naive2,ets,theta,arima"  # of the competitions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -140,6 +141,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "m3, m1, tourism, m3-monthly, m3-quarterly, m3-yearly, m3-other, m1-monthly, ...",
     )
     evaluate.add_argument(
+        "--protocol",
+        choices=["current", "original"],
+        default="current",
+        help="bundled data: the test windows, 28/48/28 (current, since 2026-11-25 12:31) or "
+        "7/24/14 (original, as first published); see BacktestProtocol in backtest.py",
+    )
+    evaluate.add_argument(
         "--part",
         choices=["test", "validation"],
         default="test",
@@ -148,7 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--baselines",
-        default="seasonal_naive,naive2,ets,theta,arima",
+        default=ALL_BASELINES,
         help="competitions: comma-separated baselines (default: all five; their forecasts are "
         "cached in ~/.cache/rnnkit)",
     )
@@ -283,6 +291,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "set and backtest origin); run it again without --resume"
         )
     competitions = [n for n in names if n in COLLECTIONS or n in dict(PROTOCOL.horizons)]
+    if competitions and args.protocol != "current":
+        raise UserError("forecast evaluate: --protocol applies to the bundled data sets only")
     if competitions:
         if len(competitions) != len(names):
             raise UserError(
@@ -290,8 +300,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 f"data sets ({', '.join(EVALUATED)}), not both"
             )
         return _evaluate_competitions(args, names)
-    if args.part != "test" or args.workers is not None:
-        raise UserError("forecast evaluate: --part and --workers apply to competitions only")
+    if args.part != "test" or args.workers is not None or args.baselines != ALL_BASELINES:
+        raise UserError(
+            "forecast evaluate: --part, --baselines and --workers apply to competitions only"
+        )
     out = out_dir(args, "results/forecast")
     results = run_evaluation(
         names,
@@ -299,6 +311,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=resolve_device(args.device),
         epochs=args.epochs,
+        protocol=args.protocol,
     )
     rows = [{"data": r.name, **row} for r in results for row in r.rows]
     plot_backtest(out / "backtest.png", results)
@@ -308,7 +321,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         rows,
         out,
         title="rolling-origin backtest (MASE, sQL: scaled by the in-sample seasonal naive MAE)",
-        extra={"targets": summary, "quick": args.quick, "seed": args.seed},
+        extra={
+            "targets": summary,
+            "quick": args.quick,
+            "seed": args.seed,
+            "protocol": args.protocol,
+            "epochs": args.epochs,
+        },
     )
     print(f"wrote {out / 'backtest.png'}")
     return 0
@@ -333,7 +352,7 @@ def _evaluate_competitions(args: argparse.Namespace, names: list[str]) -> int:
         limit = 6
         options.update(epochs=args.epochs or 1, batches_per_epoch=3, hidden_size=8)
     baselines = tuple(_split(args.baselines))
-    if args.quick and args.baselines == "seasonal_naive,naive2,ets,theta,arima":
+    if args.quick and args.baselines == ALL_BASELINES:
         baselines = ("seasonal_naive", "naive2", "theta")
     out = out_dir(args, "results/forecast-competition")
     result = run_competition(
