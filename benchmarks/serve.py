@@ -26,6 +26,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,15 +42,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(folders: list[str], port: int) -> subprocess.Popen:
-    """``rnnkit serve`` in a child process (one inference thread per model, as deployed)."""
+def start_server(folders: list[str], port: int, log: Path) -> subprocess.Popen:
+    """``rnnkit serve`` in a child process (one inference thread per model, as deployed);
+    its output goes to ``log``."""
     command = [sys.executable, "-m", "rnnkit.cli", "serve", *folders, "--port", str(port)]
     env = {**os.environ, "RNNKIT_TOKEN": TOKEN}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the server exited: {process.stdout.read().decode()}")
+            raise SystemExit(f"the server exited; see {log}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
                 return process
@@ -243,7 +247,8 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(args.models, port)
+    log = Path(args.out or tempfile.mkdtemp(prefix="rnnkit-bench-")) / "server.log"
+    server = start_server(args.models, port, log)
     try:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         models = httpx.get(url + "/v1/models", headers=headers).json()["models"]

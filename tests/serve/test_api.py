@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import TOKEN, seasonal_history, tone
 from fastapi.testclient import TestClient
 from PIL import Image
+from served_models import TOKEN, seasonal_history, tone
 
 from rnnkit.errors import UserError
 from rnnkit.serve import Settings, create_app, detect_app, load_models
@@ -303,3 +303,35 @@ def test_cli_serve_refuses_a_bad_folder_in_one_line(tmp_path, capsys):
 
     assert main(["serve", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_runtime_onnx_serves_the_exported_sentiment_model_with_the_same_answers(
+    model_folders, tmp_path
+):
+    import shutil
+
+    pytest.importorskip("onnxruntime")
+    from rnnkit.export import export_model
+
+    folder = tmp_path / "sentiment"
+    shutil.copytree(model_folders["sentiment"], folder)
+    export_model(folder)
+    settings = Settings()
+    models = load_models([folder, model_folders["translate"]], settings, runtime="onnx")
+    assert {m.name: m.runtime for m in models.values()} == {
+        "sentiment": "onnx",
+        "translate": "torch",  # no export for translation: served by PyTorch, and said so
+    }
+    texts = ["the film is wonderful", "the film is dull"]
+    torch_model = load_models([folder], settings)["sentiment"].model
+    with TestClient(create_app(models, settings)) as c:
+        listed = {m["name"]: m["runtime"] for m in c.get("/v1/models").json()["models"]}
+        assert listed == {"sentiment": "onnx", "translate": "torch"}
+        answer = c.post("/v1/models/sentiment/classify", json={"texts": texts, "explain": True})
+        answer = answer.json()
+    assert [t["token"] for t in answer["predictions"][0]["saliency"]] == texts[0].split()
+    np.testing.assert_allclose(
+        [p["probability"] for p in answer["predictions"]],
+        [p.probability for p in torch_model.predict(texts)],
+        atol=1e-5,
+    )

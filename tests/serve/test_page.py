@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import TOKEN, LiveServer, seasonal_history, tone
+from served_models import TOKEN, LiveServer, seasonal_history, tone
 
 from rnnkit.serve import Settings, create_app
 

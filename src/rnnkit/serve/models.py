@@ -256,6 +256,7 @@ class ServedClassifier(Served):
         from rnnkit.apps.sentiment import SentimentClassifier
 
         self.model = SentimentClassifier.load(self.folder)
+        self.gradient_model = None
 
     def info(self) -> dict:
         return {**super().info(), "classes": self.model.classes, "task": self.model.config.task}
@@ -279,10 +280,14 @@ class ServedClassifier(Served):
         ]
 
     def saliency(self, text: str) -> list[dict]:
-        """Each token's signed saliency (integrated gradients; needs autograd)."""
-        from rnnkit.apps.sentiment import explain
+        """Each token's signed saliency (integrated gradients; needs autograd, so a model
+        served by onnxruntime explains with its PyTorch twin, loaded on first use)."""
+        from rnnkit.apps.sentiment import SentimentClassifier, explain
 
-        return [{"token": t.token, "weight": t.weight} for t in explain(self.model, text)]
+        if self.runtime != "torch" and self.gradient_model is None:
+            self.gradient_model = SentimentClassifier.load(self.folder)
+        model = self.model if self.runtime == "torch" else self.gradient_model
+        return [{"token": t.token, "weight": t.weight} for t in explain(model, text)]
 
 
 # ---------------------------------------------------------------------- language model
