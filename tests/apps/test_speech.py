@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -24,16 +25,21 @@ from rnnkit.apps.speech import (
 from rnnkit.apps.speech.model import ALPHABET, text_to_ids
 from rnnkit.cli import main
 from rnnkit.data.speech import (
+    DIGIT_WORDS,
     HELD_OUT_VARIANTS,
     SAMPLE_RATE,
     TRAIN_VARIANTS,
     Utterance,
     add_noise,
+    connected_digits,
+    find_fsdd,
+    fsdd_recordings,
     generate_texts,
     load_audio,
     read_transcribed_folder,
     speech_tools_available,
     synthetic_speech,
+    telephone_band,
 )
 from rnnkit.errors import UserError
 
@@ -361,3 +367,124 @@ def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, capsys, monkeyp
         (data / f"u{i}.txt").write_text(text + "\n")
     train = ["speech", "train", "--data", str(data), "--quick", "--device", "cpu"]
     assert check_resume_of_a_killed_run(train, tmp_path, capsys, monkeypatch) == [3]
+
+
+# ---------------------------------------------------------------------------- real voices (FSDD)
+
+FSDD = find_fsdd()
+needs_fsdd = pytest.mark.skipif(
+    FSDD is None,
+    reason="the Free Spoken Digit Dataset is not at ../shared/data/fsdd (or $RNNKIT_FSDD)",
+)
+
+
+def write_fsdd(folder, speakers=("ann", "bob"), digits=3, takes=2) -> None:
+    """A tiny folder in FSDD's layout: tones, one pitch per digit, at 8 kHz."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for speaker in speakers:
+        for digit in range(digits):
+            for take in range(takes):
+                audio = tone(300 + 200 * digit, 0.3, rate=8000)
+                sf.write(folder / f"{digit}_{speaker}_{take}.wav", audio, 8000, subtype="PCM_16")
+
+
+def test_fsdd_loader_reads_the_layout_and_filters(tmp_path):
+    write_fsdd(tmp_path / "recordings")
+    (tmp_path / "recordings" / "notes_about_it.wav").write_bytes(b"")  # not the layout: skipped
+    everything = fsdd_recordings(tmp_path)  # the dataset folder or its recordings/ folder
+    assert len(everything) == 12 and {r.speaker for r in everything} == {"ann", "bob"}
+    some = fsdd_recordings(tmp_path / "recordings", speakers=["bob"], takes=range(1, 2))
+    assert [(r.text, r.take) for r in some] == [("zero", 1), ("one", 1), ("two", 1)]
+    assert len(some[0].audio) == int(0.3 * SAMPLE_RATE)  # 8 kHz read at 16 kHz
+    with pytest.raises(UserError, match="no FSDD recordings"):
+        fsdd_recordings(tmp_path, speakers=["carol"])
+
+
+def test_connected_digits_join_one_speakers_own_recordings_reproducibly(tmp_path):
+    write_fsdd(tmp_path, takes=3)
+    recordings = fsdd_recordings(tmp_path)
+    strings = connected_digits(recordings, 20, seed=3)
+    again = connected_digits(recordings, 20, seed=3)
+    assert [s.text for s in strings] == [s.text for s in again]
+    np.testing.assert_array_equal(strings[5].audio, again[5].audio)
+    by_name = {r.source: r for r in recordings}
+    for s in strings:
+        parts = [by_name[name] for name in s.source.split("+")]
+        assert 2 <= len(parts) <= 5 and {p.speaker for p in parts} == {s.speaker}
+        assert s.text == " ".join(p.text for p in parts)
+        # The recordings plus pauses of at least 50 ms each, and noise under everything.
+        assert len(s.audio) >= sum(len(p.audio) for p in parts) + 0.05 * SAMPLE_RATE * len(parts)
+        assert np.abs(s.audio[:400]).max() > 0
+    assert connected_digits(recordings, 20, seed=4)[0].audio.shape != strings[0].audio.shape
+
+
+def test_telephone_band_keeps_speech_frequencies_and_drops_the_rest():
+    rng = np.random.default_rng(0)
+    low = telephone_band(tone(1000), rng)
+    high = telephone_band(tone(6000), rng)
+    assert len(low) == len(tone(1000))
+    assert np.sqrt(np.mean(high**2)) < 0.01 * np.sqrt(np.mean(low**2))
+
+
+def test_word_grammar_decoders_read_constructed_posteriors():
+    from rnnkit.apps.speech.grammar import best_word, best_word_sequence
+
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+    def posteriors(frames: str) -> torch.Tensor:  # "_" is the blank
+        probs = torch.full((len(frames), len(ALPHABET) + 1), 0.01)
+        for t, ch in enumerate(frames):
+            probs[t, 0 if ch == "_" else text_to_ids(ch)[0]] = 1.0
+        return (probs / probs.sum(1, keepdim=True)).log()
+
+    assert best_word(posteriors("_ttwwoo__"), words) == "two"
+    assert best_word(posteriors("_tw__"), words) == "two"  # a partial word: the closest
+    assert best_word_sequence(posteriors("_oone_ _twoo_ eeight_"), words) == "one two eight"
+    assert best_word_sequence(posteriors("sevn__seven"), words) == "seven seven"
+    assert best_word_sequence(posteriors("one_eight"), words) == "one eight"  # e_e: two words
+
+
+def test_word_errors_per_utterance_sum_to_the_corpus_wer():
+    from rnnkit.apps.speech.fsdd import corpus_wer, word_errors
+
+    hyps, refs = ["one two", "three", "", "five six seven"], ["one three", "three", "four", "five"]
+    rows = word_errors(hyps, refs)
+    assert rows.tolist() == [[1, 2], [0, 1], [1, 1], [2, 1]]
+    assert corpus_wer(rows) == pytest.approx(error_rates(hyps, refs)["WER"])
+
+
+@needs_fsdd
+def test_pocketsphinx_with_the_digits_grammar_only_says_digits():
+    from rnnkit.apps.speech import pocketsphinx_available, pocketsphinx_transcribe
+    from rnnkit.apps.speech.baselines import digits_jsgf
+
+    if not pocketsphinx_available():
+        pytest.skip("pip install pocketsphinx")
+    clips = fsdd_recordings(FSDD, speakers=["jackson"], takes=range(1))
+    heard = pocketsphinx_transcribe([c.audio for c in clips], digits_jsgf(loop=False))
+    assert all(h in [*DIGIT_WORDS, ""] for h in heard), heard  # "": heard nothing
+    assert sum(h == c.text for h, c in zip(heard, clips, strict=True)) >= 5, heard
+
+
+@needs_fsdd
+def test_cli_fsdd_protocol_quick_then_transcribe_a_recording(tmp_path, capsys):
+    out = tmp_path / "fsdd"
+    args = ["speech", "evaluate", "--data", str(FSDD), "--quick", "--out", str(out)]
+    assert main([*args, "--no-pocketsphinx"]) == 0
+    printed = capsys.readouterr().out
+    assert "leave one speaker out" in printed and "jackson" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    speakers = [row["speaker"] for row in metrics["loso"]]
+    assert speakers == ["jackson", "theo", "mean of speakers"]
+    assert {r["test set"] for r in metrics["rows"]} == {"isolated", "strings"}
+    wav = FSDD / "recordings" / "7_jackson_3.wav"
+    assert main(["speech", "transcribe", "--model", str(out / "model"), str(wav)]) == 0
+    assert capsys.readouterr().out.startswith(f"{wav}\t")
+
+
+def test_cli_evaluate_needs_a_model_or_an_fsdd_folder(tmp_path, capsys):
+    assert main(["speech", "evaluate", "--out", str(tmp_path)]) == 2
+    assert "--model is needed" in capsys.readouterr().err
+    write_fsdd(tmp_path / "fsdd")
+    assert main(["speech", "evaluate", "--data", str(tmp_path / "fsdd"), "--model", "m"]) == 2
+    assert "drop --model" in capsys.readouterr().err

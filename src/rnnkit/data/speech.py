@@ -137,6 +137,28 @@ def generate_texts(n: int, seed: int = 0) -> list[str]:
     return texts
 
 
+def vocabulary() -> list[str]:
+    """Every word `generate_texts` can write, sorted."""
+    words = set(DIGITS + RANKS + SUITS + COLORS + NUMBERS + ["of"])
+    for phrase in COMMANDS + SUBJECTS + VERBS + OBJECTS:
+        words.update(w for w in phrase.split() if not w.startswith("{"))
+    return sorted(words)
+
+
+def unseen_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` out-of-grammar sentences: 3-6 words of the `vocabulary` in random order.
+
+    Every word was heard in training, but no sentence follows the training text's patterns,
+    so a language model or grammar of that text cannot fill in what the audio leaves open.
+    """
+    rng = np.random.default_rng(seed)
+    words = vocabulary()
+    return [
+        " ".join(words[i] for i in rng.integers(len(words), size=rng.integers(3, 7)))
+        for _ in range(n)
+    ]
+
+
 # ---------------------------------------------------------------------------- voices
 
 ESPEAK_ACCENTS = ["en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp"]
@@ -277,13 +299,14 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
     """A cached split of synthesized, degraded utterances (see the module docstring).
 
     Args:
-        split: ``"train"``, ``"valid"`` (training voices), ``"dev"`` (validation voices) or
-            ``"test"`` (held-out espeak voices + flite).
+        split: ``"train"``, ``"valid"`` (training voices), ``"dev"`` (validation voices),
+            ``"test"`` (held-out espeak voices + flite) or ``"unseen"`` (the test voices saying
+            `unseen_texts`, sentences outside the training text's grammar).
         n: number of utterances.
         seed: picks texts, voices and degradations.
     """
-    if split not in ("train", "valid", "dev", "test"):
-        raise UserError(f"split {split!r}: expected train, valid, dev or test")
+    if split not in ("train", "valid", "dev", "test", "unseen"):
+        raise UserError(f"split {split!r}: expected train, valid, dev, test or unseen")
     if not speech_tools_available():
         raise UserError(f"espeak-ng and flite are needed to synthesize speech; {INSTALL_HINT}")
     folder = cache_dir("speech", f"format{CACHE_FORMAT}", f"{split}-{n}-seed{seed}")
@@ -296,10 +319,13 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
             )
             for r in rows
         ]
-    split_seed = {"train": 0, "valid": 1, "test": 2, "dev": 3}[split] + 10 * seed
+    split_seed = {"train": 0, "valid": 1, "test": 2, "dev": 3, "unseen": 4}[split] + 10 * seed
     rng = np.random.default_rng(split_seed)
-    texts = generate_texts(n, seed=split_seed)
-    if split == "test":  # two thirds held-out espeak-ng variants, one third flite
+    if split == "unseen":
+        texts = unseen_texts(n, seed=split_seed)
+    else:
+        texts = generate_texts(n, seed=split_seed)
+    if split in ("test", "unseen"):  # two thirds held-out espeak-ng variants, one third flite
         n_flite = n // 3
         voices = _voices(HELD_OUT_VARIANTS, rng, n - n_flite) + [
             Voice("flite", str(rng.choice(FLITE_VOICES)), int(rng.integers(130, 190)))
@@ -433,3 +459,147 @@ def pocketsphinx_recordings() -> list[Utterance]:
             raw = np.fromfile(TESTDATA / name, dtype="<i2").astype(np.float32) / 32768
             utterances.append(Utterance(raw, text, "commands", str(TESTDATA / name)))
     return utterances
+
+
+# ---------------------------------------------------------------------------- real digits (FSDD)
+
+FSDD_ENV = "RNNKIT_FSDD"  # where the Free Spoken Digit Dataset is, when not ../shared/data/fsdd
+FSDD_SPEAKERS = ["jackson", "theo", "nicolas", "yweweler", "lucas", "george"]
+FSDD_LAYOUT = "{digit}_{speaker}_{take}.wav"
+DIGIT_WORDS = DIGITS[:10]  # "zero" .. "nine": FSDD's file names start with the digit
+
+
+@dataclass
+class Recording(Utterance):
+    """An FSDD recording: ``{digit}_{speaker}_{take}.wav`` (``speaker`` and ``text`` as usual)."""
+
+    take: int = 0
+
+
+def find_fsdd() -> Path | None:
+    """The FSDD folder: ``$RNNKIT_FSDD``, else ``shared/data/fsdd`` beside the repository.
+
+    None when neither exists (tests then skip; users pass ``--data PATH``).
+    """
+    if os.environ.get(FSDD_ENV):
+        return Path(os.environ[FSDD_ENV])
+    repo = Path(__file__).resolve().parents[3]  # src/rnnkit/data/speech.py -> repository root
+    folder = repo.parent / "shared" / "data" / "fsdd"
+    return folder if folder.is_dir() else None
+
+
+def fsdd_recordings(
+    folder: str | os.PathLike,
+    speakers: list[str] | None = None,
+    takes: range | None = None,
+    digits: range | None = None,
+) -> list[Recording]:
+    """Read Free Spoken Digit Dataset recordings (any ``{digit}_{speaker}_{take}.wav``).
+
+    Args:
+        folder: the dataset folder, or its ``recordings/`` folder.
+        speakers, takes, digits: read only these (all by default).
+
+    Returns:
+        recordings sorted by speaker, digit and take; audio at `SAMPLE_RATE` (FSDD is 8 kHz, so
+        nothing above 4 kHz), text the digit's word ("seven").
+    """
+    folder = Path(folder)
+    if (folder / "recordings").is_dir():
+        folder = folder / "recordings"
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder; expected FSDD's {FSDD_LAYOUT} files")
+    found = []
+    for path in folder.glob("*.wav"):
+        parts = path.stem.split("_")
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[2].isdigit()):
+            continue
+        digit, speaker, take = int(parts[0]), parts[1], int(parts[2])
+        if digit > 9 or (speakers is not None and speaker not in speakers):
+            continue
+        if takes is not None and take not in takes:
+            continue
+        if digits is not None and digit not in digits:
+            continue
+        found.append((speaker, digit, take, path))
+    if not found:
+        raise UserError(f"{folder}: no FSDD recordings found; expected files named {FSDD_LAYOUT}")
+    recordings = []
+    for speaker, digit, take, path in sorted(found):
+        audio, _ = load_audio(path)
+        recordings.append(Recording(audio, DIGIT_WORDS[digit], speaker, path.name, take))
+    return recordings
+
+
+def telephone_band(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pass 16 kHz audio through an 8 kHz channel, as FSDD was recorded.
+
+    Down to 8 kHz and back (nothing above 4 kHz survives), a random gain of -12 to +6 dB,
+    and half the time 8-bit mu-law companding (the G.711 telephone codec's quantization).
+    """
+    narrow = resample(audio, SAMPLE_RATE, 8000)
+    narrow = narrow * 10 ** (rng.uniform(-12, 6) / 20)
+    if rng.random() < 0.5:
+        mu = 255.0
+        peak = max(1.0, float(np.abs(narrow).max()))
+        x = narrow / peak
+        coded = np.round(np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) * 127) / 127
+        narrow = peak * np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(mu)) / mu
+    return resample(narrow.astype(np.float32), 8000, SAMPLE_RATE)
+
+
+def background(n: int, level_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of low room or breath noise ``level_db`` dB below full scale (RMS).
+
+    Pink-ish noise (white plus a leaky integral of it), like a quiet room or a breath.
+    """
+    white = rng.standard_normal(n + 1)
+    noise = 0.5 * (np.cumsum(white)[1:] - 0.98 * np.cumsum(white)[:-1]) + 0.5 * white[1:]
+    noise /= np.sqrt(np.mean(noise**2)) + 1e-12
+    return (noise * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def connected_digits(
+    recordings: list[Recording],
+    n: int,
+    seed: int = 0,
+    min_digits: int = 2,
+    max_digits: int = 5,
+) -> list[Utterance]:
+    """Connected digit strings of real voices: one speaker's recordings joined.
+
+    Each string takes 2-5 (``min_digits``..``max_digits``) random recordings of ONE speaker
+    (the speaker chosen at random per string), scales each by a level change of -6 to +6 dB
+    (a talker moving or leaning in), and puts natural pauses of 0.05-0.4 s between them;
+    low noise (-60 to -40 dB) runs under the whole string, and a pause is sometimes a
+    breath (a louder short burst of noise). Deterministic given ``seed``.
+
+    Returns:
+        utterances whose text is the digit words, ``speaker`` the speaker's name and
+        ``source`` the joined file names.
+    """
+    by_speaker: dict[str, list[Recording]] = {}
+    for r in recordings:
+        by_speaker.setdefault(r.speaker, []).append(r)
+    speakers = sorted(by_speaker)
+    rng = np.random.default_rng(seed)
+    strings = []
+    for _ in range(n):
+        speaker = speakers[rng.integers(len(speakers))]
+        pool = by_speaker[speaker]
+        count = rng.integers(min_digits, max_digits + 1)
+        chosen = [pool[i] for i in rng.integers(len(pool), size=count)]
+        pieces = [np.zeros(int(rng.uniform(0.05, 0.2) * SAMPLE_RATE), np.float32)]
+        for k, r in enumerate(chosen):
+            pieces.append(r.audio * np.float32(10 ** (rng.uniform(-6, 6) / 20)))
+            pause = np.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), np.float32)
+            if k < len(chosen) - 1 and len(pause) > 0.2 * SAMPLE_RATE and rng.random() < 0.3:
+                breath = background(int(0.15 * SAMPLE_RATE), float(rng.uniform(-40, -30)), rng)
+                pause[: len(breath)] += breath * np.hanning(len(breath)).astype(np.float32)
+            pieces.append(pause)
+        audio = np.concatenate(pieces)
+        audio += background(len(audio), float(rng.uniform(-60, -40)), rng)
+        text = " ".join(r.text for r in chosen)
+        source = "+".join(r.source for r in chosen)
+        strings.append(Utterance(audio.astype(np.float32), text, speaker, source))
+    return strings

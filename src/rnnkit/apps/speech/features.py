@@ -40,17 +40,26 @@ def mel_filterbank(
 class LogMel(nn.Module):
     """Waveform (batch, samples) -> log-mel features (batch, n_mels, frames).
 
-    25 ms Hann windows every 10 ms at 16 kHz; ``log(mel power + 1e-6)``.
+    25 ms Hann windows every 10 ms at 16 kHz; ``log(mel power + 1e-6)``. ``f_max``: the top
+    of the highest filter (default half the sample rate); 4000 keeps to the telephone band,
+    so 8 kHz recordings and 16 kHz ones look alike.
     """
 
     def __init__(
-        self, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 400, hop_length: int = 160
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 64,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        f_max: float | None = None,
     ):
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.register_buffer(
-            "filters", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate), persistent=False
+            "filters",
+            mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_max=f_max),
+            persistent=False,
         )
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,7 @@ class RecognizerConfig:
     """Everything needed to rebuild a recognizer (saved as config.json)."""
 
     n_mels: int = 64
+    f_max: float | None = None  # top of the mel filters in Hz (4000: telephone band); None: 8000
     hidden_size: int = 128
     num_layers: int = 2
     cell: str = "gru"  # or "lstm"
@@ -79,22 +80,34 @@ class FeatureBatches(LengthBucketedBatches):
 
     Yields ``(features (B, n_mels, T), lengths (B,), targets (sum of target lengths,),
     target_lengths (B,))``: the flat target form `torch.nn.functional.ctc_loss` takes.
+
+    An example may be a list of variants (e.g. the same recording at three speeds): each epoch
+    serves one of them, drawn from ``seed``, the epoch and the example's index, so a resumed
+    run serves the same ones.
     """
 
     def __init__(
         self,
-        features: list[torch.Tensor],
+        features: Sequence[torch.Tensor | Sequence[torch.Tensor]],
         targets: list[list[int]],
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,
     ):
-        frames = [f.shape[1] for f in features]
+        self.variants = [[f] if isinstance(f, torch.Tensor) else list(f) for f in features]
+        frames = [v[0].shape[1] for v in self.variants]
         super().__init__(frames, batch_size, shuffle, seed, length_noise=20)
-        self.features, self.targets = features, targets
+        self.targets = targets
 
     def _collate(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
-        feats = [self.features[i] for i in indices]
+        # self.epoch was advanced when this epoch's batches were drawn.
+        rng = np.random.default_rng([self.seed, self.epoch, int(indices[0])])
+        feats = [
+            self.variants[i][rng.integers(len(self.variants[i]))]
+            if self.shuffle
+            else self.variants[i][0]
+            for i in indices
+        ]
         targets = [self.targets[i] for i in indices]
         return (
             pad_features(feats),
@@ -117,7 +130,7 @@ class SpeechRecognizer:
 
     def __init__(self, config: RecognizerConfig | None = None):
         self.config = config or RecognizerConfig()
-        self.features = LogMel(n_mels=self.config.n_mels)
+        self.features = LogMel(n_mels=self.config.n_mels, f_max=self.config.f_max)
         self.model: CTCAcousticModel | None = None
         self.language_model: LanguageModel | None = None  # for shallow fusion
         self.device = "cpu"
@@ -164,12 +177,55 @@ class SpeechRecognizer:
         """
         if not train:
             raise UserError("no training utterances; expected audio with transcripts")
+        return self.fit_features(
+            [self.featurize(u.audio) for u in train],
+            [u.text for u in train],
+            ([self.featurize(u.audio) for u in valid], [u.text for u in valid]) if valid else None,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            device=device,
+            out_dir=out_dir,
+            progress=progress,
+            schedule=schedule,
+            resume=resume,
+            checkpoint_every=checkpoint_every,
+        )
+
+    def fit_features(
+        self,
+        features: Sequence[torch.Tensor | Sequence[torch.Tensor]],
+        texts: Sequence[str],
+        valid: tuple[Sequence[torch.Tensor], Sequence[str]] | None = None,
+        epochs: int = 30,
+        lr: float = 2e-3,
+        seed: int = 0,
+        device: str = "cpu",
+        out_dir: str | None = None,
+        progress: bool = False,
+        schedule: str = "cosine",
+        resume: bool = False,
+        checkpoint_every: int | None = 200,
+    ) -> list[dict]:
+        """`fit` on features already computed by `featurize` (reused across trainings).
+
+        Args:
+            features: per training utterance, its (n_mels, frames) features, or a list of
+                variants of them (speed-perturbed copies...), one of which each epoch serves.
+            texts: the transcripts.
+            valid: (features, texts) of validation utterances; the best epoch is kept.
+        """
         seed_everything(seed)
         self.model = self._build_model()
         self.device = device
         self.model.to(device)
-        train_batches = self._batches(train, shuffle=True, seed=seed)
-        valid_batches = self._batches(valid, shuffle=False) if valid else None
+        cfg = self.config
+        targets = [text_to_ids(t) for t in texts]
+        train_batches = FeatureBatches(features, targets, cfg.batch_size, True, seed)
+        valid_batches = None
+        if valid:
+            valid_targets = [text_to_ids(t) for t in valid[1]]
+            valid_batches = FeatureBatches(valid[0], valid_targets, cfg.batch_size, False)
         trainer = Trainer(
             self.model,
             self._loss_step,
@@ -199,13 +255,6 @@ class SpeechRecognizer:
             cfg.channels,
             cfg.dropout,
         )
-
-    def _batches(
-        self, utterances: Sequence[Utterance], shuffle: bool, seed: int = 0
-    ) -> FeatureBatches:
-        features = [self.featurize(u.audio) for u in utterances]
-        targets = [text_to_ids(u.text) for u in utterances]
-        return FeatureBatches(features, targets, self.config.batch_size, shuffle, seed)
 
     def _loss_step(self, model: CTCAcousticModel, batch: tuple) -> dict[str, torch.Tensor]:
         device = next(model.parameters()).device
@@ -264,6 +313,27 @@ class SpeechRecognizer:
             t if np.abs(a).max(initial=0.0) >= 1e-4 else ""
             for t, a in zip(texts, audios, strict=True)
         ]
+
+    @torch.no_grad()
+    def posteriors(
+        self, features: Sequence[torch.Tensor], batch_size: int = 32
+    ) -> list[torch.Tensor]:
+        """Per-frame character log-probabilities, one (frames', characters + blank) tensor per
+        utterance, from features made by `featurize`; what every decoder reads."""
+        self._check_fitted()
+        self.model.eval()
+        out = []
+        order = sorted(range(len(features)), key=lambda i: features[i].shape[1])
+        results: dict[int, torch.Tensor] = {}
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            feats = [features[i] for i in chunk]
+            lengths = torch.tensor([f.shape[1] for f in feats], device=self.device)
+            log_probs, out_lengths = self.model(pad_features(feats).to(self.device), lengths)
+            for row, i in enumerate(chunk):
+                results[i] = log_probs[row, : out_lengths[row]].cpu()
+        out = [results[i] for i in range(len(features))]
+        return out
 
     def evaluate(
         self, utterances: Sequence[Utterance], beam_width: int = 1, use_lm: bool = True

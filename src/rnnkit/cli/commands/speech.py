@@ -1,8 +1,11 @@
 """``rnnkit speech train | transcribe | evaluate``: speech recognition with CTC.
 
 Training speech is synthesized (espeak-ng, many voices, noise and reverberation); the test
-set uses voices never heard in training and a second synthesizer (flite). The work is in
-`rnnkit.apps.speech` and `rnnkit.data.speech`; this module reads flags and prints.
+set uses voices never heard in training and a second synthesizer (flite). Real voices:
+``rnnkit speech evaluate --data FSDD_FOLDER`` runs the Free Spoken Digit Dataset protocol
+(`rnnkit.apps.speech.fsdd`: leave one speaker out, the speaker-dependent split, synthetic +
+real vs synthetic only, PocketSphinx in the same run). The work is in `rnnkit.apps.speech`
+and `rnnkit.data.speech`; this module reads flags and prints.
 """
 
 from __future__ import annotations
@@ -102,18 +105,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = add_verb(
         verbs,
         "evaluate",
-        "CER and WER vs PocketSphinx on held-out voices",
+        "CER and WER vs PocketSphinx on held-out voices, or the FSDD real-voice protocol",
         [
             "rnnkit speech evaluate --model models/speech --out results/speech",
             "rnnkit speech evaluate --model models/mine --data my_test_recordings/",
+            "rnnkit speech evaluate --data ../shared/data/fsdd --out results/fsdd  # trains and"
+            " tests the whole real-voice protocol (about an hour on one core)",
+            "rnnkit speech evaluate --data ../shared/data/fsdd --quick --out /tmp/fsdd",
         ],
     )
-    evaluate.add_argument("--model", required=True, help="folder written by 'speech train'")
+    evaluate.add_argument(
+        "--model",
+        default=None,
+        help="folder written by 'speech train' (not with an FSDD folder: the protocol trains)",
+    )
     evaluate.add_argument(
         "--data",
         default=None,
-        help="your folder of WAVs with transcripts "
+        help="your folder of WAVs with transcripts, or a Free Spoken Digit Dataset folder "
+        "({digit}_{speaker}_{take}.wav), which runs the real-voice protocol "
         "(default: synthesized held-out voices and the real test recordings)",
+    )
+    evaluate.add_argument(
+        "--quick", action="store_true", help="FSDD: a seconds-long run on a few files"
     )
     evaluate.add_argument(
         "--utterances", type=int, default=300, help="synthesized held-out utterances (default 300)"
@@ -285,9 +299,66 @@ def default_test_sets(n: int, seed: int = 0) -> dict[str, list]:
     }
 
 
+def is_fsdd(folder: str) -> bool:
+    """Whether ``folder`` (or its ``recordings/``) holds ``{digit}_{speaker}_{take}.wav`` files."""
+    root = Path(folder)
+    root = root / "recordings" if (root / "recordings").is_dir() else root
+    return any(
+        len(p.stem.split("_")) == 3 and p.stem.split("_")[0].isdigit() for p in root.glob("*.wav")
+    )
+
+
+def run_fsdd(args: argparse.Namespace) -> int:
+    """The real-voice protocol of `rnnkit.apps.speech.fsdd` on an FSDD folder."""
+    from rnnkit.apps.speech.fsdd import QUICK, Protocol, run_protocol
+    from rnnkit.cli.common import table_to_text
+
+    protocol = QUICK if args.quick else Protocol()
+    out = out_dir(args, "results/speech_fsdd")
+    header = {
+        "command": " ".join(["rnnkit", *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "quick": args.quick,
+    }
+
+    def partial(result: dict) -> None:  # what finished so far, should the run be cut short
+        write_json(out / "metrics.json", {**header, "complete": False, **result})
+
+    result = run_protocol(
+        args.data,
+        protocol,
+        seed=args.seed,
+        pocketsphinx=not args.no_pocketsphinx,
+        log=lambda line: print(line, flush=True),
+        model_dir=out / "model",
+        progress=partial,
+    )
+    print("\nleave one speaker out: WER per held-out speaker (lower is better)")
+    print(table_to_text(result["loso"]))
+    print("\nspeaker-dependent split (takes 0-4 of every speaker): WER")
+    print(table_to_text(result["speaker_dependent"]))
+    print(
+        f"\nsynthetic and real test sets ({result['synthetic_removed']} test sentences that "
+        "occur in the training transcripts or the LM text removed)"
+    )
+    print(table_to_text(result["synthetic"]))
+    write_json(out / "metrics.json", {**header, "complete": True, **result})
+    print(f"wrote {out / 'metrics.json'}; the speaker-dependent model: {out / 'model'}")
+    return 0
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.data.speech import read_transcribed_folder
+    from rnnkit.errors import UserError
 
+    if args.data and Path(args.data).is_dir() and is_fsdd(args.data):
+        if args.model:
+            raise UserError("an FSDD folder runs the whole protocol, which trains: drop --model")
+        return run_fsdd(args)
+    if args.quick:
+        raise UserError("--quick is for the FSDD protocol: give --data with an FSDD folder")
+    if not args.model:
+        raise UserError("--model is needed (a folder written by 'rnnkit speech train')")
     model_dir = model_folder(args.model)
     if args.data:
         sets = {str(args.data): read_transcribed_folder(args.data)}
@@ -317,7 +388,7 @@ def tour(ctx: TourContext) -> Section:
             f"the whole section: espeak-ng and flite are not installed ({INSTALL_HINT}, "
             "and pocketsphinx-testdata for the real recordings)"
         )
-    model_dir = ctx.out / "model"
+    model_dir = ctx.models  # kept for `make serve`
     args = Namespace(
         out=str(model_dir),
         seed=ctx.seed,

@@ -1,0 +1,585 @@
+"""Real voices: the Free Spoken Digit Dataset protocol, rnnkit vs PocketSphinx.
+
+The protocol is fixed here, before any result, and `run_protocol` runs all of it:
+
+- **Leave one speaker out** (speaker-independent), all 6 folds. A fold trains on the other 5
+  speakers' recordings (takes 5-49; takes 0-4 are the fold's validation set, which keeps the
+  best epoch) plus connected digit strings joined from those takes, plus synthetic espeak-ng
+  speech passed through a telephone channel. The held-out speaker's 500 recordings are the
+  test set for isolated digits; `Protocol.test_strings` strings joined from them are the test
+  set for connected digits.
+- **Speaker-dependent** (the dataset's usual split): takes 0-4 of every speaker are the test
+  set, takes 5-9 validation, takes 10-49 training.
+- **Synthetic + real vs synthetic only**: the speaker-dependent model and a model trained the
+  same way on the synthetic speech alone, on held-out synthetic voices: in-grammar test
+  sentences that occur in neither the acoustic training transcripts nor the character LM's
+  text, and out-of-grammar sentences (`rnnkit.data.speech.unseen_texts`); then on the
+  real ``pocketsphinx-testdata`` recordings.
+
+Nothing is tuned on a test speaker or test take: the settings below were fixed before the
+first run, and the only choice made from data (which epoch's weights to keep) uses the
+validation takes of the training speakers. Decoders: rnnkit greedy (no task knowledge) and
+rnnkit under the digits grammar (`rnnkit.apps.speech.grammar`: one digit word for isolated
+digits, a loop of them for strings); PocketSphinx with its general language model (no task
+knowledge) and with the equivalent JSGF grammar. PocketSphinx's general model decodes about
+4 clips a second, so its no-task-knowledge rows use takes 0-4 of each speaker only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit.apps.speech.baselines import (
+    digits_jsgf,
+    pocketsphinx_available,
+    pocketsphinx_transcribe,
+    task_jsgf,
+)
+from rnnkit.apps.speech.grammar import best_word, best_word_sequence
+from rnnkit.apps.speech.model import ctc_greedy_decode
+from rnnkit.apps.speech.recognizer import RecognizerConfig, SpeechRecognizer, error_rates
+from rnnkit.data.speech import (
+    DIGIT_WORDS,
+    Recording,
+    Utterance,
+    add_noise,
+    connected_digits,
+    fsdd_recordings,
+    generate_texts,
+    perturb_speed,
+    pocketsphinx_recordings,
+    synthetic_speech,
+    telephone_band,
+)
+from rnnkit.stats import paired_bootstrap
+
+LM_TEXT_SENTENCES = 20000  # the character LM's text (`rnnkit speech train`), excluded from tests
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Every setting of the FSDD protocol (fixed before any result; see the module docstring)."""
+
+    speakers: tuple[str, ...] = ("jackson", "theo", "nicolas", "yweweler", "lucas", "george")
+    digits: int = 10  # digits 0..digits-1
+    takes: int = 50  # takes 0..takes-1
+    valid_takes: int = 5  # leave-one-speaker-out: takes 0-4 of the training speakers
+    sd_test_takes: int = 5  # speaker-dependent: takes 0-4 test, the next 5 validation
+    train_strings: int = 300  # connected strings joined from the training takes
+    valid_strings: int = 50
+    test_strings: int = 40  # per test speaker
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # speed perturbation: one copy per epoch
+    synthetic_train: int = 500  # espeak-ng utterances (telephone channel) in every training
+    synthetic_valid: int = 40
+    synthetic_test: int = 300  # held-out voices, before removing sentences seen in training
+    unseen_test: int = 90
+    epochs: int = 8
+    lr: float = 3e-3
+    pocketsphinx_general_takes: int = 5  # takes 0-4: the general LM decodes ~4 clips/s
+    pocketsphinx_general_strings: int = 10  # per speaker, the first 10 strings
+    recognizer: RecognizerConfig = field(
+        default_factory=lambda: RecognizerConfig(
+            n_mels=40, f_max=4000, hidden_size=96, channels=32, freq_warp=0.1, batch_size=32
+        )
+    )
+
+
+QUICK = Protocol(
+    speakers=("jackson", "theo"),
+    digits=3,
+    takes=4,
+    valid_takes=1,
+    sd_test_takes=1,
+    train_strings=8,
+    valid_strings=2,
+    test_strings=3,
+    synthetic_train=0,
+    synthetic_valid=0,
+    synthetic_test=0,
+    unseen_test=0,
+    epochs=1,
+    pocketsphinx_general_takes=1,
+    pocketsphinx_general_strings=1,
+    recognizer=RecognizerConfig(n_mels=40, f_max=4000, hidden_size=16, channels=4, batch_size=8),
+)
+
+
+@dataclass
+class Clips:
+    """Recordings with their cached features: ``train`` (speed variants) and ``clean``."""
+
+    recordings: list[Recording]
+    train: dict[str, list[torch.Tensor]]
+    clean: dict[str, torch.Tensor]
+
+
+def prepare_clips(
+    recordings: list[Recording], recognizer: SpeechRecognizer, speeds: Sequence[float], seed: int
+) -> Clips:
+    """Featurize every recording once: clean, and per speed a perturbed noisy copy.
+
+    A perturbed copy is played ``speed`` times faster (pitch and formants move with it, as a
+    different vocal tract would) with room noise at 20-45 dB SNR; vocal-tract-length
+    perturbation and SpecAugment are added on the fly in training.
+    """
+    rng = np.random.default_rng(seed)
+    train, clean = {}, {}
+    for r in recordings:
+        clean[r.source] = recognizer.featurize(r.audio)
+        train[r.source] = [
+            recognizer.featurize(add_noise(perturb_speed(r.audio, s), rng.uniform(20, 45), rng))
+            for s in speeds
+        ]
+    return Clips(recordings, train, clean)
+
+
+def _select(recordings: list[Recording], speakers: Sequence[str], takes: range) -> list[Recording]:
+    return [r for r in recordings if r.speaker in speakers and r.take in takes]
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def decode(posteriors: Sequence[torch.Tensor], grammar: str | None) -> list[str]:
+    """rnnkit's transcripts from `SpeechRecognizer.posteriors`: greedy (``grammar`` None),
+    under ``"digit"`` (one digit word) or ``"digits"`` (a loop of them)."""
+    if grammar == "digit":
+        return [best_word(lp, DIGIT_WORDS) for lp in posteriors]
+    if grammar == "digits":
+        return [best_word_sequence(lp, DIGIT_WORDS) for lp in posteriors]
+    return [ctc_greedy_decode(lp[None], torch.tensor([lp.shape[0]]))[0] for lp in posteriors]
+
+
+def word_errors(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
+    """Per utterance ``[word errors, reference words]`` (rows for a corpus-WER bootstrap)."""
+    rows = []
+    for hyp, ref in zip(hypotheses, references, strict=True):
+        h, r = hyp.split(), ref.split()
+        previous = list(range(len(h) + 1))
+        for i, rw in enumerate(r, start=1):
+            current = [i]
+            for j, hw in enumerate(h, start=1):
+                current.append(
+                    min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (rw != hw))
+                )
+            previous = current
+        rows.append([previous[-1], len(r)])
+    return np.array(rows, dtype=float).reshape(-1, 2)
+
+
+def corpus_wer(rows: np.ndarray) -> float:
+    """WER of `word_errors` rows: all errors over all reference words."""
+    return float(rows[:, 0].sum() / max(rows[:, 1].sum(), 1.0))
+
+
+@dataclass
+class Scored:
+    """One system's transcripts of one test set."""
+
+    hypotheses: list[str]
+    references: list[str]
+
+    @property
+    def rows(self) -> np.ndarray:
+        return word_errors(self.hypotheses, self.references)
+
+    def rates(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in error_rates(self.hypotheses, self.references).items()}
+
+
+class PocketSphinxCache:
+    """PocketSphinx transcripts by (grammar name, utterance key): each clip decoded once."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and pocketsphinx_available()
+        self.texts: dict[tuple[str, str], str] = {}
+        self.seconds = 0.0
+
+    def transcribe(self, utterances: Sequence[Utterance], grammar: str) -> list[str]:
+        grammars = {"general": None, "digit": digits_jsgf(False), "digits": digits_jsgf(True)}
+        grammars["task"] = task_jsgf()
+        todo = [u for u in utterances if (grammar, u.source) not in self.texts]
+        began = time.perf_counter()
+        for u, text in zip(
+            todo, pocketsphinx_transcribe([u.audio for u in todo], grammars[grammar]), strict=True
+        ):
+            self.texts[(grammar, u.source)] = text
+        self.seconds += time.perf_counter() - began
+        return [self.texts[(grammar, u.source)] for u in utterances]
+
+
+# ---------------------------------------------------------------------------- one split
+
+
+@dataclass
+class SplitData:
+    """The features and transcripts a training reads, and the test sets it is scored on."""
+
+    train_features: list
+    train_texts: list[str]
+    valid_features: list[torch.Tensor]
+    valid_texts: list[str]
+    isolated: list[Recording]  # test recordings
+    strings: list[Utterance]  # test connected strings
+
+
+def split_data(
+    clips: Clips,
+    recognizer: SpeechRecognizer,
+    train: list[Recording],
+    valid: list[Recording],
+    test: list[Recording],
+    synthetic: tuple[list, list[str]],
+    protocol: Protocol,
+    seed: int,
+) -> SplitData:
+    """Assemble one training (real isolated + joined strings + synthetic) and its tests."""
+    train_strings = connected_digits(train, protocol.train_strings, seed=seed + 1)
+    valid_strings = connected_digits(valid, protocol.valid_strings, seed=seed + 2)
+    test_strings = []
+    for k, speaker in enumerate(sorted({r.speaker for r in test})):
+        own = [r for r in test if r.speaker == speaker]
+        test_strings += connected_digits(own, protocol.test_strings, seed=seed + 100 + k)
+    for i, u in enumerate(test_strings):
+        u.source = f"string{seed}-{i}:{u.source}"  # a key for the PocketSphinx cache
+    features = [clips.train[r.source] for r in train]
+    features += [recognizer.featurize(u.audio) for u in train_strings]
+    features += synthetic[0]
+    texts = [r.text for r in train] + [u.text for u in train_strings] + synthetic[1]
+    valid_features = [clips.clean[r.source] for r in valid]
+    valid_features += [recognizer.featurize(u.audio) for u in valid_strings]
+    valid_texts = [r.text for r in valid] + [u.text for u in valid_strings]
+    return SplitData(features, texts, valid_features, valid_texts, test, test_strings)
+
+
+def train_recognizer(
+    config: RecognizerConfig,
+    features: list,
+    texts: list[str],
+    valid: tuple[list, list[str]] | None,
+    protocol: Protocol,
+    seed: int,
+) -> tuple[SpeechRecognizer, float]:
+    """Train one model of the protocol; return it and the seconds it took."""
+    began = time.perf_counter()
+    recognizer = SpeechRecognizer(replace(config))
+    recognizer.fit_features(
+        features,
+        texts,
+        valid,
+        epochs=protocol.epochs,
+        lr=protocol.lr,
+        seed=seed,
+        checkpoint_every=None,
+    )
+    return recognizer, time.perf_counter() - began
+
+
+def score_split(
+    recognizer: SpeechRecognizer,
+    data: SplitData,
+    clips: Clips,
+    sphinx: PocketSphinxCache,
+    protocol: Protocol,
+) -> dict[str, dict[str, dict[str, Scored]]]:
+    """Per test speaker, per test set ("isolated", "strings"), per system: transcripts."""
+    result: dict[str, dict[str, dict[str, Scored]]] = {}
+    for speaker in sorted({r.speaker for r in data.isolated}, key=protocol.speakers.index):
+        isolated = [r for r in data.isolated if r.speaker == speaker]
+        strings = [u for u in data.strings if u.speaker == speaker]
+        general = [r for r in isolated if r.take < protocol.pocketsphinx_general_takes]
+        sets = {
+            "isolated": (isolated, [clips.clean[r.source] for r in isolated], "digit"),
+            "strings": (strings, [recognizer.featurize(u.audio) for u in strings], "digits"),
+        }
+        result[speaker] = {}
+        for name, (utterances, features, grammar) in sets.items():
+            refs = [u.text for u in utterances]
+            posteriors = recognizer.posteriors(features)
+            systems = {
+                "rnnkit (digits grammar)": Scored(decode(posteriors, grammar), refs),
+                "rnnkit (no task knowledge)": Scored(decode(posteriors, None), refs),
+            }
+            if sphinx.enabled:
+                systems["PocketSphinx (digits grammar)"] = Scored(
+                    sphinx.transcribe(utterances, grammar), refs
+                )
+                subset = general
+                if name == "strings":
+                    subset = utterances[: protocol.pocketsphinx_general_strings]
+                systems["PocketSphinx (no task knowledge)"] = Scored(
+                    sphinx.transcribe(subset, "general"), [u.text for u in subset]
+                )
+            result[speaker][name] = systems
+    return result
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+RNN, PS = "rnnkit (digits grammar)", "PocketSphinx (digits grammar)"
+
+
+def speaker_rows(split: str, scored: dict, seconds: dict[str, float]) -> list[dict]:
+    """One row per (test speaker, test set, system): WER, CER, utterances."""
+    rows = []
+    for speaker, sets in scored.items():
+        for set_name, systems in sets.items():
+            for system, s in systems.items():
+                rows.append(
+                    {
+                        "split": split,
+                        "test speaker": speaker,
+                        "test set": set_name,
+                        "system": system,
+                        **s.rates(),
+                        "utterances": len(s.references),
+                        "train seconds": round(seconds.get(speaker, 0.0)),
+                    }
+                )
+    return rows
+
+
+def comparison(rows_a: np.ndarray, rows_b: np.ndarray) -> dict:
+    """rnnkit minus PocketSphinx corpus WER, paired bootstrap over utterances."""
+    interval = paired_bootstrap(rows_a, rows_b, statistic=corpus_wer)
+    return {**interval.to_dict(), "verdict": interval.verdict(higher_is_better=False)}
+
+
+def summary_table(split: str, scored: dict) -> tuple[list[dict], dict]:
+    """The per-speaker table (WER of each system on both test sets, the rnnkit - PocketSphinx
+    interval on isolated digits), its mean row, and the intervals for metrics.json."""
+    table, intervals = [], {}
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    for speaker, sets in scored.items():
+        row = {"speaker": speaker}
+        for set_name, systems in sets.items():
+            for system, s in systems.items():
+                row[f"{set_name}: {system}"] = round(corpus_wer(s.rows), 3)
+                pooled.setdefault(set_name, {}).setdefault(system, []).append(s.rows)
+            if PS in systems:
+                c = comparison(systems[RNN].rows, systems[PS].rows)
+                intervals[f"{speaker} {set_name}"] = c
+                if set_name == "isolated":
+                    row["isolated: rnnkit - PS (95% CI)"] = (
+                        f"{c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']}"
+                    )
+        table.append(row)
+    mean = {"speaker": "mean of speakers"}
+    for key in table[0]:
+        if key != "speaker" and not key.endswith("(95% CI)"):
+            mean[key] = round(float(np.mean([r[key] for r in table if key in r])), 3)
+    for set_name, systems in pooled.items():
+        if PS in systems:
+            a, b = np.concatenate(systems[RNN]), np.concatenate(systems[PS])
+            intervals[f"all speakers {set_name}"] = comparison(a, b)
+    c = intervals.get("all speakers isolated")
+    if c:
+        mean["isolated: rnnkit - PS (95% CI)"] = (
+            f"{c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']} (pooled)"
+        )
+    return [*table, mean], {"split": split, "intervals": intervals}
+
+
+# ---------------------------------------------------------------------------- the protocol
+
+
+def synthetic_sets(protocol: Protocol, seed: int) -> dict:
+    """Training and test synthetic speech; test sentences seen in training text removed."""
+    if not protocol.synthetic_train:
+        return {"train": [], "valid": [], "test": {}}
+    # The first utterances of the cached 800 (`rnnkit speech train --quick` and tests use others).
+    train = synthetic_speech("train", 800, seed=seed)[: protocol.synthetic_train]
+    valid = synthetic_speech("valid", protocol.synthetic_valid, seed=seed)
+    seen = {u.text for u in train} | set(generate_texts(LM_TEXT_SENTENCES, seed=10 * seed))
+    test = [u for u in synthetic_speech("test", protocol.synthetic_test, seed=seed)]
+    unseen = synthetic_speech("unseen", protocol.unseen_test, seed=seed)
+    fresh = [u for u in test if u.text not in seen]
+    unseen = [u for u in unseen if u.text not in seen]
+    sets = {
+        "in-grammar, unseen sentences: held-out espeak-ng voices": [
+            u for u in fresh if u.speaker.startswith("espeak")
+        ],
+        "in-grammar, unseen sentences: flite": [u for u in fresh if u.speaker.startswith("flite")],
+        "out-of-grammar sentences: held-out espeak-ng voices": [
+            u for u in unseen if u.speaker.startswith("espeak")
+        ],
+        "out-of-grammar sentences: flite": [u for u in unseen if u.speaker.startswith("flite")],
+    }
+    return {"train": train, "valid": valid, "test": sets, "removed": len(test) - len(fresh)}
+
+
+def score_general(
+    models: dict[str, SpeechRecognizer], sets: dict[str, list[Utterance]], sphinx
+) -> list[dict]:
+    """Greedy rnnkit models and PocketSphinx (general LM, and the task grammar) on ``sets``."""
+    rows = []
+    for set_name, utterances in sets.items():
+        if not utterances:
+            continue
+        refs = [u.text for u in utterances]
+        systems = {
+            name: Scored(
+                decode(model.posteriors([model.featurize(u.audio) for u in utterances]), None),
+                refs,
+            )
+            for name, model in models.items()
+        }
+        if sphinx.enabled:
+            systems["PocketSphinx (no task knowledge)"] = Scored(
+                sphinx.transcribe(utterances, "general"), refs
+            )
+            if not set_name.startswith("real"):
+                systems["PocketSphinx (task grammar)"] = Scored(
+                    sphinx.transcribe(utterances, "task"), refs
+                )
+        names = list(models)
+        for name, s in systems.items():
+            row = {"test set": set_name, "system": name, **s.rates(), "utterances": len(refs)}
+            if name == names[0] and len(names) > 1:
+                c = comparison(s.rows, systems[names[1]].rows)
+                row["vs " + names[1] + " (95% CI)"] = (
+                    f"{c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']}"
+                )
+            rows.append(row)
+    return rows
+
+
+def run_protocol(
+    folder: str | Path,
+    protocol: Protocol = Protocol(),
+    seed: int = 0,
+    pocketsphinx: bool = True,
+    log: Callable[[str], None] = print,
+    model_dir: Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run the whole protocol (see the module docstring) and return every table.
+
+    Returns:
+        ``{"loso": per-speaker table, "speaker_dependent": ..., "synthetic": rows,
+        "rows": every (split, speaker, set, system) row, "intervals": ..., "seconds": ...}``;
+        the speaker-dependent model (synthetic + all six speakers' takes 10-49), the one that
+        knows the most voices, is saved to ``model_dir`` for ``rnnkit speech transcribe``.
+        ``progress`` gets the results so far after each training (to write them as they come).
+    """
+    began = time.perf_counter()
+    config = protocol.recognizer
+    featurizer = SpeechRecognizer(replace(config))
+    recordings = fsdd_recordings(
+        folder, list(protocol.speakers), range(protocol.takes), range(protocol.digits)
+    )
+    missing = set(protocol.speakers) - {r.speaker for r in recordings}
+    if missing:
+        log(f"speakers without recordings in {folder}: {', '.join(sorted(missing))}")
+    speakers = [s for s in protocol.speakers if s not in missing]
+    log(f"featurizing {len(recordings)} recordings x {len(protocol.speeds) + 1} versions")
+    clips = prepare_clips(recordings, featurizer, protocol.speeds, seed)
+    synthetic = synthetic_sets(protocol, seed)
+    rng = np.random.default_rng(seed)
+    synthetic_features = [
+        featurizer.featurize(telephone_band(u.audio, rng)) for u in synthetic["train"]
+    ]
+    synthetic_train = (synthetic_features, [u.text for u in synthetic["train"]])
+    sphinx = PocketSphinxCache(pocketsphinx)
+    out: dict = {"rows": [], "intervals": [], "seconds": {}}
+
+    # Leave one speaker out.
+    loso: dict = {}
+    seconds: dict[str, float] = {}
+    valid_takes = range(protocol.valid_takes)
+    train_takes = range(protocol.valid_takes, protocol.takes)
+    for k, held_out in enumerate(speakers):
+        others = [s for s in speakers if s != held_out]
+        data = split_data(
+            clips,
+            featurizer,
+            _select(recordings, others, train_takes),
+            _select(recordings, others, valid_takes),
+            _select(recordings, [held_out], range(protocol.takes)),
+            synthetic_train,
+            protocol,
+            seed=1000 * (k + 1) + seed,
+        )
+        recognizer, seconds[held_out] = train_recognizer(
+            config,
+            data.train_features,
+            data.train_texts,
+            (data.valid_features, data.valid_texts),
+            protocol,
+            seed,
+        )
+        loso.update(score_split(recognizer, data, clips, sphinx, protocol))
+        log(
+            f"fold {k + 1}/{len(speakers)} (held out: {held_out}) trained in "
+            f"{seconds[held_out]:.0f} s; {time.perf_counter() - began:.0f} s so far"
+        )
+        out["loso"], out["loso_intervals"] = summary_table("leave one speaker out", loso)
+        out["folds_done"] = list(loso)
+        if progress:
+            progress(out)
+    out["rows"] += speaker_rows("leave one speaker out", loso, seconds)
+    out["seconds"]["folds"] = seconds
+
+    # Speaker-dependent: takes 0-4 test, 5-9 validation, the rest training.
+    test_takes = range(protocol.sd_test_takes)
+    sd_valid = range(protocol.sd_test_takes, 2 * protocol.sd_test_takes)
+    sd_train = range(2 * protocol.sd_test_takes, protocol.takes)
+    data = split_data(
+        clips,
+        featurizer,
+        _select(recordings, speakers, sd_train),
+        _select(recordings, speakers, sd_valid),
+        _select(recordings, speakers, test_takes),
+        synthetic_train,
+        protocol,
+        seed=seed,
+    )
+    mixed, out["seconds"]["speaker-dependent"] = train_recognizer(
+        config,
+        data.train_features,
+        data.train_texts,
+        (data.valid_features, data.valid_texts),
+        protocol,
+        seed,
+    )
+    if model_dir is not None:
+        mixed.save(model_dir)
+    sd = score_split(mixed, data, clips, sphinx, protocol)
+    out["rows"] += speaker_rows("speaker-dependent (takes 0-4)", sd, {})
+    out["speaker_dependent"], out["sd_intervals"] = summary_table("speaker-dependent", sd)
+    log(f"speaker-dependent split done; {time.perf_counter() - began:.0f} s so far")
+    if progress:
+        progress(out)
+
+    # Synthetic + real (the speaker-dependent model) vs synthetic only.
+    models = {"rnnkit, synthetic + real (greedy)": mixed}
+    if synthetic["train"]:
+        valid = synthetic["valid"]
+        only, out["seconds"]["synthetic only"] = train_recognizer(
+            config,
+            synthetic_features,
+            synthetic_train[1],
+            ([featurizer.featurize(u.audio) for u in valid], [u.text for u in valid]),
+            protocol,
+            seed,
+        )
+        models["rnnkit, synthetic only (greedy)"] = only
+    sets = dict(synthetic["test"])
+    real = pocketsphinx_recordings()
+    sets["real (pocketsphinx-testdata): cards, commands, digits"] = [
+        u for u in real if u.speaker != "librivox"
+    ]
+    sets["real (pocketsphinx-testdata): LibriVox"] = [u for u in real if u.speaker == "librivox"]
+    out["synthetic"] = score_general(models, sets, sphinx)
+    out["synthetic_removed"] = synthetic.get("removed", 0)
+    out["seconds"]["pocketsphinx"] = round(sphinx.seconds)
+    out["seconds"]["total"] = round(time.perf_counter() - began)
+    log(f"done in {out['seconds']['total']} s")
+    return out
