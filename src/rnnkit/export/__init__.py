@@ -1,10 +1,11 @@
 """Export application networks to ONNX, and run them with onnxruntime in place of PyTorch.
 
 ``export_model(model_dir)`` writes ``model_dir/model.onnx`` (an ensemble's members:
-``model.onnx``, ``model.2.onnx``, ...) and a manifest ``model.onnx.json`` (application, file
-names, the hash of the weights it was exported from, how it compared with PyTorch). A file is
-written only when onnxruntime matches PyTorch to 1e-5 on random inputs of batch sizes and
-lengths other than the traced example (see `rnnkit.export.onnx`).
+``model.onnx``, ``model.2.onnx``, ...; an autoregressive forecaster's two recurrent layers:
+``model.encoder.onnx`` and ``model.decoder.onnx``) and a manifest ``model.onnx.json``
+(application, file names, the hash of the weights it was exported from, how each graph compared
+with PyTorch). Files are written only when onnxruntime matches PyTorch to 1e-5 on random inputs
+of batch sizes and lengths other than the traced example (see `rnnkit.export.onnx`).
 
 ``attach_onnx(model, model_dir)`` swaps the networks of a loaded application model for
 onnxruntime-backed modules with the same forward signature, so the application's own
@@ -13,7 +14,7 @@ onnxruntime-backed modules with the same forward signature, so the application's
 Example:
     >>> from rnnkit.apps.sentiment import SentimentClassifier
     >>> export_model("models/sentiment").files
-    [PosixPath('models/sentiment/model.onnx')]
+    [{'network': PosixPath('models/sentiment/model.onnx')}]
     >>> classifier = SentimentClassifier.load("models/sentiment")
     >>> attach_onnx(classifier, "models/sentiment")
     True
@@ -26,8 +27,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,14 @@ import torch
 
 from rnnkit.engine.checkpoint import read_json
 from rnnkit.errors import UserError
-from rnnkit.export.apps import exporter_for, exporter_of_model
+from rnnkit.export.apps import WHOLE, AppExport, exporter_for, exporter_of_model
 from rnnkit.export.onnx import OPSET, Check, export_checked, refuse_cell_paths, session
 from rnnkit.files import atomic_path, write_json
 
 ONNX_FILE = "model.onnx"
 FORMATS = ("onnx",)
 
-__all__ = ["FORMATS", "ONNX_FILE", "Exported", "attach_onnx", "export_model"]
+__all__ = ["FORMATS", "ONNX_FILE", "Exported", "attach_onnx", "export_model", "exported_files"]
 
 
 @dataclass
@@ -50,9 +50,9 @@ class Exported:
     """What `export_model` wrote, and how each network compared with PyTorch."""
 
     app: str
-    files: list[Path]  # one ONNX file per network (ensemble member)
+    files: list[dict[str, Path]]  # per network (ensemble member): part name -> ONNX file
     manifest: Path
-    checks: list[Check]
+    checks: list[dict[str, Check]]  # per network: part name -> how it compared
 
 
 def export_model(
@@ -63,8 +63,9 @@ def export_model(
     Args:
         model_dir: a folder written by ``rnnkit <app> train`` (sentiment, forecast, anomaly, lm).
         out: the ONNX file of the first network (default ``model_dir/model.onnx``); further
-            ensemble members go beside it as ``<stem>.2.onnx``..., the manifest as
-            ``<out>.json``.
+            ensemble members go beside it as ``<stem>.2.onnx``..., the parts of an
+            autoregressive forecaster as ``<stem>.encoder.onnx`` and ``<stem>.decoder.onnx``,
+            the manifest as ``<out>.json``.
         format: ``onnx`` (the only one).
 
     Raises:
@@ -79,32 +80,39 @@ def export_model(
     if out.is_dir() or out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected the name of a .onnx file, e.g. {ONNX_FILE}")
     model = exporter.load(model_dir)
-    exporter.check_exportable(model)
     nets = exporter.networks(model)
-    checks = []
+    files: list[dict[str, Path]] = []  # per network: part name -> ONNX file
+    checks: list[dict[str, Check]] = []
     with tempfile.TemporaryDirectory(prefix="rnnkit-export-") as scratch:
-        # Every network is exported and checked before anything is written beside the model.
+        # Every graph is exported and checked before anything is written beside the model.
         for index, net in enumerate(nets):
             refuse_cell_paths(net)
-            spec, random_inputs = exporter.spec(net), partial(exporter.random_inputs, net)
-            path = Path(scratch) / f"{index}.onnx"
-            checks.append(export_checked(exporter.graph(net), spec, random_inputs, path))
-        files = [_member_path(out, index) for index in range(len(nets))]
-        for index, target in enumerate(files):
-            _copy_atomically(Path(scratch) / f"{index}.onnx", target)
+            graphs = exporter.graphs(net)
+            files.append({part: _graph_path(out, index, part) for part in graphs})
+            checks.append(
+                {
+                    part: export_checked(
+                        graph.module, graph.spec, graph.random_inputs, Path(scratch) / path.name
+                    )
+                    for (part, graph), path in zip(graphs.items(), files[-1].values(), strict=True)
+                }
+            )
+        for path in (path for parts in files for path in parts.values()):
+            _copy_atomically(Path(scratch) / path.name, path)
     manifest = _manifest_path(out)
     write_json(
         manifest,
         {
             "format": "onnx",
             "app": exporter.app,
-            "files": [os.path.relpath(f, manifest.parent) for f in files],
-            "inputs": spec.inputs,
-            "outputs": spec.outputs,
-            "dynamic_axes": spec.dynamic_axes,
+            "files": [
+                {part: os.path.relpath(path, manifest.parent) for part, path in parts.items()}
+                for parts in files
+            ],
+            "graphs": {part: asdict(graph.spec) for part, graph in graphs.items()},
             "opset": OPSET,
             "weights_sha256": _weights_hash(model_dir),
-            "checks": [c.to_dict() for c in checks],
+            "checks": [{part: c.to_dict() for part, c in parts.items()} for parts in checks],
             "torch": torch.__version__,
         },
     )
@@ -128,35 +136,64 @@ def attach_onnx(model: Any, model_dir: str | os.PathLike, threads: int | None = 
         UserError: the export was made from other weights (retrained since) or is incomplete.
     """
     exporter = exporter_of_model(model)
-    manifest_file = Path(model_dir) / (ONNX_FILE + ".json")
-    if exporter is None or not manifest_file.is_file():
+    if exporter is None:
         return False
-    manifest = read_json(manifest_file)
-    if not exporter.reads(manifest.get("app")) or manifest.get("format") != "onnx":
+    files = exported_files(exporter, model_dir)
+    if files is None:
         return False
-    if manifest.get("weights_sha256") != _weights_hash(Path(model_dir)):
-        raise UserError(
-            f"{manifest_file}: exported from other weights than {model_dir}/model.safetensors "
-            f"(the model was trained again since); run 'rnnkit export {model_dir}' again"
-        )
     nets = exporter.networks(model)
-    files = [manifest_file.parent / name for name in manifest["files"]]
-    missing = [str(f) for f in files if not f.is_file()]
-    if len(files) != len(nets) or missing:
+    if len(files) != len(nets):
         raise UserError(
-            f"{manifest_file}: the export is incomplete (expected {len(nets)} ONNX file(s), "
-            f"missing {', '.join(missing) or 'some'}); run 'rnnkit export {model_dir}' again"
+            f"{model_dir}: the ONNX export holds {len(files)} network(s), the model "
+            f"{len(nets)}; run 'rnnkit export {model_dir}' again"
         )
     runtimes = [
-        exporter.runtime(net, session(f, threads)) for net, f in zip(nets, files, strict=True)
+        exporter.runtime(net, {part: session(path, threads) for part, path in parts.items()})
+        for net, parts in zip(nets, files, strict=True)
     ]
     exporter.set_networks(model, runtimes)
     return True
 
 
-def _member_path(first: Path, index: int) -> Path:
-    """The ONNX file of ensemble member ``index`` (0-based): ``model.onnx``, ``model.2.onnx``."""
-    return first if index == 0 else first.with_name(f"{first.stem}.{index + 1}{first.suffix}")
+def exported_files(
+    exporter: AppExport, model_dir: str | os.PathLike
+) -> list[dict[str, Path]] | None:
+    """The ONNX files of the export in ``model_dir`` (per network: part name -> file), or None
+    when it has none for ``exporter``'s application.
+
+    Raises:
+        UserError: the export was made from other weights (retrained since) or is incomplete.
+    """
+    manifest_file = Path(model_dir) / (ONNX_FILE + ".json")
+    if not manifest_file.is_file():
+        return None
+    manifest = read_json(manifest_file)
+    if not exporter.reads(manifest.get("app")) or manifest.get("format") != "onnx":
+        return None
+    again = f"run 'rnnkit export {model_dir}' again"
+    if manifest.get("weights_sha256") != _weights_hash(Path(model_dir)):
+        raise UserError(
+            f"{manifest_file}: exported from other weights than {model_dir}/model.safetensors "
+            f"(the model was trained again since); {again}"
+        )
+    files = [
+        {part: manifest_file.parent / name for part, name in parts.items()}
+        for parts in manifest["files"]
+    ]
+    missing = [str(path) for parts in files for path in parts.values() if not path.is_file()]
+    if missing:
+        raise UserError(
+            f"{manifest_file}: the export is incomplete (missing {missing[0]}); {again}"
+        )
+    return files
+
+
+def _graph_path(first: Path, index: int, part: str) -> Path:
+    """The ONNX file of a part of ensemble member ``index`` (0-based): ``model.onnx``,
+    ``model.2.onnx``; parts other than the whole network: ``model.decoder.onnx``."""
+    member = "" if index == 0 else f".{index + 1}"
+    name = "" if part == WHOLE else f".{part}"
+    return first.with_name(f"{first.stem}{member}{name}{first.suffix}")
 
 
 def _manifest_path(first: Path) -> Path:

@@ -3,21 +3,26 @@
 An `AppExport` knows, for one application:
 
 - how to load its model folder and which networks it holds (an ensemble holds several);
-- the network as a *graph*: a module whose inputs and outputs are tensors only, in a fixed
-  order with names, and which axes are dynamic (batch, steps);
-- random inputs of any batch size and length, to check the export against PyTorch;
+- each network as one or more *graphs*: modules whose inputs and outputs are tensors only, in a
+  fixed order with names, with dynamic axes (batch, steps), and random inputs of any batch
+  size and length to check the export against PyTorch. Most networks are one graph; an
+  autoregressive forecaster is two, its encoder and decoder layers, because it samples its
+  paths step by step in Python;
 - the *runtime* module that replaces the network in the loaded application model: it has the
-  network's forward signature, runs the ONNX graph with onnxruntime and returns torch tensors,
+  network's forward signature, runs the ONNX graphs with onnxruntime and returns torch tensors,
   so the application's own predict code runs unchanged.
 
-The exportable applications are sentiment, forecast (direct decoders), anomaly (its detector is
-a forecaster) and lm (one step: tokens + state in, logits + state out).
+The exportable applications are sentiment, forecast, anomaly (its detector is a forecaster) and
+lm (one step: tokens + state in, logits + state out).
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,22 @@ class GraphSpec:
     dynamic_axes: dict[str, dict[int, str]]
 
 
+RandomInputs = Callable[[int, int, torch.Generator], tuple[Tensor, ...]]
+
+
+@dataclass
+class Graph:
+    """One exported graph: the module traced, its names, and ``random_inputs(batch, steps,
+    generator)`` to trace and check it with."""
+
+    module: nn.Module
+    spec: GraphSpec
+    random_inputs: RandomInputs
+
+
+WHOLE = "network"  # the part name of a network exported as one graph
+
+
 class OnnxNetwork(nn.Module):
     """Base of the runtime modules: an onnxruntime session in place of a torch network.
 
@@ -55,8 +76,6 @@ class OnnxNetwork(nn.Module):
         super().__init__()
         self.torch_net = net
         self.session = session
-        self._input_types = {i.name: _NUMPY_TYPES[i.type] for i in session.get_inputs()}
-        self._output_names = [o.name for o in session.get_outputs()]
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -68,15 +87,22 @@ class OnnxNetwork(nn.Module):
 
     def run(self, device: torch.device, **inputs: Tensor) -> dict[str, Tensor]:
         """Run the graph on ``inputs`` (by name); outputs by name, as tensors on ``device``."""
-        feeds = {
-            name: value.detach().cpu().numpy().astype(self._input_types[name], copy=False)
-            for name, value in inputs.items()
-        }
-        outputs = self.session.run(None, feeds)
-        return {
-            name: torch.from_numpy(value).to(device)
-            for name, value in zip(self._output_names, outputs, strict=True)
-        }
+        return run_session(self.session, device, **inputs)
+
+
+def run_session(session: Any, device: torch.device, **inputs: Tensor) -> dict[str, Tensor]:
+    """Run an onnxruntime session on torch tensors (by input name, cast to the graph's types);
+    the outputs by name, as tensors on ``device``."""
+    types = {i.name: _NUMPY_TYPES[i.type] for i in session.get_inputs()}
+    feeds = {
+        name: value.detach().cpu().numpy().astype(types[name], copy=False)
+        for name, value in inputs.items()
+    }
+    outputs = session.run(None, feeds)
+    names = [o.name for o in session.get_outputs()]
+    return {
+        name: torch.from_numpy(value).to(device) for name, value in zip(names, outputs, strict=True)
+    }
 
 
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64}
@@ -103,30 +129,19 @@ class AppExport:
         """Put ``nets`` (runtime modules) in place of the model's networks."""
         raise NotImplementedError
 
-    def check_exportable(self, model: Any) -> None:
-        """Raise a one-line UserError if this model cannot be exported."""
-
-    def graph(self, net: nn.Module) -> nn.Module:
-        """``net`` as a module of plain tensors in and out, in `spec`'s order."""
-        raise NotImplementedError
-
-    def spec(self, net: nn.Module) -> GraphSpec:
-        raise NotImplementedError
-
-    def random_inputs(
-        self, net: nn.Module, batch: int, steps: int, generator: torch.Generator
-    ) -> tuple[Tensor, ...]:
-        """Random graph inputs of ``batch`` sequences of ``steps`` steps."""
+    def graphs(self, net: nn.Module) -> dict[str, Graph]:
+        """The graphs ``net`` exports as, by part name (usually one: `WHOLE`)."""
         raise NotImplementedError
 
     def benchmark_inputs(
         self, model: Any, net: nn.Module, batch: int, generator: torch.Generator
-    ) -> tuple[Tensor, ...]:
-        """Graph inputs of the size the application serves (a review, a forecast, a step)."""
+    ) -> tuple[str, tuple[Tensor, ...]]:
+        """The part timed by the benchmark and inputs of the size the application serves it
+        (a review, a forecast, a generation step)."""
         raise NotImplementedError
 
-    def runtime(self, net: nn.Module, session: Any) -> OnnxNetwork:
-        """The onnxruntime-backed module that replaces ``net``."""
+    def runtime(self, net: nn.Module, sessions: dict[str, Any]) -> nn.Module:
+        """The onnxruntime-backed module that replaces ``net`` (sessions by part name)."""
         raise NotImplementedError
 
 
@@ -178,11 +193,9 @@ class SentimentExport(AppExport):
     def set_networks(self, model: Any, nets: list[nn.Module]) -> None:
         model.model = nn.ModuleList(nets).eval()
 
-    def graph(self, net: nn.Module) -> nn.Module:
-        return _SentimentGraph(net).eval()
-
-    def spec(self, net: nn.Module) -> GraphSpec:
+    def graphs(self, net: nn.Module) -> dict[str, Graph]:
         inputs = ["tokens", "lengths"] + (["pieces"] if net.pieces is not None else [])
+        outputs = ["scores", "weights"]
         axes = {
             "tokens": {0: "batch", 1: "steps"},
             "lengths": {0: "batch"},
@@ -190,32 +203,35 @@ class SentimentExport(AppExport):
             "scores": {0: "batch"},
             "weights": {0: "batch", 1: "steps"},
         }
-        return GraphSpec(
-            inputs, ["scores", "weights"], {k: axes[k] for k in inputs + ["scores", "weights"]}
-        )
-
-    def random_inputs(self, net, batch, steps, generator):
-        lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
-        real = torch.arange(steps)[None, :] < lengths[:, None]  # [N, T]
-        tokens = torch.randint(1, net.words.num_embeddings, (batch, steps), generator=generator)
-        inputs = (tokens * real, lengths)
-        if net.pieces is not None:
-            most = 1 + steps % 4  # subword pieces per word: a dynamic axis too
-            pieces = torch.randint(
-                0, net.pieces.num_embeddings, (batch, steps, most), generator=generator
-            )
-            inputs += (pieces * real[..., None],)
-        return inputs
+        spec = GraphSpec(inputs, outputs, {name: axes[name] for name in inputs + outputs})
+        return {WHOLE: Graph(_SentimentGraph(net).eval(), spec, partial(_sentiment_inputs, net))}
 
     def benchmark_inputs(self, model, net, batch, generator):
-        return self.random_inputs(net, batch, 24, generator)  # a sentence-long review
+        return WHOLE, _sentiment_inputs(net, batch, 24, generator)  # a sentence-long review
 
-    def runtime(self, net, session):
-        return OnnxSentimentNet(net, session)
+    def runtime(self, net, sessions):
+        return OnnxSentimentNet(net, sessions[WHOLE])
+
+
+def _sentiment_inputs(net: nn.Module, batch: int, steps: int, generator: torch.Generator):
+    lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
+    real = torch.arange(steps)[None, :] < lengths[:, None]  # [N, T]
+    tokens = torch.randint(1, net.words.num_embeddings, (batch, steps), generator=generator)
+    inputs = (tokens * real, lengths)
+    if net.pieces is not None:
+        most = 1 + steps % 4  # subword pieces per word: a dynamic axis too
+        pieces = torch.randint(
+            0, net.pieces.num_embeddings, (batch, steps, most), generator=generator
+        )
+        inputs += (pieces * real[..., None],)
+    return inputs
 
 
 # ------------------------------------------------------------------------------------------
-# Forecast: encoder_input [B, C, E], decoder_input [B, H, D] -> loc, scale (, df) [B, H]
+# Forecast, direct decoder: encoder_input [B, C, E], decoder_input [B, H, D]
+#     -> loc, scale (, df) [B, H]
+# Forecast, autoregressive decoder: each recurrent layer x [B, T, F], h0 (, c0) [L, B, S]
+#     -> output [B, T, S], h (, c) [L, B, S]; the head and the sampling loop stay in torch.
 # ------------------------------------------------------------------------------------------
 
 
@@ -246,6 +262,56 @@ class OnnxForecastNet(OnnxNetwork):
         )
 
 
+class _LayerGraph(nn.Module):
+    """A recurrent layer with its initial state as plain tensors: (x, h0[, c0]) ->
+    (output, h[, c])."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        output, final = self.layer(x, state if len(state) > 1 else state[0])
+        return (output, *final) if isinstance(final, tuple) else (output, final)
+
+
+def _state_names(layer: nn.Module) -> list[str]:
+    return ["h", "c"] if len(layer.cells[0].state_sizes) == 2 else ["h"]
+
+
+def _layer_graph(layer: nn.Module) -> Graph:
+    states = _state_names(layer)
+    axes = {"x": {0: "batch", 1: "steps"}, "output": {0: "batch", 1: "steps"}}
+    axes |= {f"{name}0": {1: "batch"} for name in states} | {n: {1: "batch"} for n in states}
+    spec = GraphSpec(["x", *[f"{name}0" for name in states]], ["output", *states], axes)
+    return Graph(_LayerGraph(layer).eval(), spec, partial(_layer_inputs, layer))
+
+
+def _layer_inputs(layer: nn.Module, batch: int, steps: int, generator: torch.Generator):
+    x = torch.randn(batch, steps, layer.input_size, generator=generator)
+    shape = (layer.num_layers * layer.num_directions, batch, layer.hidden_size)
+    h0 = torch.rand(shape, generator=generator) * 2 - 1  # h is in (-1, 1)
+    if len(_state_names(layer)) == 1:
+        return x, h0
+    return x, h0, torch.randn(shape, generator=generator)
+
+
+class OnnxRecurrentLayer(OnnxNetwork):
+    """An rnnkit recurrent layer's ``forward(input, hx)`` (batch first, no lengths) on
+    onnxruntime; the state as the layer returns it (``(h, c)`` for an LSTM)."""
+
+    def forward(self, input: Tensor, hx=None):  # noqa: A002 (torch's name)
+        layer = self.torch_net
+        if hx is None:
+            shape = (layer.num_layers * layer.num_directions, input.shape[0], layer.hidden_size)
+            hx = tuple(input.new_zeros(shape) for _ in _state_names(layer))
+        state = hx if isinstance(hx, tuple) else (hx,)
+        names = [f"{name}0" for name in _state_names(layer)]
+        out = self.run(input.device, x=input, **dict(zip(names, state, strict=True)))
+        final = tuple(out[name] for name in _state_names(layer))
+        return out["output"], final if len(final) > 1 else final[0]
+
+
 class ForecastExport(AppExport):
     app = "forecast"
 
@@ -266,41 +332,45 @@ class ForecastExport(AppExport):
     def set_networks(self, model: Any, nets: list[nn.Module]) -> None:
         self._forecaster(model).nets = list(nets)
 
-    def check_exportable(self, model: Any) -> None:
-        if self._forecaster(model).config.decoder != "direct":
-            raise UserError(
-                "an autoregressive forecaster samples its paths step by step in Python, so its "
-                "network is not one graph; only direct decoders (the default) export to ONNX"
-            )
-
-    def graph(self, net: nn.Module) -> nn.Module:
-        return _ForecastGraph(net).eval()
-
-    def spec(self, net: nn.Module) -> GraphSpec:
+    def graphs(self, net: nn.Module) -> dict[str, Graph]:
+        if net.autoregressive:
+            return {"encoder": _layer_graph(net.encoder), "decoder": _layer_graph(net.decoder)}
         outputs = _forecast_outputs(net)
         axes = {
             "encoder_input": {0: "batch", 1: "context"},
             "decoder_input": {0: "batch", 1: "horizon"},
             **{name: {0: "batch", 1: "horizon"} for name in outputs},
         }
-        return GraphSpec(["encoder_input", "decoder_input"], outputs, axes)
-
-    def random_inputs(self, net, batch, steps, generator):
-        return self._inputs(net, batch, steps, max(1, steps // 2), generator)
+        spec = GraphSpec(["encoder_input", "decoder_input"], outputs, axes)
+        inputs = partial(_forecast_inputs, net)
+        return {WHOLE: Graph(_ForecastGraph(net).eval(), spec, inputs)}
 
     def benchmark_inputs(self, model, net, batch, generator):
         forecaster = self._forecaster(model)
-        context = forecaster.meta["context_length"]
-        return self._inputs(net, batch, context, forecaster.config.horizon, generator)
+        if net.autoregressive:  # a forecast is one encoder call, then a decoder call per step
+            return "decoder", _layer_inputs(net.decoder, batch, 1, generator)
+        context, horizon = forecaster.meta["context_length"], forecaster.config.horizon
+        return WHOLE, _forecast_inputs(net, batch, context, generator, horizon)
 
-    @staticmethod
-    def _inputs(net, batch, context, horizon, generator):
-        encoder = torch.randn(batch, context, net.encoder.input_size, generator=generator)
-        decoder = torch.randn(batch, horizon, net.decoder.input_size, generator=generator)
-        return encoder, decoder
+    def runtime(self, net, sessions):
+        if not net.autoregressive:
+            return OnnxForecastNet(net, sessions[WHOLE])
+        # The network itself (a copy), with its two recurrent layers on onnxruntime: its own
+        # forward and sample_paths (the sampling loop, the head, scipy's Student-t quantiles)
+        # run unchanged around them.
+        runtime = copy.deepcopy(net)
+        runtime.encoder = OnnxRecurrentLayer(runtime.encoder, sessions["encoder"])
+        runtime.decoder = OnnxRecurrentLayer(runtime.decoder, sessions["decoder"])
+        return runtime.eval()
 
-    def runtime(self, net, session):
-        return OnnxForecastNet(net, session)
+
+def _forecast_inputs(net, batch, context, generator, horizon=None):
+    """Random (encoder_input, decoder_input): ``context`` past steps, ``horizon`` future
+    ones (default: half the context)."""
+    horizon = horizon or max(1, context // 2)
+    encoder = torch.randn(batch, context, net.encoder.input_size, generator=generator)
+    decoder = torch.randn(batch, horizon, net.decoder.input_size, generator=generator)
+    return encoder, decoder
 
 
 class AnomalyExport(ForecastExport):
@@ -373,10 +443,7 @@ class LanguageModelExport(AppExport):
     def set_networks(self, model: Any, nets: list[nn.Module]) -> None:
         (model.model,) = nets
 
-    def graph(self, net: nn.Module) -> nn.Module:
-        return _LanguageModelGraph(net).eval()
-
-    def spec(self, net: nn.Module) -> GraphSpec:
+    def graphs(self, net: nn.Module) -> dict[str, Graph]:
         state = {1: "batch"}
         axes = {
             "tokens": {0: "batch", 1: "steps"},
@@ -386,20 +453,22 @@ class LanguageModelExport(AppExport):
             "h": state,
             "c": state,
         }
-        return GraphSpec(["tokens", "h0", "c0"], ["logits", "h", "c"], axes)
-
-    def random_inputs(self, net, batch, steps, generator):
-        tokens = torch.randint(0, net.embedding.num_embeddings, (batch, steps), generator=generator)
-        shape = (len(net.layers), batch, net.layers[0].hidden_size)
-        h0 = torch.rand(shape, generator=generator) * 2 - 1  # h is in (-1, 1)
-        c0 = torch.randn(shape, generator=generator)
-        return tokens, h0, c0
+        spec = GraphSpec(["tokens", "h0", "c0"], ["logits", "h", "c"], axes)
+        inputs = partial(_language_model_inputs, net)
+        return {WHOLE: Graph(_LanguageModelGraph(net).eval(), spec, inputs)}
 
     def benchmark_inputs(self, model, net, batch, generator):
-        return self.random_inputs(net, batch, 1, generator)  # one generation step
+        return WHOLE, _language_model_inputs(net, batch, 1, generator)  # one generation step
 
-    def runtime(self, net, session):
-        return OnnxLanguageModelNet(net, session)
+    def runtime(self, net, sessions):
+        return OnnxLanguageModelNet(net, sessions[WHOLE])
+
+
+def _language_model_inputs(net: nn.Module, batch: int, steps: int, generator: torch.Generator):
+    tokens = torch.randint(0, net.embedding.num_embeddings, (batch, steps), generator=generator)
+    shape = (len(net.layers), batch, net.layers[0].hidden_size)
+    h0 = torch.rand(shape, generator=generator) * 2 - 1  # h is in (-1, 1)
+    return tokens, h0, torch.randn(shape, generator=generator)
 
 
 # ------------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from collections.abc import Callable
 import torch
 
 from rnnkit.errors import UserError
-from rnnkit.export import attach_onnx
-from rnnkit.export.apps import exporter_for
+from rnnkit.export import exported_files
+from rnnkit.export.apps import exporter_for, run_session
+from rnnkit.export.onnx import session
 
 SAMPLE_SECONDS = 0.02  # each timing sample repeats the call for at least this long
 
@@ -36,9 +37,11 @@ def latency_ratio(
     """PyTorch vs onnxruntime latency of the exported network of ``model_dir``.
 
     The input has the size the application serves (sentiment: 24-word texts; forecast: the
-    model's context and horizon; lm: one generation step with a state). The torch side is the
-    network under ``torch.inference_mode``; the onnxruntime side is the module `attach_onnx`
-    puts in its place, tensor conversions included. An ensemble's first network is timed.
+    model's context and horizon, or for an autoregressive decoder one decoder step; lm: one
+    generation step with a state). The torch side is the exported graph's module under
+    ``torch.inference_mode``; the onnxruntime side runs the ONNX file on the same tensors,
+    conversions to and from numpy included (what `attach_onnx`'s modules do). An ensemble's
+    first network is timed.
 
     Args:
         model_dir: a model folder exported with `rnnkit.export.export_model`.
@@ -47,31 +50,37 @@ def latency_ratio(
         threads: intra-op threads of both runtimes.
 
     Returns:
-        ``app``, ``batch_size``, ``threads``, ``repeats``, ``input_shapes``, median seconds per
+        ``app``, ``graph`` (the part timed), ``batch_size``, ``threads``, ``repeats``,
+        ``input_shapes``, median seconds per
         call ``torch_s`` and ``onnxruntime_s``, and ``ratio`` = torch_s / onnxruntime_s
         (above 1: onnxruntime is faster).
     """
     exporter = exporter_for(model_dir)
-    model, onnx_model = exporter.load(model_dir), exporter.load(model_dir)
-    if not attach_onnx(onnx_model, model_dir, threads=threads):
+    files = exported_files(exporter, model_dir)
+    if files is None:
         raise UserError(f"{model_dir}: no ONNX export; run 'rnnkit export {model_dir}' first")
-    net, runtime = exporter.networks(model)[0], exporter.networks(onnx_model)[0]
-    graph, spec = exporter.graph(net), exporter.spec(net)
+    model = exporter.load(model_dir)
+    net = exporter.networks(model)[0]
     generator = torch.Generator().manual_seed(seed)
-    inputs = exporter.benchmark_inputs(model, net, batch_size, generator)
-    named = dict(zip(spec.inputs, inputs, strict=True))
+    part, inputs = exporter.benchmark_inputs(model, net, batch_size, generator)
+    graph, runtime = exporter.graphs(net)[part], session(files[0][part], threads)
+    named = dict(zip(graph.spec.inputs, inputs, strict=True))
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
             torch_s, onnx_s = alternating_medians(
-                [lambda: graph(*inputs), lambda: runtime.run(torch.device("cpu"), **named)],
+                [
+                    lambda: graph.module(*inputs),
+                    lambda: run_session(runtime, torch.device("cpu"), **named),
+                ],
                 repeats,
             )
     finally:
         torch.set_num_threads(previous_threads)
     return {
         "app": exporter.app,
+        "graph": part,
         "batch_size": batch_size,
         "threads": threads,
         "repeats": repeats,

@@ -12,8 +12,8 @@ NAME = "export"
 HELP = "export a trained model's network to ONNX, checked against PyTorch with onnxruntime"
 ORDER = 90
 DESCRIPTION = """\
-Export the network of a model folder written by 'rnnkit <app> train' (sentiment, forecast with
-a direct decoder, anomaly, lm) to ONNX. The graph takes any batch size and length; before the
+Export the network of a model folder written by 'rnnkit <app> train' (sentiment, forecast,
+anomaly, lm) to ONNX. The graph takes any batch size and length; before the
 file is written, onnxruntime runs it on random inputs of several batch sizes and lengths and
 must match PyTorch to 1e-5. 'rnnkit serve --runtime onnx' then runs it with onnxruntime.
 """
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         help="the ONNX file (default: MODEL_DIR/model.onnx; ensemble members go beside it as "
-        "model.2.onnx, ...; the manifest as model.onnx.json)",
+        "model.2.onnx, ..., an autoregressive forecaster as model.encoder.onnx and "
+        "model.decoder.onnx; the manifest as model.onnx.json)",
     )
     parser.set_defaults(func=run_export)
 
@@ -45,12 +46,15 @@ def run_export(args: argparse.Namespace) -> int:
     from rnnkit.export.onnx import TOLERANCE
 
     exported = export_model(args.model_dir, args.out, args.format)
-    for path, check in zip(exported.files, exported.checks, strict=True):
-        shapes = ", ".join(f"{batch}x{steps}" for batch, steps in check.shapes)
-        print(
-            f"{path}: max |onnxruntime - PyTorch| = {check.max_difference:.2g} "
-            f"(tolerance {TOLERANCE:g}) on random inputs of batch x steps {shapes}"
-        )
-    print(f"wrote {len(exported.files)} ONNX file(s) of the {exported.app} model and "
-          f"{exported.manifest}")  # fmt: skip
+    written = 0
+    for files, checks in zip(exported.files, exported.checks, strict=True):
+        for part, path in files.items():
+            check = checks[part]
+            shapes = ", ".join(f"{batch}x{steps}" for batch, steps in check.shapes)
+            print(
+                f"{path}: max |onnxruntime - PyTorch| = {check.max_difference:.2g} "
+                f"(tolerance {TOLERANCE:g}) on random inputs of batch x steps {shapes}"
+            )
+            written += 1
+    print(f"wrote {written} ONNX file(s) of the {exported.app} model and {exported.manifest}")
     return 0
