@@ -4,7 +4,8 @@ It trains an LSTM regressor on a generated task (predict the mean of the first i
 with shuffling, dropout and input noise, so that every random generator matters. It is run:
 
 * plainly, and SIGKILLed then resumed (``--resume``), to check bit-for-bit resumption;
-* under ``torchrun --nproc_per_node 2`` (gloo, CPU), to check distributed training.
+* under ``torchrun --nproc_per_node 2`` (gloo, CPU), to check distributed training, and as
+  two such processes SIGKILLed together then resumed.
 
 Each process writes ``<out>/result-rank<R>.json`` (history, rank, world size) and
 ``<out>/weights-rank<R>.safetensors`` when training ends.
@@ -33,10 +34,14 @@ class Regressor(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(0.2)
         self.head = nn.Linear(hidden_size, 1)
+        self.first_dropout_mask: list | None = None  # what this process drew first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         output, _ = self.lstm(x)
-        return self.head(self.dropout(output[:, -1])).squeeze(-1)
+        dropped = self.dropout(output[:, -1])
+        if self.training and self.first_dropout_mask is None:
+            self.first_dropout_mask = (dropped == 0).int().tolist()
+        return self.head(dropped).squeeze(-1)
 
 
 def make_data(n: int = 96, length: int = 12, seed: int = 123) -> TensorDataset:
@@ -97,6 +102,7 @@ def train(
         "global_step": trainer.global_step,
         "history": history,
         "resumed_from": str(trainer.resumed_from) if trainer.resumed_from else None,
+        "first_dropout_mask": model.first_dropout_mask,
     }
     (out / f"result-rank{rank}.json").write_text(json.dumps(result, indent=2))
     return trainer

@@ -213,6 +213,9 @@ def test_progress_bars_hide_when_disabled(monkeypatch):
         ({"schedule": "step"}, "TrainConfig.schedule"),
         ({"mixed_precision": "fp8"}, "TrainConfig.mixed_precision"),
         ({"epochs": 0}, "TrainConfig.epochs"),
+        ({"warmup_steps": -1}, "TrainConfig.warmup_steps: expected 0 or more"),
+        # plateau changes the LR per epoch from a metric: a warmup would be silently ignored.
+        ({"schedule": "plateau", "warmup_steps": 5}, "schedule 'plateau' takes no warmup_steps"),
     ],
 )
 def test_bad_config_is_a_one_line_user_error(options, message):

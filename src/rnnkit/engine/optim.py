@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedules, chosen by name in `TrainConfig`.
 
-Schedules (``TrainConfig.schedule``), each optionally preceded by ``warmup_steps`` of linear
-warmup from 0 to ``lr``:
+Schedules (``TrainConfig.schedule``), each but ``plateau`` optionally preceded by
+``warmup_steps`` of linear warmup from 0 to ``lr`` (``plateau`` with warmup is refused by
+`TrainConfig`: it sets the LR per epoch from a metric, so no warmup could hand over to it):
 
 ==============  =============================================================================
 ``constant``    ``lr`` throughout

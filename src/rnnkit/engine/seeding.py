@@ -13,6 +13,21 @@ import random
 import numpy as np
 import torch
 
+#: Process ``r`` of a distributed run draws its random numbers (dropout masks, noise) from
+#: ``seed + RANK_SEED_STRIDE * r``: apart from the other processes' and, for any realistic
+#: number of epochs, from its own other epochs' (which use ``seed + epoch``).
+RANK_SEED_STRIDE = 1_000_000
+
+
+def process_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank`` for a run (or epoch) seeded with ``seed``.
+
+    Example:
+        >>> process_seed(7, 0), process_seed(7, 1)
+        (7, 1000007)
+    """
+    return seed + RANK_SEED_STRIDE * rank
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch (CPU and every GPU) with ``seed``."""

@@ -26,12 +26,20 @@ reads the same data and keeps every ``world_size``-th batch (batches ``rank, ran
 ...``), so the effective batch is ``world_size`` times larger; gradients are averaged by DDP and
 the logged metrics are averaged over the processes. The step then receives the DDP-wrapped
 model: call it (``model(x)``); reach other methods through ``trainer.model``.
+The data order is drawn from ``seed + epoch`` on every process (it must be the same
+everywhere): the epoch's first batch is fetched before anything else. Then process ``r``
+reseeds with ``seed + epoch + 1_000_000 * r`` (`rnnkit.engine.seeding.process_seed`), so the
+processes draw different dropout masks and noise. A checkpoint holds every process's
+generator states and running sums; a resumed process restores its own (resume mid-epoch
+with the same number of processes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +60,12 @@ from rnnkit.engine.logs import (
     progress_enabled,
 )
 from rnnkit.engine.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from rnnkit.engine.seeding import get_rng_state, seed_everything, set_rng_state
+from rnnkit.engine.seeding import get_rng_state, process_seed, seed_everything, set_rng_state
 from rnnkit.errors import UserError
 
 __all__ = ["TrainConfig", "Trainer", "seed_everything"]
 
+_NO_BATCH = object()
 StepFn = Callable[[nn.Module, Any], "torch.Tensor | dict[str, Any]"]
 EvaluateFn = Callable[[nn.Module, Any], dict[str, float]]
 
@@ -79,7 +88,8 @@ class TrainConfig:
         momentum: SGD momentum.
         schedule: ``constant``, ``cosine``, ``linear``, ``onecycle`` or ``plateau``
             (see `rnnkit.engine.optim`).
-        warmup_steps: optimizer steps of linear warmup before the schedule.
+        warmup_steps: optimizer steps of linear warmup before the schedule (not with
+            ``plateau``, which is an error).
         min_lr_ratio: where ``cosine`` ends, as a fraction of ``lr``.
         plateau_factor, plateau_patience: ``plateau`` multiplies the LR by the factor after
             this many epochs without improvement of ``monitor``.
@@ -146,6 +156,16 @@ class TrainConfig:
             raise UserError(f"TrainConfig.epochs: expected a positive integer, got {self.epochs}")
         if self.lr <= 0:
             raise UserError(f"TrainConfig.lr: expected a positive number, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise UserError(
+                f"TrainConfig.warmup_steps: expected 0 or more, got {self.warmup_steps}"
+            )
+        if self.schedule == "plateau" and self.warmup_steps:
+            raise UserError(
+                "TrainConfig: schedule 'plateau' takes no warmup_steps (it changes the LR once "
+                "per epoch, from the monitored metric); set warmup_steps=0, or use 'constant', "
+                "'cosine', 'linear' or 'onecycle' with warmup"
+            )
         for name in ("max_steps", "checkpoint_every", "patience"):
             value = getattr(self, name)
             if value is not None and value < (0 if name == "patience" else 1):
@@ -291,9 +311,14 @@ class Trainer:
         epoch_seed = self.config.seed + self.epoch
         seed_everything(epoch_seed)
         reseed_data_loader(data, epoch_seed, self.epoch)
-        batches = shard_batches(
-            data, self.accelerator.process_index, self.accelerator.num_processes
-        )
+        rank, world_size = self.accelerator.process_index, self.accelerator.num_processes
+        batches = shard_batches(data, rank, world_size)
+        if world_size > 1:
+            # Fetching the first batch draws the epoch's order from the shared seed (a
+            # DataLoader's sampler draws it then); every later draw is this process's own.
+            first = next(batches, _NO_BATCH)
+            batches = itertools.chain([] if first is _NO_BATCH else [first], batches)
+            seed_everything(process_seed(epoch_seed, rank))
         if self.step_in_epoch:  # resuming mid-epoch: replay the order, skip what was done
             for _ in range(self.step_in_epoch):
                 next(batches, None)
@@ -412,11 +437,14 @@ class Trainer:
     def _save_checkpoint(self) -> None:
         if self.checkpoint_dir is None or not self.config.save_checkpoints:
             return
+        # Every process's own part: its generators and the sums of its share of the epoch.
+        own = {"rng": get_rng_state(), "epoch_sums": self._epoch_sums.state_dict()}
+        per_process = self._gather_json(own)
         if self.accelerator.is_main_process:
             states = {
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "trainer": self._training_state(),
+                "trainer": self._training_state(per_process),
             }
             if self.grad_scaler is not None:
                 states["grad_scaler"] = self.grad_scaler.state_dict()
@@ -430,7 +458,8 @@ class Trainer:
             )
         self.accelerator.wait_for_everyone()
 
-    def _training_state(self) -> dict:
+    def _training_state(self, per_process: list[dict]) -> dict:
+        """The trainer's progress; ``rng`` and ``epoch_sums`` are lists, one per process."""
         return {
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
@@ -440,8 +469,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
-            "epoch_sums": self._epoch_sums.state_dict(),
-            "rng": get_rng_state(),
+            "epoch_sums": [part["epoch_sums"] for part in per_process],
+            "rng": [part["rng"] for part in per_process],
             "config": dataclasses.asdict(self.config),
         }
 
@@ -469,10 +498,20 @@ class Trainer:
         self.best_metric, self.best_epoch = state["best_metric"], state["best_epoch"]
         self.bad_epochs, self.stopped_early = state["bad_epochs"], state["stopped_early"]
         self._best_weights = loaded["best_model"]
-        self._epoch_sums = RunningMeans.from_state_dict(state["epoch_sums"], self.device)
+        # Checkpoints of older versions hold one process's parts, not a list.
+        epoch_sums = _per_process(state["epoch_sums"])
+        rng = _per_process(state["rng"])
+        rank, world_size = self.accelerator.process_index, self.accelerator.num_processes
+        if self.step_in_epoch and len(rng) != world_size:
+            raise UserError(
+                f"{folder}: written mid-epoch by {len(rng)} process(es), resumed with "
+                f"{world_size}; resume with {len(rng)} (or from a checkpoint at an epoch's end)"
+            )
+        own = min(rank, len(rng) - 1)  # at an epoch's start these are not used
+        self._epoch_sums = RunningMeans.from_state_dict(epoch_sums[own], self.device)
         # Mid-epoch, the generators continue from where they were; at an epoch's start the
         # epoch's own seed sets them, as in a run that was never interrupted.
-        self._resume_rng = state["rng"] if self.step_in_epoch else None
+        self._resume_rng = rng[own] if self.step_in_epoch else None
         self.resumed_from = folder
 
     def _reset_progress(self) -> None:
@@ -511,6 +550,24 @@ class Trainer:
         if self.config.mixed_precision == "no":
             return contextlib.nullcontext()
         return self.accelerator.autocast()
+
+    def _gather_json(self, value: Any) -> list[Any]:
+        """Every process's ``value`` (JSON-compatible), in rank order, on every process.
+
+        Sent as UTF-8 bytes in a tensor rather than with ``all_gather_object``: nothing
+        received is unpickled.
+        """
+        if self.accelerator.num_processes == 1:
+            return [value]
+        data = torch.tensor(list(json.dumps(value).encode()), dtype=torch.uint8)
+        data = data.to(self.device)
+        sizes = self.accelerator.gather(torch.tensor([len(data)], device=self.device)).tolist()
+        padded = torch.zeros(max(sizes), dtype=torch.uint8, device=self.device)
+        padded[: len(data)] = data
+        rows = self.accelerator.gather(padded.unsqueeze(0)).cpu()
+        return [
+            json.loads(bytes(row[:size].tolist())) for row, size in zip(rows, sizes, strict=True)
+        ]
 
     def _mean_across_processes(self, metrics: dict[str, float]) -> dict[str, float]:
         if self.accelerator.num_processes == 1:
@@ -552,6 +609,11 @@ class RunningMeans:
         }
         running.batches = state["batches"]
         return running
+
+
+def _per_process(saved: Any) -> list:
+    """A checkpoint's per-process list (older checkpoints hold one dict, not a list)."""
+    return saved if isinstance(saved, list) else [saved]
 
 
 def _accumulator_dtype(device: torch.device) -> torch.dtype:
