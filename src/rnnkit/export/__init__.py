@@ -176,6 +176,8 @@ def exported_files(
             f"{manifest_file}: exported from other weights than {model_dir}/model.safetensors "
             f"(the model was trained again since); {again}"
         )
+    if not all(isinstance(parts, dict) for parts in manifest.get("files", [None])):
+        raise UserError(f"{manifest_file}: not a manifest this rnnkit reads; {again}")
     files = [
         {part: manifest_file.parent / name for part, name in parts.items()}
         for parts in manifest["files"]
