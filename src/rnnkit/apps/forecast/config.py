@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rnnkit.apps.forecast.combination import COMBINATIONS
 from rnnkit.apps.forecast.model import CELLS, LIKELIHOODS, LOSSES
 from rnnkit.apps.forecast.windows import SCALINGS
 from rnnkit.errors import UserError
@@ -30,7 +31,8 @@ class ForecasterConfig:
             ``batches_per_epoch`` batches of random windows.
         validation_windows: windows per series held out at the end of the training data for
             the validation loss, early stopping and the interval calibration (never the test
-            windows of a backtest); fewer for series too short to spare them.
+            windows of a backtest); fewer for series too short to spare them. None: 4 for
+            one series, down to 1 for a collection (`Forecaster._validation_windows`).
         schedule: learning-rate schedule of `rnnkit.engine.TrainConfig`; ``plateau`` halves
             the rate after 2 epochs without a lower validation loss.
         patience: stop after this many epochs without a lower validation loss and keep the
@@ -56,6 +58,9 @@ class ForecasterConfig:
             features): the daily cycle of yesterday is the best single hint for tomorrow's,
             and the decoder gets it without having to carry it through its state.
         season_length: steps per season; None: the data's (guessed from its frequency).
+        combine: ``theta``: move the forecast towards the Theta method's by a weight chosen
+            on the validation windows (`combination`; weight 1 where the network alone is
+            best there); ``none``: the network alone.
     """
 
     horizon: int = 24
@@ -73,7 +78,7 @@ class ForecasterConfig:
     batch_size: int = 64
     lr: float = 3e-3
     schedule: str = "constant"
-    validation_windows: int = 4
+    validation_windows: int | None = None
     patience: int | None = 4
     calibrate_intervals: bool = True
     levels: tuple[int, ...] = (80,)
@@ -84,6 +89,7 @@ class ForecasterConfig:
     samples: int = 200
     ensemble: int = 1
     season_length: int | None = None
+    combine: str = "none"
     seed: int = 0
     device: str = "cpu"
 
@@ -100,6 +106,8 @@ class ForecasterConfig:
             raise UserError(f"loss must be one of {', '.join(LOSSES)}, got '{self.loss}'")
         if self.scaling not in SCALINGS:
             raise UserError(f"scaling must be one of {', '.join(SCALINGS)}")
+        if self.combine not in COMBINATIONS:
+            raise UserError(f"combine must be one of {', '.join(COMBINATIONS)}")
         if self.ensemble < 1:
             raise UserError(f"ensemble must be at least 1, got {self.ensemble}")
         if self.season_length is not None and self.season_length < 1:

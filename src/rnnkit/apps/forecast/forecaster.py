@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from rnnkit.apps.forecast.calibration import MIN_SCORES, interval_factors, scores
+from rnnkit.apps.forecast.combination import THETA_HISTORY, choose_weight, shift, theta_forecast
 from rnnkit.apps.forecast.config import ForecasterConfig
 from rnnkit.apps.forecast.distribution import (
     level_quantiles,
@@ -42,6 +43,7 @@ from rnnkit.apps.forecast.series import (
     SeriesArrays,
     as_series_frame,
     covariate_stats,
+    refit_seasonal,
     series_arrays,
 )
 from rnnkit.apps.forecast.windows import (
@@ -101,7 +103,13 @@ class Forecaster:
         }
         self._covariate_stats = covariate_stats(data)
         windows = self._windows(data)
+        self._meta["validation_windows"] = self._validation_windows(windows)
         train_origins, val_origins = self._split_origins(windows, self._meta["context_length"])
+        if cfg.deseasonalize:  # seasonal indices of what precedes the validation windows
+            ends = windows.lengths.copy()
+            for s, origin in val_origins[::-1]:
+                ends[s] = origin
+            windows = refit_seasonal(windows, ends, int(self._meta["season_length"]))
         val_batches = (
             [
                 self._batch(windows, chunk)
@@ -124,6 +132,9 @@ class Forecaster:
         self._meta["best_epoch"] = best_epochs[0] if cfg.ensemble == 1 else best_epochs
         self.data = data
         self._meta["interval_scale"] = [1.0] * cfg.horizon
+        self._meta["combine_weight"] = 1.0
+        if cfg.combine == "theta" and len(val_origins):
+            self._choose_combination(windows, val_origins)
         # where the held-out windows begin: `update` recalibrates on nothing earlier
         first_held_out: dict[str, str] = {}
         for s, origin in val_origins:  # in order of origin within each series
@@ -220,8 +231,17 @@ class Forecaster:
         """(series, origin) pairs for training and for validation (the last windows)."""
         cfg = self.config
         return split_origins(
-            windows, context, cfg.horizon, cfg.validation_windows, self._min_history()
+            windows, context, cfg.horizon, self._validation_windows(windows), self._min_history()
         )
+
+    def _validation_windows(self, windows: SeriesArrays) -> int:
+        """The configured validation windows per series, or (None) 4 for up to 4 series,
+        fewer for more, 1 from 11 series on: a collection of many short series (M3) keeps
+        its recent history for training, and 1 window of each series already gives
+        hundreds of held-out windows; one series needs several for its calibration."""
+        if self.config.validation_windows is not None:
+            return self.config.validation_windows
+        return int(np.clip(round(16 / len(windows.ids)), 1, 4))
 
     def _batch(self, windows: SeriesArrays, pairs: np.ndarray, future_known=None) -> dict:
         """`windows.make_batch` with the model's settings."""
@@ -303,13 +323,17 @@ class Forecaster:
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
     ) -> dict[float, np.ndarray]:
         """Quantile forecasts (q -> (B, H) array, data units) at ``(series, origin)`` pairs."""
+        wanted = tuple(sorted({0.5, *quantiles}))  # the combination moves the median
         if self.config.decoder == "autoregressive":
-            return self._sampled_quantiles(windows, pairs, future_known, quantiles)
-        members = [
-            self._member_distribution(net, windows, pairs, future_known)
-            for net in self._require_fitted()
-        ]
-        return pooled_quantiles(members, quantiles, self.config.likelihood)
+            found = self._sampled_quantiles(windows, pairs, future_known, wanted)
+        else:
+            members = [
+                self._member_distribution(net, windows, pairs, future_known)
+                for net in self._require_fitted()
+            ]
+            found = pooled_quantiles(members, wanted, self.config.likelihood)
+        found = self._combined(windows, pairs, found)
+        return {q: found[q] for q in quantiles}
 
     @torch.no_grad()
     def _sampled_quantiles(self, windows, pairs, future_known, quantiles) -> dict:
@@ -342,6 +366,50 @@ class Forecaster:
         median = np.median(paths, axis=0)
         factors = self._interval_factors()
         return {q: median + factors * (np.quantile(paths, q, axis=0) - median) for q in quantiles}
+
+    # --- combination with Theta (see `combination`) ------------------------------------
+
+    def _choose_combination(self, windows: SeriesArrays, val_origins: np.ndarray) -> None:
+        """Set the network's weight against Theta by the scaled error on the validation
+        windows (`combination.choose_weight`)."""
+        self._meta["combine_weight"] = 1.0
+        network = self.uncalibrated_forecast(windows, val_origins, (0.5,))[0.5]
+        theta = self._theta(windows, val_origins)
+        truth = truth_at(windows, val_origins, self.config.horizon)
+        scale = self._error_scale(windows)[val_origins[:, 0]]
+        weight, errors = choose_weight(truth, network, theta, scale)
+        self._meta["combine_weight"] = weight
+        self._meta["combine_errors"] = {f"{w:g}": e for w, e in errors.items()}
+
+    def _error_scale(self, windows: SeriesArrays) -> np.ndarray:
+        """(S,) mean absolute one-step change of each series (what errors are scaled by)."""
+        scales = []
+        for offset, length in zip(windows.offsets, windows.lengths, strict=True):
+            steps = np.abs(np.diff(windows.target[offset : offset + length]))
+            scales.append(np.nanmean(steps) if np.isfinite(steps).any() else 1.0)
+        return np.array(scales)
+
+    def _theta(self, windows: SeriesArrays, pairs: np.ndarray) -> np.ndarray:
+        """(B, H) Theta forecasts (data units) from the deseasonalised history before each
+        origin (at most `THETA_HISTORY` steps), reseasonalised."""
+        span = int(min(THETA_HISTORY, max(int(pairs[:, 1].max()), 1)))
+        start = windows.offsets[pairs[:, 0]]
+        index = start[:, None] + pairs[:, 1:2] + np.arange(-span, 0)[None, :]
+        padded = index < start[:, None]
+        index = np.maximum(index, start[:, None])
+        history = windows.filled[index] / windows.seasonal[index]
+        observed = np.where(padded, 0.0, windows.observed[index])
+        seasonal = windows.seasonal_ahead(pairs[:, 0], pairs[:, 1], self.config.horizon)
+        return theta_forecast(history, observed, self.config.horizon) * seasonal
+
+    def _combined(self, windows, pairs, quantiles: dict[float, np.ndarray]) -> dict:
+        """The quantiles moved so the median is the weighted mean with Theta's forecast."""
+        weight = float(self._meta.get("combine_weight", 1.0))
+        if weight >= 1.0:
+            return quantiles
+        median = quantiles[0.5]
+        target = weight * median + (1 - weight) * self._theta(windows, pairs)
+        return shift(quantiles, target)
 
     # --- calibrated intervals (see `calibration`) ---------------------------------------
 
@@ -429,7 +497,8 @@ class Forecaster:
         ``recalibration_windows`` horizons whose truth is known by ``end``, from the first
         validation origin on (earlier origins are training windows: too confident)."""
         horizon = self.config.horizon
-        span = (self.config.recalibration_windows or self.config.validation_windows) * horizon
+        windows_back = self.config.recalibration_windows or self._meta.get("validation_windows")
+        span = (windows_back or self.config.validation_windows or 4) * horizon
         stride = max(1, horizon // 6)
         earliest = max(end - span, self._meta["context_length"])
         start = self._meta.get("calibration_start", {}).get(windows.ids[series])
@@ -580,6 +649,7 @@ LEGACY_OPTIONS = {
     "scaling": "last",
     "deseasonalize": False,
     "season_length": None,
+    "combine": "none",
 }
 
 # Names other modules and older code import from here.

@@ -11,7 +11,7 @@ sees the deseasonalised series and the forecast is reseasonalised at the end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -166,3 +166,16 @@ def series_arrays(
         seasonal=np.concatenate([p[1] for p in parts]),
         indices=[p[2] for p in parts],
     )
+
+
+def refit_seasonal(arrays: SeriesArrays, ends: np.ndarray, season: int) -> SeriesArrays:
+    """``arrays`` with each series' seasonal indices estimated on its first ``ends[s]``
+    steps only (`fit` keeps its validation windows out of the indices it scores them with).
+    """
+    indices, seasonal = [], []
+    for s, (offset, length) in enumerate(zip(arrays.offsets, arrays.lengths, strict=True)):
+        target = arrays.target[offset : offset + length]
+        found = seasonal_indices(target[: int(ends[s])], season)
+        indices.append(found)
+        seasonal.append(found[np.arange(length) % len(found)])
+    return replace(arrays, indices=indices, seasonal=np.concatenate(seasonal))
