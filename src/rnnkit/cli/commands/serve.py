@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         NAME,
         help=HELP,
-        description=HELP + ". Each MODEL_DIR is a folder written by 'rnnkit <app> train' "
-        "(or an experiment's output folder); the app is read from the folder. The routes "
-        "and their schema: http://HOST:PORT/docs.",
+        description=HELP + ".\nEach MODEL_DIR is a folder written by 'rnnkit <app> train' "
+        "(or an experiment's output\nfolder); the app is read from the folder. The routes and "
+        "their schema: http://HOST:PORT/docs",
         epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -40,14 +40,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="require 'Authorization: Bearer TOKEN' on /v1 (default: $RNNKIT_TOKEN, else none)",
     )
-    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch")
-    parser.add_argument("--max-body", type=positive_int, default=1_000_000, metavar="BYTES")
-    parser.add_argument("--max-upload", type=positive_int, default=20_000_000, metavar="BYTES")
-    parser.add_argument("--max-text-chars", type=positive_int, default=5_000)
-    parser.add_argument("--max-items", type=positive_int, default=64)
-    parser.add_argument("--max-new-tokens", type=positive_int, default=1_000)
     parser.add_argument(
-        "--request-timeout", type=float, default=60.0, metavar="SECONDS", help="(default: 60)"
+        "--runtime",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="onnx: onnxruntime for folders exported with 'rnnkit export' (others: torch)",
+    )
+    limits = {
+        "--max-body": (1_000_000, "largest JSON request body in bytes"),
+        "--max-upload": (20_000_000, "largest upload (CSV, WAV, image) in bytes"),
+        "--max-text-chars": (5_000, "longest text, prompt or sentence"),
+        "--max-items": (64, "most texts or sentences per request"),
+        "--max-new-tokens": (1_000, "most tokens a language model writes per request"),
+    }
+    for flag, (default, text) in limits.items():
+        parser.add_argument(
+            flag, type=positive_int, default=default, help=f"{text} (default: {default:,})"
+        )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="inference time limit per request; past it: 503 (default: 60)",
     )
     parser.add_argument(
         "--max-batch", type=positive_int, default=32, help="micro-batch size (default: 32)"
