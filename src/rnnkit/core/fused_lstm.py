@@ -37,6 +37,26 @@ from torch import Tensor
 
 from rnnkit.core import kernels
 
+#: The device types whose autocast the custom autograd Functions below declare themselves for.
+AUTOCAST_DEVICES = ("cpu", "cuda")
+
+
+def forward_in_float32(forward):
+    """Declare a custom autograd Function's ``forward`` for ``torch.autocast``: inside an
+    autocast region its floating-point inputs are cast to float32 and it runs with autocast
+    off, so a recurrence accumulates in float32 (as torch's own RNN kernels do) instead of
+    rounding its state to bfloat16/float16 at every step. Outside autocast: no effect."""
+    for device_type in AUTOCAST_DEVICES:
+        forward = torch.amp.custom_fwd(forward, device_type=device_type, cast_inputs=torch.float32)
+    return forward
+
+
+def backward_like_forward(backward):
+    """The ``backward`` companion of `forward_in_float32`: the same autocast state (off)."""
+    for device_type in AUTOCAST_DEVICES:
+        backward = torch.amp.custom_bwd(backward, device_type=device_type)
+    return backward
+
 
 def _sequence_forward(
     gx: Tensor,
@@ -85,6 +105,7 @@ def _sequence_forward(
     unprojected_t = unprojected.unbind(0) if w_hr is not None else [empty]
     outputs_t = outputs.unbind(0) if mask is not None else [empty]
     valid_t = mask.unsqueeze(2).unbind(0) if mask is not None else [empty]
+    zero = gx.new_zeros(1)
     hh_mean: list[Tensor] = []
     hh_rstd: list[Tensor] = []
     c_mean: list[Tensor] = []
@@ -130,7 +151,8 @@ def _sequence_forward(
             valid = valid_t[t]
             h_new = torch.where(valid, h_new, h, out=h_out[t])
             c_new = torch.where(valid, c_new, c, out=c_out_t[t])
-            torch.mul(h_new, valid, out=outputs_t[t])
+            # where, not a product with the mask: NaN * 0 would leak into padded outputs.
+            torch.where(valid, h_new, zero, out=outputs_t[t])
         h = h_new
         c = c_new
     if mask is None:
@@ -191,7 +213,8 @@ def _sequence_backward(
     hh_rstd_t = hh_rstd.unbind(0) if ln_hh_w is not None else [empty]
     c_mean_t = c_mean.unbind(0) if ln_c_w is not None else [empty]
     c_rstd_t = c_rstd.unbind(0) if ln_c_w is not None else [empty]
-    valid_t = mask.unsqueeze(2).to(d_o.dtype).unbind(0) if mask is not None else [empty]
+    valid_t = mask.unsqueeze(2).unbind(0) if mask is not None else [empty]
+    zero = d_o.new_zeros(1)
     grad_hh_list: list[Tensor] = []
     grad_ln_hh_w: list[Tensor] = []
     grad_ln_c_w: list[Tensor] = []
@@ -203,11 +226,12 @@ def _sequence_backward(
         grad_h_keep = grad_h
         grad_c_keep = grad_c
         if mask is not None:
+            # torch.where, not products with the mask: NaN or Inf times 0 is NaN.
             valid = valid_t[t]
-            grad_h_new = (grad_h + grad_outputs_t[t]) * valid
-            grad_c = grad_c * valid
-            grad_h_keep = grad_h - grad_h * valid
-            grad_c_keep = grad_c_keep - grad_c
+            grad_h_new = torch.where(valid, grad_h + grad_outputs_t[t], zero)
+            grad_h_keep = torch.where(valid, zero, grad_h)
+            grad_c_keep = torch.where(valid, zero, grad_c)
+            grad_c = torch.where(valid, grad_c, zero)
         else:
             grad_h_new = grad_h + grad_outputs_t[t]
         if w_hr is not None:
@@ -308,6 +332,7 @@ class _Linear(torch.autograd.Function):
     """``x @ w^T + b`` for x [N, I] with its three matmuls through `_matmul`."""
 
     @staticmethod
+    @forward_in_float32
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
@@ -315,6 +340,7 @@ class _Linear(torch.autograd.Function):
         return output if bias is None else output.add_(bias)
 
     @staticmethod
+    @backward_like_forward
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         grad_x = _matmul(grad, weight) if ctx.needs_input_grad[0] else None
@@ -347,6 +373,7 @@ class FusedLSTMSequence(torch.autograd.Function):
     """
 
     @staticmethod
+    @forward_in_float32
     def forward(ctx, gx, h0, c0, mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, ln_c_b, w_hr):
         w_cif = torch.stack([w_ci, w_cf]) if w_ci is not None else None
         results = _loops()[0](gx, h0, c0, mask, w_hh, ln_hh_w, w_cif, w_co, ln_c_w, ln_c_b, w_hr)
@@ -358,6 +385,7 @@ class FusedLSTMSequence(torch.autograd.Function):
         return outputs, h_states[-1].clone(), c_states[-1].clone()
 
     @staticmethod
+    @backward_like_forward
     def backward(ctx, grad_outputs, grad_h_last, grad_c_last):
         (
             mask, w_hh, ln_hh_w, w_ci, w_cf, w_co, ln_c_w, ln_c_b, w_hr, h_states, c_states,
@@ -406,6 +434,7 @@ class LayerNormLSTMKernel(torch.autograd.Function):
     """
 
     @staticmethod
+    @forward_in_float32
     def forward(ctx, gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b):
         ops = kernels.layer_norm_lstm()
         outputs, h_states, c_states, *saved = ops.layer_norm_lstm_forward(
@@ -415,6 +444,7 @@ class LayerNormLSTMKernel(torch.autograd.Function):
         return outputs, h_states[-1].clone(), c_states[-1].clone()
 
     @staticmethod
+    @backward_like_forward
     def backward(ctx, grad_outputs, grad_h_last, grad_c_last):
         mask, w_hh, ln_hh_w, ln_c_w, h_states, c_states, *saved = ctx.saved_tensors
         grads = kernels.layer_norm_lstm().layer_norm_lstm_backward(
@@ -482,6 +512,10 @@ def fused_lstm_sequence(
     """
     hidden = w_hh.shape[0] // 4
     h0, c0 = state
+    if mask is not None:
+        # Padded steps are never read, as in torch's packed kernels: a NaN there must not
+        # reach the outputs or the gradients (0 * NaN is NaN), and their gradient is zero.
+        x = torch.where(mask.unsqueeze(-1), x, 0.0)
     if ln_ih_w is not None and _kernel_applies(x, mask, ln_c, peephole, w_hr):
         gx = F.layer_norm(_linear(x, w_ih), (4 * hidden,), ln_ih_w, bias)
         outputs, h, c = _layer_norm_lstm_kernel(

@@ -22,10 +22,14 @@ import torch
 
 SOURCE = Path(__file__).parent / "csrc" / "layer_norm_lstm.cpp"
 
-# -ffast-math lets the compiler vectorize exp() (glibc's vector math); it is passed to the
-# compile step only, so the library does not switch the process to flush-to-zero mode.
+# No -ffast-math: it lets the compiler assume there is no NaN or Inf, and then a NaN in the
+# input came out of the kernel as a finite number (the clamps in its sigmoid became min/max
+# instructions that drop NaN) where torch and the TorchScript loop give NaN.
+# The kernel's exp is plain arithmetic (csrc: exp_bounded) that vectorizes without it, given
+# -fno-trapping-math (no floating-point trap handlers: lets the compiler turn the clamps
+# into blends) and -fno-math-errno (sqrt is one instruction); neither changes a result.
 # AVX2 (8 floats a time) where torch itself runs AVX2 or AVX-512 code on this CPU.
-COMPILE_FLAGS = ["-O3", "-ffast-math"]
+COMPILE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
 AVX2_FLAGS = ["-mavx2", "-mfma"]
 
 

@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -28,10 +30,35 @@ using at::Tensor;
 
 constexpr double kEps = 1e-5;  // torch.nn.functional.layer_norm's default
 
+// exp(x) for |x| <= 80, in plain arithmetic that the compiler vectorizes without
+// -ffast-math (which would also let it assume there is no NaN): Cephes' expf, i.e.
+// x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-7 polynomial (about 1 ulp), times 2^n
+// built in the exponent bits. float only; double (tests, gradcheck) calls std::exp.
+inline float exp_bounded(float x) {
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x/ln2)
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n, |n| <= 116: normal
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline double exp_bounded(double x) { return std::exp(x); }
+
+// sigmoid(x); NaN stays NaN (the clamps are comparisons that NaN fails, and the last line
+// returns it), +-Inf give 1 and ~1e-35.
 template <typename T>
 inline T sigmoid(T x) {
-  x = std::min<T>(std::max<T>(x, T(-80)), T(80));  // exp stays finite
-  return T(1) / (T(1) + std::exp(-x));
+  T bounded = x < T(-80) ? T(-80) : x;  // exp stays finite
+  bounded = bounded > T(80) ? T(80) : bounded;
+  const T result = T(1) / (T(1) + exp_bounded(-bounded));
+  return x == x ? result : x;
 }
 
 template <typename T>
@@ -39,14 +66,27 @@ inline T tanh_(T x) {  // one exp, like sigmoid: vectorizes the same way
   return T(2) * sigmoid(T(2) * x) - T(1);
 }
 
+// The sum of n values in kLanes interleaved partial sums, which the compiler turns into
+// vector additions without reordering any of them (no -ffast-math needed).
+constexpr int64_t kLanes = 8;
+template <typename T, typename F>
+inline T lane_sum(int64_t n, F value) {
+  T partial[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) partial[l] += value(k + l);
+  T sum = 0;
+  for (; k < n; ++k) sum += value(k);
+  for (int64_t l = 0; l < kLanes; ++l) sum += partial[l];
+  return sum;
+}
+
 // Mean and 1/std of n values, with the biased variance, as torch's layer norm.
 template <typename T>
 inline void moments(const T* v, int64_t n, T& mean, T& rstd) {
-  T sum = 0;
-  for (int64_t k = 0; k < n; ++k) sum += v[k];
-  mean = sum / T(n);
-  T squares = 0;
-  for (int64_t k = 0; k < n; ++k) squares += (v[k] - mean) * (v[k] - mean);
+  mean = lane_sum<T>(n, [&](int64_t k) { return v[k]; }) / T(n);
+  const T m = mean;
+  const T squares = lane_sum<T>(n, [&](int64_t k) { return (v[k] - m) * (v[k] - m); });
   rstd = T(1) / std::sqrt(squares / T(n) + T(kEps));
 }
 
@@ -55,16 +95,13 @@ inline void moments(const T* v, int64_t n, T& mean, T& rstd) {
 template <typename T>
 inline void layer_norm_backward(const T* grad_out, const T* gain, const T* input, T mean, T rstd,
                                 int64_t n, T* scratch, T* grad_in, T* grad_gain) {
-  T sum_g = 0, sum_gn = 0;
   for (int64_t k = 0; k < n; ++k) {
-    const T normalized = (input[k] - mean) * rstd;
-    grad_gain[k] += grad_out[k] * normalized;
+    grad_gain[k] += grad_out[k] * ((input[k] - mean) * rstd);
     scratch[k] = grad_out[k] * gain[k];
-    sum_g += scratch[k];
-    sum_gn += scratch[k] * normalized;
   }
-  sum_g /= T(n);
-  sum_gn /= T(n);
+  const T sum_g = lane_sum<T>(n, [&](int64_t k) { return scratch[k]; }) / T(n);
+  const T sum_gn =
+      lane_sum<T>(n, [&](int64_t k) { return scratch[k] * ((input[k] - mean) * rstd); }) / T(n);
   for (int64_t k = 0; k < n; ++k)
     grad_in[k] = rstd * (scratch[k] - sum_g - (input[k] - mean) * rstd * sum_gn);
 }
