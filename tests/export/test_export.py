@@ -22,7 +22,13 @@ from rnnkit.cli import main
 from rnnkit.data.timeseries import build_frame
 from rnnkit.errors import UserError
 from rnnkit.export import ONNX_FILE, attach_onnx, export_model
-from rnnkit.export.apps import GraphSpec, OnnxNetwork, exporter_of_model
+from rnnkit.export.apps import (
+    GraphSpec,
+    OnnxNetwork,
+    OnnxRecurrentLayer,
+    _layer_graph,
+    exporter_of_model,
+)
 from rnnkit.export.benchmark import latency_ratio
 from rnnkit.export.onnx import TOLERANCE, compare, export_checked, export_graph, session
 
@@ -134,6 +140,36 @@ class UnrolledLoop(nn.Module):
         for step in range(1, x.shape[1]):
             total = total + x[:, step]
         return (total * lengths[:, None],)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: rnnkit.LSTM(3, 8, num_layers=2, batch_first=True),
+        lambda: rnnkit.GRU(3, 8, bidirectional=True),  # sequence first
+    ],
+    ids=["lstm-2-layers", "gru-sequence-first"],
+)
+def test_a_layer_with_its_state_runs_on_onnxruntime_in_its_own_signature(layer, tmp_path):
+    torch.manual_seed(0)
+    layer = layer().eval()
+    graph = _layer_graph(layer)
+    path = tmp_path / "layer.onnx"
+    assert export_checked(graph.module, graph.spec, graph.random_inputs, path).max_difference < 1e-5
+    runtime = OnnxRecurrentLayer(layer, session(path))
+    x = torch.randn(5, 4, 3) if layer.batch_first else torch.randn(4, 5, 3)
+    with torch.no_grad():
+        for hx in (None, layer(x)[1]):  # zeros, then a given state
+            want, got = layer(x, hx), runtime(x, hx)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_what_onnx_cannot_express_is_a_one_line_error(tmp_path):
+    graph = _layer_graph(rnnkit.LSTM(3, 8, batch_first=True, proj_size=4).eval())
+    path = tmp_path / "projected.onnx"
+    with pytest.raises(UserError, match="LSTMs with projections") as error:
+        export_checked(graph.module, graph.spec, graph.random_inputs, path)
+    assert "\n" not in str(error.value) and not path.exists()
 
 
 def test_the_check_refuses_a_graph_fixed_to_the_example_length(tmp_path):

@@ -279,32 +279,38 @@ def _state_names(layer: nn.Module) -> list[str]:
     return ["h", "c"] if len(layer.cells[0].state_sizes) == 2 else ["h"]
 
 
+def _state_shapes(layer: nn.Module, batch: int) -> list[tuple[int, int, int]]:
+    """Shapes of the layer's state tensors (h, and c for an LSTM; h is projected if asked)."""
+    rows = layer.num_layers * layer.num_directions
+    return [(rows, batch, size) for size in layer.cells[0].state_sizes]
+
+
 def _layer_graph(layer: nn.Module) -> Graph:
     states = _state_names(layer)
-    axes = {"x": {0: "batch", 1: "steps"}, "output": {0: "batch", 1: "steps"}}
+    sequence = {0: "batch", 1: "steps"} if layer.batch_first else {0: "steps", 1: "batch"}
+    axes = {"x": sequence, "output": sequence}
     axes |= {f"{name}0": {1: "batch"} for name in states} | {n: {1: "batch"} for n in states}
     spec = GraphSpec(["x", *[f"{name}0" for name in states]], ["output", *states], axes)
     return Graph(_LayerGraph(layer).eval(), spec, partial(_layer_inputs, layer))
 
 
 def _layer_inputs(layer: nn.Module, batch: int, steps: int, generator: torch.Generator):
-    x = torch.randn(batch, steps, layer.input_size, generator=generator)
-    shape = (layer.num_layers * layer.num_directions, batch, layer.hidden_size)
-    h0 = torch.rand(shape, generator=generator) * 2 - 1  # h is in (-1, 1)
-    if len(_state_names(layer)) == 1:
-        return x, h0
-    return x, h0, torch.randn(shape, generator=generator)
+    shape = (batch, steps) if layer.batch_first else (steps, batch)
+    x = torch.randn(*shape, layer.input_size, generator=generator)
+    h_shape, *c_shape = _state_shapes(layer, batch)
+    h0 = torch.rand(h_shape, generator=generator) * 2 - 1  # h is in (-1, 1)
+    return (x, h0, *(torch.randn(s, generator=generator) for s in c_shape))
 
 
 class OnnxRecurrentLayer(OnnxNetwork):
-    """An rnnkit recurrent layer's ``forward(input, hx)`` (batch first, no lengths) on
-    onnxruntime; the state as the layer returns it (``(h, c)`` for an LSTM)."""
+    """An rnnkit recurrent layer's ``forward(input, hx)`` (no lengths) on onnxruntime; the
+    state as the layer returns it (``(h, c)`` for an LSTM)."""
 
     def forward(self, input: Tensor, hx=None):  # noqa: A002 (torch's name)
         layer = self.torch_net
         if hx is None:
-            shape = (layer.num_layers * layer.num_directions, input.shape[0], layer.hidden_size)
-            hx = tuple(input.new_zeros(shape) for _ in _state_names(layer))
+            batch = input.shape[0 if layer.batch_first else 1]
+            hx = tuple(input.new_zeros(shape) for shape in _state_shapes(layer, batch))
         state = hx if isinstance(hx, tuple) else (hx,)
         names = [f"{name}0" for name in _state_names(layer)]
         out = self.run(input.device, x=input, **dict(zip(names, state, strict=True)))

@@ -79,29 +79,36 @@ def export_graph(
         # The tracer warns about Python-side checks (lengths in range...) that it records as
         # constants; the checks against onnxruntime below are what tells a good export.
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            graph,
-            example,
-            str(path),
-            input_names=spec.inputs,
-            output_names=spec.outputs,
-            dynamic_axes=spec.dynamic_axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                graph,
+                example,
+                str(path),
+                input_names=spec.inputs,
+                output_names=spec.outputs,
+                dynamic_axes=spec.dynamic_axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        except torch.onnx.errors.OnnxExporterError as error:
+            # e.g. "Unsupported: ONNX export of operator LSTM, LSTMs with projections. ..."
+            reason = str(error).split("[Caused by")[0].split(". Please")[0].strip()
+            raise UserError(f"the ONNX exporter refused the network: {reason[:300]}") from None
 
 
 @contextlib.contextmanager
 def _native_warnings_held() -> Iterator[None]:
     """Hold back what C++ code writes to file descriptor 2 (the exporter's shape-inference
     warnings about packed sequences, which the onnxruntime check makes moot); replay it if the
-    block fails."""
+    block fails unexpectedly (a UserError already says what went wrong)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
             yield
+        except UserError:
+            raise
         except BaseException:
             os.dup2(saved, 2)
             held.seek(0)
