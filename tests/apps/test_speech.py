@@ -325,8 +325,9 @@ def test_cli_quick_train_transcribe_evaluate(tmp_path, monkeypatch, capsys):
 @needs_tools
 @pytest.mark.slow
 def test_rnnkit_word_error_rate_below_pocketsphinx_on_held_out_voices(tmp_path):
-    """The published result: 3,000 synthesized utterances, 12 epochs, then the character LM
-    with its weight chosen on validation voices (6 min on a lightly loaded 2-core machine).
+    """3,000 synthesized utterances, 12 epochs, then the character LM with its weight chosen
+    on validation voices (6 min on a lightly loaded 2-core machine). Not the README's table
+    (that one comes from ``rnnkit speech evaluate --data ../shared/data/fsdd``).
 
     Asserted on the held-out espeak-ng voices: beam search with the LM beats beam search
     alone and PocketSphinx. flite (another synthesizer) and the real recordings are in the
