@@ -89,16 +89,15 @@ def export_model(
             refuse_cell_paths(net)
             graphs = exporter.graphs(net)
             files.append({part: _graph_path(out, index, part) for part in graphs})
-            checks.append(
-                {
-                    part: export_checked(
-                        graph.module, graph.spec, graph.random_inputs, Path(scratch) / path.name
-                    )
-                    for (part, graph), path in zip(graphs.items(), files[-1].values(), strict=True)
-                }
-            )
-        for path in (path for parts in files for path in parts.values()):
-            _copy_atomically(Path(scratch) / path.name, path)
+            checks.append({})
+            for part, graph in graphs.items():
+                scratch_file = Path(scratch) / files[-1][part].name
+                checks[-1][part] = export_checked(
+                    graph.module, graph.spec, graph.random_inputs, scratch_file
+                )
+        for parts in files:
+            for path in parts.values():
+                _copy_atomically(Path(scratch) / path.name, path)
     manifest = _manifest_path(out)
     write_json(
         manifest,

@@ -207,23 +207,26 @@ class SentimentExport(AppExport):
         return {WHOLE: Graph(_SentimentGraph(net).eval(), spec, partial(_sentiment_inputs, net))}
 
     def benchmark_inputs(self, model, net, batch, generator):
-        return WHOLE, _sentiment_inputs(net, batch, 24, generator)  # a sentence-long review
+        # Reviews of 24 words (3 subword pieces each) of random lengths up to 24.
+        return WHOLE, _sentiment_inputs(net, batch, 24, generator, pieces=3)
 
     def runtime(self, net, sessions):
         return OnnxSentimentNet(net, sessions[WHOLE])
 
 
-def _sentiment_inputs(net: nn.Module, batch: int, steps: int, generator: torch.Generator):
+def _sentiment_inputs(
+    net: nn.Module, batch: int, steps: int, generator: torch.Generator, pieces: int | None = None
+):
+    """Random (tokens, lengths[, pieces]) with ``pieces`` subwords per word (default: 1 to 4,
+    varying with ``steps``, as that axis is dynamic too)."""
     lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
     real = torch.arange(steps)[None, :] < lengths[:, None]  # [N, T]
     tokens = torch.randint(1, net.words.num_embeddings, (batch, steps), generator=generator)
     inputs = (tokens * real, lengths)
     if net.pieces is not None:
-        most = 1 + steps % 4  # subword pieces per word: a dynamic axis too
-        pieces = torch.randint(
-            0, net.pieces.num_embeddings, (batch, steps, most), generator=generator
-        )
-        inputs += (pieces * real[..., None],)
+        shape = (batch, steps, pieces or 1 + steps % 4)
+        piece_ids = torch.randint(0, net.pieces.num_embeddings, shape, generator=generator)
+        inputs += (piece_ids * real[..., None],)
     return inputs
 
 
