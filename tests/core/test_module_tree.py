@@ -134,6 +134,32 @@ def test_functional_call_equals_a_loaded_layer_and_leaves_no_stale_tensors(name)
     torch.testing.assert_close(unchanged, fresh(x, lengths=lengths)[0], atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["cell", "layer_norm"])
+def test_functional_call_without_tying_still_reaches_the_cells(name):
+    """With ``tie_weights=False`` only the layer's names get the new tensors; the cell path
+    must use them all the same, and put nothing stale in the cells."""
+    torch.manual_seed(0)
+    layer = make(name)
+    new = {k: torch.randn_like(v) for k, v in layer.named_parameters()}
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    output, _ = functional_call(layer, new, (x,), tie_weights=False)
+    loaded = make(name)
+    loaded.load_state_dict(new)
+    torch.testing.assert_close(output, loaded(x)[0], atol=1e-12, rtol=0)
+    assert_tied(layer)
+
+
+def test_assigning_a_parameter_under_torchs_name_reaches_the_cell():
+    layer = rnnkit.GRU(3, 4)
+    layer.fast_path = False
+    layer.weight_hh_l0 = torch.nn.Parameter(torch.zeros(12, 4))
+    assert layer.cells[0].weight_hh is layer.weight_hh_l0
+    reference = torch.nn.GRU(3, 4)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(layer(x)[0], reference(x)[0])
+
+
 # ---- hooks -----------------------------------------------------------------------------------
 
 

@@ -117,6 +117,9 @@ class Cell(nn.Module):
             state = new_state
         return torch.stack(outputs), state
 
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"
+
 
 def keep_where_padded(
     step_mask: Tensor, output: Tensor, new_state: State, old_state: State
@@ -135,6 +138,16 @@ def _uniform_(parameters: list[Tensor], hidden_size: int) -> None:
     bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
     for parameter in parameters:
         nn.init.uniform_(parameter, -bound, bound)
+
+
+# Options the built-in cells show in their repr when they differ from these defaults.
+_REPR_DEFAULTS = {
+    "bias": True,
+    "nonlinearity": "tanh",
+    "proj_size": 0,
+    "peephole": False,
+    "layer_norm": False,
+}
 
 
 class _TorchLayoutCell(Cell):
@@ -166,6 +179,14 @@ class _TorchLayoutCell(Cell):
         """torch's initialization for the torch-named weights."""
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         _uniform_([p for p in weights if p is not None], self.hidden_size)
+
+    def extra_repr(self) -> str:
+        options = {
+            name: getattr(self, name)
+            for name, default in _REPR_DEFAULTS.items()
+            if getattr(self, name, default) != default
+        }
+        return ", ".join([super().extra_repr(), *(f"{k}={v!r}" for k, v in options.items())])
 
     def project_input(self, x: Tensor) -> Tensor:
         """The input's contribution to the gates, for one step or all steps at once."""

@@ -254,14 +254,43 @@ class Recurrent(nn.Module):
         self.register_load_state_dict_pre_hook(_alias_cell_keys)
         self.register_load_state_dict_post_hook(_after_load)
 
+    def _cell_slot(self, index: int, name: str, is_param: bool) -> tuple[dict, str]:
+        """The dict (``_parameters`` or ``_buffers``) and key that hold a cell's tensor."""
+        module_path, _, leaf = name.rpartition(".")
+        module = self.cells[index].get_submodule(module_path)
+        return (module._parameters if is_param else module._buffers), leaf
+
+    def _own_tensor(self, own_name: str, is_param: bool) -> Tensor | None:
+        return (self._parameters if is_param else self._buffers)[own_name]
+
     def _tie_cells(self) -> None:
         """Make each cell hold the layer's own parameter and buffer objects again (after a
         ``.to()`` or ``load_state_dict(assign=True)`` that replaced some of them)."""
         for own_name, index, name, is_param in self._aliases:
-            module_path, _, leaf = name.rpartition(".")
-            module = self.cells[index].get_submodule(module_path)
-            table = module._parameters if is_param else module._buffers
-            table[leaf] = (self._parameters if is_param else self._buffers)[own_name]
+            table, leaf = self._cell_slot(index, name, is_param)
+            table[leaf] = self._own_tensor(own_name, is_param)
+
+    def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
+        """As torch's; assigning a parameter under torch's name (``layer.weight_hh_l0 =
+        nn.Parameter(...)``) gives it to the cell too."""
+        super().register_parameter(name, param)
+        for own_name, index, cell_name, is_param in getattr(self, "_aliases", ()):
+            if own_name == name and is_param:
+                table, leaf = self._cell_slot(index, cell_name, is_param)
+                table[leaf] = param
+
+    def _bind_cells(self) -> list[tuple[dict, str, Tensor | None]]:
+        """Let every cell use the tensor under the layer's name, where something replaced one
+        side only (``functional_call(..., tie_weights=False)`` with torch's names); returns
+        what to put back after the run. Nothing to do (and nothing returned) normally."""
+        replaced = []
+        for own_name, index, name, is_param in self._aliases:
+            table, leaf = self._cell_slot(index, name, is_param)
+            own = self._own_tensor(own_name, is_param)
+            if table[leaf] is not own:
+                replaced.append((table, leaf, table[leaf]))
+                table[leaf] = own
+        return replaced
 
     def _apply(self, fn: Callable, recurse: bool = True) -> Recurrent:
         result = super()._apply(fn, recurse)
@@ -563,6 +592,19 @@ class Recurrent(nn.Module):
         lengths: Tensor | None,  # noqa: A002
     ) -> tuple[Tensor, State]:
         """Run the cells layer by layer, direction by direction."""
+        replaced = self._bind_cells()
+        try:
+            return self._forward_bound_cells(input, hx, lengths)
+        finally:
+            for table, leaf, tensor in replaced:
+                table[leaf] = tensor
+
+    def _forward_bound_cells(
+        self,
+        input: Tensor,
+        hx: State,
+        lengths: Tensor | None,  # noqa: A002
+    ) -> tuple[Tensor, State]:
         x = input.transpose(0, 1) if self.batch_first else input
         steps = x.shape[0]
         mask = None
@@ -729,7 +771,12 @@ def _checked_lengths(lengths: Tensor | list[int], batch_size: int, steps: int) -
             f"lengths must have shape ({batch_size},) (one per sequence), "
             f"got {tuple(lengths.shape)}"
         )
-    if len(lengths) and (lengths.min() < 1 or lengths.max() > steps):
+    # The range needs the values: skipped while torch.compile or torch.export trace.
+    if (
+        len(lengths)
+        and not torch.compiler.is_compiling()
+        and (lengths.min() < 1 or lengths.max() > steps)
+    ):
         raise ValueError(f"lengths must be between 1 and {steps} (the padded length), got "
                          f"{lengths.tolist()}")  # fmt: skip
     return lengths
