@@ -160,6 +160,23 @@ def test_assigning_a_parameter_under_torchs_name_reaches_the_cell():
     torch.testing.assert_close(layer(x)[0], reference(x)[0])
 
 
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path", "cell_path"])
+def test_weight_norm_on_a_torch_named_weight_works_as_on_torchs_module(fast_path):
+    torch.manual_seed(0)
+    reference = torch.nn.LSTM(3, 4, num_layers=2).double()
+    layer = rnnkit.LSTM(3, 4, num_layers=2).double()
+    layer.load_state_dict(reference.state_dict())
+    layer.fast_path = fast_path
+    for module in (reference, layer):
+        torch.nn.utils.parametrizations.weight_norm(module, "weight_hh_l1")
+        with torch.no_grad():  # a gain that changes the weight
+            module.parametrizations.weight_hh_l1.original0.mul_(0.5)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(layer(x)[0], reference(x)[0], atol=1e-12, rtol=0)
+    # The run left no computed tensor in the cell.
+    assert isinstance(layer.cells[1].weight_hh, torch.nn.Parameter)
+
+
 # ---- hooks -----------------------------------------------------------------------------------
 
 

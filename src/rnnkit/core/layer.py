@@ -260,15 +260,14 @@ class Recurrent(nn.Module):
         module = self.cells[index].get_submodule(module_path)
         return (module._parameters if is_param else module._buffers), leaf
 
-    def _own_tensor(self, own_name: str, is_param: bool) -> Tensor | None:
-        return (self._parameters if is_param else self._buffers)[own_name]
-
     def _tie_cells(self) -> None:
         """Make each cell hold the layer's own parameter and buffer objects again (after a
         ``.to()`` or ``load_state_dict(assign=True)`` that replaced some of them)."""
         for own_name, index, name, is_param in self._aliases:
-            table, leaf = self._cell_slot(index, name, is_param)
-            table[leaf] = self._own_tensor(own_name, is_param)
+            own = (self._parameters if is_param else self._buffers).get(own_name)
+            if own is not None:  # (a parametrized weight is computed: see _bind_cells)
+                table, leaf = self._cell_slot(index, name, is_param)
+                table[leaf] = own
 
     def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
         """As torch's; assigning a parameter under torch's name (``layer.weight_hh_l0 =
@@ -281,12 +280,14 @@ class Recurrent(nn.Module):
 
     def _bind_cells(self) -> list[tuple[dict, str, Tensor | None]]:
         """Let every cell use the tensor under the layer's name, where something replaced one
-        side only (``functional_call(..., tie_weights=False)`` with torch's names); returns
-        what to put back after the run. Nothing to do (and nothing returned) normally."""
+        side only: ``functional_call(..., tie_weights=False)`` with torch's names, or a
+        parametrization of the layer's weight (``weight_norm(layer, "weight_hh_l0")``, whose
+        value is computed at each access). Returns what to put back after the run; nothing
+        to do (and nothing returned) normally."""
         replaced = []
         for own_name, index, name, is_param in self._aliases:
             table, leaf = self._cell_slot(index, name, is_param)
-            own = self._own_tensor(own_name, is_param)
+            own = getattr(self, own_name)
             if table[leaf] is not own:
                 replaced.append((table, leaf, table[leaf]))
                 table[leaf] = own
