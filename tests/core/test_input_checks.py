@@ -105,6 +105,12 @@ def test_input_dtype_other_than_the_layers_is_a_type_error(make):
 
 
 @paths
+def test_input_on_another_device_than_the_layer_is_refused(make):
+    with pytest.raises(ValueError, match="input is on meta but the layer's parameters are on cpu"):
+        make()(torch.randn(5, 2, 4, device="meta"))
+
+
+@paths
 def test_hx_dtype_other_than_the_inputs_is_a_type_error(make):
     layer = make()
     with pytest.raises(TypeError, match="hx has dtype torch.float64, expected the input's"):

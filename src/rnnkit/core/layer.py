@@ -19,34 +19,31 @@ layer's ``weight_ih_l1_reverse``); ``named_parameters()`` and ``state_dict()`` l
 names, so a state dict moves between ``torch.nn.LSTM`` and `LSTM` unchanged in both directions,
 and ``functional_call(layer, {"weight_ih_l0": w, ...})`` reaches the cells (tied names).
 
-Which code runs (one place for it; the README's core section repeats this table):
+Which code runs (this is the one place; the README's core section repeats it):
 
-=======================================================  ===================================
-configuration                                            path
-=======================================================  ===================================
-LSTM / GRU / RNN (tanh, relu) with any ``num_layers``,   torch's fused kernel
-``bidirectional``, ``proj_size``, ``bias``, ``dropout``,  (``torch._VF.lstm/gru/rnn_*``;
-``lengths`` or PackedSequence                            cuDNN on CUDA) on the layer's flat
-                                                         weight buffer: the *fast path*
-LSTM with ``layer_norm`` (no peephole, no projection),   rnnkit's C++ kernel
-CPU, float32/float64                                     (`rnnkit.core.kernels`)
-any other LSTM (peephole, projection with layer norm,    `rnnkit.core.fused_lstm`: one
-GPU, or ``fast_path = False``)                           autograd node, TorchScript loops
-minGRU / minLSTM (``cell="mingru"``/``"minlstm"``)       parallel scan (`rnnkit.core.scan`)
-GRU / RNN with ``fast_path = False``, a user `Cell`      the cell's ``forward_sequence``
-                                                         (a step loop unless it overrides it)
-``zoneout``, ``recurrent_dropout`` in training, or a     step loop: one call of the cell per
-hook on a cell                                           step (a cell's hooks see each step)
-=======================================================  ===================================
+- LSTM / GRU / RNN (tanh, relu) with any ``num_layers``, ``bidirectional``, ``proj_size``,
+  ``bias``, ``dropout``, ``lengths`` or a PackedSequence: torch's fused kernel
+  (``torch._VF.lstm/gru/rnn_*``, cuDNN on CUDA) on the layer's flat weight buffer, the
+  *fast path*;
+- LSTM with ``layer_norm`` (no peephole, no projection) on CPU in float32/float64: rnnkit's
+  C++ kernel (`rnnkit.core.kernels`);
+- any other LSTM (peephole, layer norm with projection, layer norm on a GPU, or a plain LSTM
+  with ``fast_path = False``): `rnnkit.core.fused_lstm`, one autograd node with TorchScript
+  forward and backward loops;
+- minGRU / minLSTM (``cell="mingru"``, ``"minlstm"``): a parallel scan (`rnnkit.core.scan`);
+- GRU / RNN with ``fast_path = False``, or a user `Cell`: the cell's ``forward_sequence`` (a
+  step loop unless the cell overrides it);
+- ``zoneout``, ``recurrent_dropout`` in training, a hook on a cell, or an empty batch: a step
+  loop calling the cell once per step (so a cell's hooks see every step).
 
 The LSTM equations therefore live in torch's kernels, in `rnnkit.core.fused_lstm` (with the
 C++ kernel as its faster twin for the layer-norm LSTM) and in `LSTMCell.step` (one step, for
 the step loop); the tests check the three against each other and against ``torch.nn.LSTM``.
 
 Inputs are checked before any path runs, with the same error on every path: the feature
-size, dtype (the layer's, except under autocast), at least one time step (``T = 0`` is an
-error, as in torch), ``lengths`` (integers in [1, T], one per sequence) and ``hx`` shapes. A
-batch of 0 sequences gives empty outputs, as torch does.
+size, dtype (the layer's, except under autocast) and device, at least one time step
+(``T = 0`` is an error, as in torch), ``lengths`` (integers in [1, T], one per sequence) and
+the ``hx`` shapes. A batch of 0 sequences gives empty outputs, as torch does.
 
 Example:
     >>> import torch, rnnkit
@@ -317,7 +314,8 @@ class Recurrent(nn.Module):
         cuDNN does not repack the weights at every call), in torch's order elsewhere. Called
         on construction and after ``.to()``, ``load_state_dict(assign=True)``, deepcopy and
         unpickling. Nothing to do for cells without a fused kernel (layer norm, minGRU,
-        user cells).
+        user cells). As with torch's RNNs on a GPU, safetensors' own ``save_model`` refuses
+        such shared storage; `rnnkit.engine.save_model` (and ``save_file(state_dict)``) work.
         """
         if self._torch_mode is None:
             return
@@ -452,6 +450,11 @@ class Recurrent(nn.Module):
         if not input.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {input.dtype}")
         reference = next(iter(self._parameters.values()), None)
+        if reference is not None and input.device != reference.device:
+            raise ValueError(
+                f"{name} is on {input.device} but the layer's parameters are on "
+                f"{reference.device}: move one of them (input.to(...) or layer.to(...))"
+            )
         if (
             reference is not None
             and input.dtype != reference.dtype
