@@ -200,8 +200,8 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
     async def forecast(name: str, body: ForecastRequest) -> dict:
         """Forecast the steps after the history given as JSON rows (columns as trained)."""
         served = model(name, "forecast")
-        data = await timed(served_worker(name).run(served.read_rows, body.rows))
-        return await timed(served_worker(name).run(served.forecast, data, body.horizon))
+        data = await timed(workers[name].run(served.read_rows, body.rows))
+        return await timed(workers[name].run(served.forecast, data, body.horizon))
 
     @app.post("/v1/models/{name}/forecast/file", tags=["forecast"], dependencies=guarded)
     async def forecast_file(
@@ -212,14 +212,14 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         """Forecast from an uploaded CSV or Parquet file (as `rnnkit forecast predict --file`)."""
         served = model(name, "forecast")
         async with uploaded(file, settings) as path:
-            data = await timed(served_worker(name).run(served.read_file, path))
-        return await timed(served_worker(name).run(served.forecast, data, horizon))
+            data = await timed(workers[name].run(served.read_file, path))
+        return await timed(workers[name].run(served.forecast, data, horizon))
 
     @app.post("/v1/models/{name}/detect", tags=["anomaly"], dependencies=guarded)
     async def detect(name: str, body: DetectRequest) -> dict:
         """Score a series and flag its anomalous points (no labels needed)."""
         served = model(name, "anomaly")
-        return await timed(served_worker(name).run(served.detect, body.values))
+        return await timed(workers[name].run(served.detect, body.values))
 
     @app.post("/v1/models/{name}/classify", tags=["sentiment"], dependencies=guarded)
     async def classify(name: str, body: ClassifyRequest) -> dict:
@@ -234,7 +234,7 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         if body.explain:
             for result in results:
                 result["saliency"] = await timed(
-                    served_worker(name).run(served.saliency, result["text"], grad=True)
+                    workers[name].run(served.saliency, result["text"], grad=True)
                 )
         return {"predictions": results}
 
@@ -247,12 +247,12 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
                 f"max_tokens {body.max_tokens}: at most {settings.max_new_tokens} "
                 "(--max-new-tokens)"
             )
-        await timed(served_worker(name).run(served.check_prompt, body.prompt))
+        await timed(workers[name].run(served.check_prompt, body.prompt))
         sampling = dict(
             temperature=body.temperature, top_k=body.top_k, top_p=body.top_p, seed=body.seed
         )
         pieces = stream_pieces(
-            served_worker(name), served.stream, body.prompt, body.max_tokens, sampling, settings
+            workers[name], served.stream, body.prompt, body.max_tokens, sampling, settings
         )
         if body.stream:
             return StreamingResponse(pieces, media_type="text/plain; charset=utf-8")
@@ -278,7 +278,7 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         """The transcript of an uploaded recording (any rate; stereo is mixed down)."""
         served = model(name, "speech")
         async with uploaded(file, settings) as path:
-            return await timed(served_worker(name).run(served.transcribe, path, beam))
+            return await timed(workers[name].run(served.transcribe, path, beam))
 
     @app.post("/v1/models/{name}/caption", tags=["caption"], dependencies=guarded)
     async def caption(
@@ -289,23 +289,20 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         """Caption of an image or short video, with the attention map of each word."""
         served = model(name, "caption")
         async with uploaded(file, settings) as path:
-            return await timed(served_worker(name).run(served.caption, path, beam))
+            return await timed(workers[name].run(served.caption, path, beam))
 
     @app.post("/v1/models/{name}/compose", tags=["music"], dependencies=guarded)
     async def compose(name: str, body: ComposeRequest) -> dict:
         """Compose a piece: MIDI and (with fluidsynth) WAV, base64-encoded."""
         served = model(name, "music")
         compose = functools.partial(served.compose, **body.model_dump())
-        return await timed(served_worker(name).run(compose))
+        return await timed(workers[name].run(compose))
 
     @app.get("/v1/models/{name}/plot", tags=["experiment"], dependencies=guarded)
     async def plot(name: str) -> FileResponse:
         """The experiment's plot of the gradient norm against the distance from the loss."""
         served = model(name, "experiment")
         return FileResponse(served.model, media_type="image/png")
-
-    def served_worker(name: str) -> ModelWorker:
-        return workers[name]
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
