@@ -159,3 +159,9 @@ class TourContext:
 
     def load_json(self, name: str) -> dict:
         return json.loads((self.out / name).read_text())
+
+    @property
+    def models(self) -> Path:
+        """Where the section keeps the model it trained, for ``make serve``:
+        ``<report folder>/models/<section>``."""
+        return self.out.parent / "models" / self.out.name

@@ -238,6 +238,7 @@ def tour(ctx: TourContext) -> Section:
     result = run_evaluation(
         quick=ctx.quick, seed=ctx.seed, device=ctx.device, log=lambda text: None
     )
+    _keep_detector(ctx)
     images = _plots(result, ctx.out)
     tables = ("ucr", "threshold_choice", "injected", "injected_pooled")
     write_json(ctx.out / "metrics.json", {name: result[name] for name in tables})
@@ -268,3 +269,13 @@ def tour(ctx: TourContext) -> Section:
             "anomalies (shaded), smoothed score and threshold",
         )
     return section
+
+
+def _keep_detector(ctx: TourContext) -> None:
+    """A detector for `make serve` (seconds): as `anomaly train --data ucr --quick` trains it."""
+    from rnnkit.apps.anomaly import AnomalyDetector
+    from rnnkit.data.timeseries import load_ucr_internal_bleeding
+
+    normal = load_ucr_internal_bleeding().train[-600:]
+    detector = AnomalyDetector(seed=ctx.seed, device=ctx.device, epochs=2, batches_per_epoch=10)
+    detector.fit(normal).save(ctx.models)

@@ -190,4 +190,4 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def tour(ctx: TourContext) -> Section:
     from rnnkit.apps.lm.tour import lm_tour
 
-    return lm_tour(ctx.out, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
+    return lm_tour(ctx.out, quick=ctx.quick, seed=ctx.seed, device=ctx.device, keep=ctx.models)
