@@ -280,6 +280,16 @@ def test_names_cannot_reach_outside_the_served_folders(client, path):
     assert "root:" not in answer.text
 
 
+def test_a_request_over_the_time_limit_gets_503_and_the_server_keeps_serving(served):
+    # The first request of a micro-batch waits 50 ms for company: past a 1 ms limit.
+    settings = Settings(request_timeout_s=0.001, batch_wait_ms=50)
+    with TestClient(create_app(served, settings)) as c:
+        slow = c.post("/v1/models/sentiment/classify", json={"texts": ["good"]})
+        assert "took longer than 0.001 s" in error(slow, 503)
+        assert c.get("/health").status_code == 200
+        assert c.get("/v1/models/experiment/plot").status_code == 200
+
+
 def test_the_token_is_required_when_set(served):
     with TestClient(create_app(served, Settings(token=TOKEN))) as c:
         assert "bearer token" in error(c.get("/v1/models"), 401)
