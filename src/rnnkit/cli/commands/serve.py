@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=HELP,
         description=HELP + ".\nEach MODEL_DIR is a folder written by 'rnnkit <app> train' "
         "(or an experiment's output\nfolder); the app is read from the folder. The routes and "
-        "their schema: http://HOST:PORT/docs",
+        "their schema: http://HOST:PORT/openapi.json (or /docs)",
         epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -105,6 +105,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"serving {served.folder} as {served.name} ({served.app}, {served.runtime})")
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.token is None:
         print("rnnkit: warning: listening beyond this machine without --token")
-    print(f"open http://{args.host}:{args.port}/  (API schema: /docs)", flush=True)
+    print(f"open http://{args.host}:{args.port}/  (API schema: /openapi.json)", flush=True)
     uvicorn.run(create_app(models, settings), host=args.host, port=args.port, log_level="warning")
     return 0
