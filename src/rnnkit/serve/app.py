@@ -431,7 +431,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else str(error.detail)
         if error.status_code == 404:
-            message = f"no route {request.url.path}; see /docs for the routes"
+            message = f"no route {request.url.path}; see /openapi.json for the routes"
         return JSONResponse({"error": message}, status_code=error.status_code)
 
 
