@@ -136,6 +136,12 @@ def test_cli_evaluate_m3_quick(tmp_path, monkeypatch, capsys):
     assert {c["baseline"] for c in metrics["comparisons"]} == {"seasonal_naive", "naive2", "theta"}
     assert metrics["published"]["smape"]["m3-monthly"]["Theta"] == "13.85"
     assert (out / "report.md").exists()
+    per_series = json.loads((out / "per_series.json").read_text())
+    assert (
+        len(per_series["m3-monthly"]["rnnkit"]["smape"])
+        == len(per_series["m3-monthly"]["ids"])
+        == 6
+    )
     assert "published" in capsys.readouterr().out
 
 

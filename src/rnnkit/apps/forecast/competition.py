@@ -425,11 +425,12 @@ def run_competition(
         limit: series per data set (smoke tests); None: all.
 
     Returns:
-        ``{"rows": [...], "comparisons": [...], "published": ..., "protocol": ...}``, rows of
-        the table per data set and method, comparisons per data set and baseline.
+        ``{"rows": [...], "comparisons": [...], "per_series": ..., "published": ...,
+        "protocol": ...}``: rows of the table per data set and method, comparisons per data
+        set and baseline, every method's scores per series (``per_series[name]["ids"]``).
     """
     forecaster = forecaster or rnnkit_forecaster()
-    rows, comparisons, pooled = [], [], {}
+    rows, comparisons, pooled, per_series = [], [], {}, {}
     for name in expand(names):
         split = competition_split(name, part, limit=limit)
         log(f"{name} {part}: {len(split.ids)} series, horizon {split.horizon}")
@@ -440,6 +441,7 @@ def run_competition(
             rows.append({"data": name, "series": len(split.ids), **result.summary()})
             pooled.setdefault(result.method, []).append(result)
         comparisons += _comparisons(name, results)
+        per_series[name] = {"ids": split.ids, **{r.method: _per_series(r) for r in results}}
     if len(expand(names)) > 1:  # every series of the collection, each counted once
         name = "+".join(names)
         together = [_concatenate(method, parts) for method, parts in pooled.items()]
@@ -451,9 +453,17 @@ def run_competition(
         "part": part,
         "rows": rows,
         "comparisons": comparisons,
+        "per_series": per_series,
         "published": {"source": PUBLISHED_SOURCE, "smape": PUBLISHED},
         "protocol": {**asdict(PROTOCOL), "digest": PROTOCOL.digest()},
     }
+
+
+def _per_series(scores: Scores) -> dict[str, list[float]]:
+    values = {"smape": scores.smape, "mase": scores.mase}
+    if scores.coverage is not None:
+        values["coverage_80"] = scores.coverage
+    return {k: np.round(v, 6).tolist() for k, v in values.items()}
 
 
 def _comparisons(name: str, results: list[Scores]) -> list[dict]:

@@ -363,6 +363,8 @@ def _evaluate_competitions(args: argparse.Namespace, names: list[str]) -> int:
         limit=limit,
         workers=args.workers,
     )
+    per_series = result.pop("per_series")
+    write_json(out / "per_series.json", per_series)  # for paired comparisons with other runs
     table = format_table(result)
     published = [
         {"data": data, "method": method, "published sMAPE": value}
