@@ -13,8 +13,10 @@ from rnnkit.apps.experiments import (
     hidden_gradient_norms,
     run_experiment,
     sequential_mnist,
+    state_gradient_norms,
     tasks,
 )
+from rnnkit.apps.experiments.vanishing_gradient import set_forget_bias
 from rnnkit.cli import main
 from rnnkit.errors import UserError
 
@@ -73,6 +75,60 @@ def test_gradient_probe_follows_the_chain_rule_of_an_elman_rnn():
     torch.testing.assert_close(norms, torch.stack(expected[::-1]).detach())
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_memory_path_is_the_whole_gradient_when_nothing_else_recurs(cell):
+    # With W_hh = 0 the state reaches the next step only along the memory path: the LSTM's
+    # c_{t-1} -> f_t * c_{t-1}, the GRU's h_{t-1} -> z_t * h_{t-1}. The product of the gates
+    # computed by hand must then equal autograd's gradient exactly.
+    torch.manual_seed(0)
+    model = SequenceModel(cell, 2, 5, 1)
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.zero_()
+    x, y = adding_problem(3, length=15, seed=2)
+    norms = state_gradient_norms(model, x, y)
+    through = norms["c"] if cell == "lstm" else norms["h"]
+    last = 13 if cell == "lstm" else 14  # dL/dc_T is not measured (see the docstring)
+    torch.testing.assert_close(norms["memory"][: last + 1], through[: last + 1])
+    assert norms["gate"].min() > 0 and norms["gate"].max() < 1
+
+
+def test_forget_bias_sets_only_the_forget_gate_rows():
+    torch.manual_seed(0)
+    model = SequenceModel("lstm", 2, 4, 1)
+    before = model.rnn.bias_ih_l0.detach().clone()
+    set_forget_bias(model.rnn, 2.0)
+    assert torch.equal(model.rnn.bias_ih_l0[4:8], torch.full((4,), 2.0))
+    assert torch.equal(model.rnn.bias_hh_l0[4:8], torch.zeros(4))
+    assert torch.equal(model.rnn.bias_ih_l0[:4], before[:4])
+    assert torch.equal(model.rnn.bias_ih_l0[8:], before[8:])
+
+
+def test_forget_bias_keeps_the_cell_state_gradient_alive_where_elman_loses_it():
+    """The mechanism, measured at initialization on T = 100 (seed 0, width 32).
+
+    Through the cell state the only factor per step is the forget gate: sigma(1) = 0.73 per
+    step instead of about 0.5 keeps orders of magnitude more gradient 98 steps back, and far
+    more than the Elman RNN's, whose factor is W_hh and tanh' at every step.
+    """
+    x, y = adding_problem(100, length=100, seed=7)
+
+    def probe(cell, forget_bias=None):
+        torch.manual_seed(0)
+        return state_gradient_norms(SequenceModel(cell, 2, 32, 1, forget_bias), x, y)
+
+    elman, plain, biased = probe("rnn"), probe("lstm"), probe("lstm", 1.0)
+    at_98 = {  # gradient 98 steps from the loss relative to ||dL/dh_T||
+        "elman h": elman["h"][1] / elman["h"][-1],
+        "lstm c": plain["c"][1] / plain["h"][-1],
+        "biased c": biased["c"][1] / biased["h"][-1],
+    }
+    assert at_98["biased c"] > 1e4 * at_98["elman h"]
+    assert at_98["biased c"] > 1e3 * at_98["lstm c"]
+    # The forget gate is the factor: its mean moved from about 0.5 to about sigma(1).
+    assert abs(plain["gate"].mean() - 0.5) < 0.05
+    assert abs(biased["gate"].mean() - torch.sigmoid(torch.tensor(1.0))) < 0.05
+
+
 def test_quick_experiment_through_the_cli_writes_the_table_and_plots(tmp_path, capsys):
     status = main(["experiment", "vanishing-gradient", "--out", str(tmp_path), "--quick"])
     assert status == 0
@@ -85,7 +141,14 @@ def test_quick_experiment_through_the_cli_writes_the_table_and_plots(tmp_path, c
     }
     for row in rows:
         assert row["baseline"] > 0 and row["value"] == row["value"]  # a number, not NaN
-    assert [row["cell"] for row in results["gradients"]] == ["RNN", "LSTM", "GRU", "minGRU"]
+    probed = [(row["model"], row["weights"]) for row in results["gradients"]]
+    assert probed == [
+        ("RNN", "initial"), ("RNN", "trained"),
+        ("LSTM", "initial"), ("LSTM, forget bias 1", "initial"), ("LSTM", "trained"),
+        ("GRU", "initial"), ("GRU", "trained"),
+        ("minGRU", "initial"), ("minGRU", "trained"),
+    ]  # fmt: skip
+    assert any("forget-gate bias" in sentence for sentence in results["summary"])
     for name in results["images"].values():
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "test MSE" in capsys.readouterr().out

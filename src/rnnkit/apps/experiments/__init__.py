@@ -6,6 +6,7 @@ from rnnkit.apps.experiments.vanishing_gradient import (
     SequenceModel,
     hidden_gradient_norms,
     run_experiment,
+    state_gradient_norms,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "hidden_gradient_norms",
     "run_experiment",
     "sequential_mnist",
+    "state_gradient_norms",
 ]
