@@ -26,8 +26,8 @@ from rnnkit.export.apps import (
     GraphSpec,
     OnnxNetwork,
     OnnxRecurrentLayer,
-    _layer_graph,
     exporter_of_model,
+    layer_graph,
 )
 from rnnkit.export.benchmark import latency_ratio
 from rnnkit.export.onnx import TOLERANCE, compare, export_checked, export_graph, session
@@ -153,7 +153,7 @@ class UnrolledLoop(nn.Module):
 def test_a_layer_with_its_state_runs_on_onnxruntime_in_its_own_signature(layer, tmp_path):
     torch.manual_seed(0)
     layer = layer().eval()
-    graph = _layer_graph(layer)
+    graph = layer_graph(layer)
     path = tmp_path / "layer.onnx"
     assert export_checked(graph.module, graph.spec, graph.random_inputs, path).max_difference < 1e-5
     runtime = OnnxRecurrentLayer(layer, session(path))
@@ -165,7 +165,7 @@ def test_a_layer_with_its_state_runs_on_onnxruntime_in_its_own_signature(layer, 
 
 
 def test_what_onnx_cannot_express_is_a_one_line_error(tmp_path):
-    graph = _layer_graph(rnnkit.LSTM(3, 8, batch_first=True, proj_size=4).eval())
+    graph = layer_graph(rnnkit.LSTM(3, 8, batch_first=True, proj_size=4).eval())
     path = tmp_path / "projected.onnx"
     with pytest.raises(UserError, match="LSTMs with projections") as error:
         export_checked(graph.module, graph.spec, graph.random_inputs, path)

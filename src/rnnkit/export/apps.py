@@ -288,7 +288,9 @@ def _state_shapes(layer: nn.Module, batch: int) -> list[tuple[int, int, int]]:
     return [(rows, batch, size) for size in layer.cells[0].state_sizes]
 
 
-def _layer_graph(layer: nn.Module) -> Graph:
+def layer_graph(layer: nn.Module) -> Graph:
+    """An rnnkit LSTM/GRU/RNN layer (fast path, no lengths) with its initial state as a graph:
+    (x, h0[, c0]) -> (output, h[, c]), batch and steps dynamic."""
     states = _state_names(layer)
     sequence = {0: "batch", 1: "steps"} if layer.batch_first else {0: "steps", 1: "batch"}
     axes = {"x": sequence, "output": sequence}
@@ -343,7 +345,7 @@ class ForecastExport(AppExport):
 
     def graphs(self, net: nn.Module) -> dict[str, Graph]:
         if net.autoregressive:
-            return {"encoder": _layer_graph(net.encoder), "decoder": _layer_graph(net.decoder)}
+            return {"encoder": layer_graph(net.encoder), "decoder": layer_graph(net.decoder)}
         outputs = _forecast_outputs(net)
         axes = {
             "encoder_input": {0: "batch", 1: "context"},
