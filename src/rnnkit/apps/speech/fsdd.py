@@ -57,6 +57,7 @@ from rnnkit.data.speech import (
     synthetic_speech,
     telephone_band,
 )
+from rnnkit.errors import UserError
 from rnnkit.stats import paired_bootstrap
 
 # The protocol's two parts: the six folds, and the speaker-dependent split with the
@@ -463,6 +464,7 @@ def run_protocol(
     model_dir: Path | None = None,
     progress: Callable[[dict], None] | None = None,
     parts: Sequence[str] = PARTS,
+    folds: Sequence[str] | None = None,
 ) -> dict:
     """Run the whole protocol (see the module docstring) and return every table.
 
@@ -473,7 +475,8 @@ def run_protocol(
         knows the most voices, is saved to ``model_dir`` for ``rnnkit speech transcribe``.
         ``progress`` gets the results so far after each training (to write them as they come).
         ``parts``: which of `PARTS` to run (both by default; each gives the same numbers alone,
-        so the two can run as two processes).
+        so the two can run as two processes); ``folds``: the held-out speakers to run, in
+        that order (all by default; a fold gives the same numbers alone or with others).
     """
     began = time.perf_counter()
     config = protocol.recognizer
@@ -501,7 +504,10 @@ def run_protocol(
     seconds: dict[str, float] = {}
     valid_takes = range(protocol.valid_takes)
     train_takes = range(protocol.valid_takes, protocol.takes)
-    for k, held_out in enumerate(speakers if "loso" in parts else []):
+    for held_out in (folds or speakers) if "loso" in parts else []:
+        if held_out not in speakers:
+            raise UserError(f"--folds: {held_out!r} is not a speaker of {folder}")
+        k = speakers.index(held_out)  # the fold's seed depends on the speaker only
         others = [s for s in speakers if s != held_out]
         data = split_data(
             clips,
@@ -523,7 +529,7 @@ def run_protocol(
         )
         loso.update(score_split(recognizer, data, clips, sphinx, protocol))
         log(
-            f"fold {k + 1}/{len(speakers)} (held out: {held_out}) trained in "
+            f"fold {len(loso)}/{len(folds or speakers)} (held out: {held_out}) trained in "
             f"{seconds[held_out]:.0f} s; {time.perf_counter() - began:.0f} s so far"
         )
         out["loso"], out["loso_intervals"] = summary_table("leave one speaker out", loso)

@@ -137,6 +137,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and the synthetic comparison (the same numbers as in the whole run; default all)",
     )
     evaluate.add_argument(
+        "--folds",
+        default=None,
+        help="FSDD: comma-separated held-out speakers to run (default all six; each fold gives "
+        "the same numbers alone)",
+    )
+    evaluate.add_argument(
         "--utterances", type=int, default=300, help="synthesized held-out utterances (default 300)"
     )
     evaluate.add_argument("--beam", type=int, default=8, help="CTC beam width (default 8)")
@@ -341,6 +347,7 @@ def run_fsdd(args: argparse.Namespace) -> int:
         model_dir=out / "model",
         progress=partial,
         parts=parts,
+        folds=args.folds.split(",") if args.folds else None,
     )
     if "loso" in result:
         print("\nleave one speaker out: WER per held-out speaker (lower is better)")
