@@ -188,7 +188,8 @@ class ServedForecaster(Served):
     def forecast(self, data: Any, horizon: int | None) -> dict:
         """Forecast rows with intervals, and the end of each history (for a plot)."""
         forecast = self.model.predict(horizon=horizon, data=data)
-        keep = 3 * (horizon or self.model.config.horizon)
+        # Enough history to see the forecast in context: the model's window, or 4 horizons.
+        keep = max(4 * (horizon or self.model.config.horizon), self.model._meta["context_length"])
         history = [
             {"series": str(sid), "time": part["time"].tail(keep), "value": part[data.target]}
             for sid, part in data.groups()
