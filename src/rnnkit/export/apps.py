@@ -75,7 +75,7 @@ class OnnxNetwork(nn.Module):
     def __init__(self, net: nn.Module, session: Any):
         super().__init__()
         self.torch_net = net
-        self.session = session
+        self.run = SessionRunner(session)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -85,24 +85,29 @@ class OnnxNetwork(nn.Module):
                 raise
             return getattr(self.torch_net, name)
 
-    def run(self, device: torch.device, **inputs: Tensor) -> dict[str, Tensor]:
-        """Run the graph on ``inputs`` (by name); outputs by name, as tensors on ``device``."""
-        return run_session(self.session, device, **inputs)
 
+class SessionRunner:
+    """Runs an onnxruntime session on torch tensors.
 
-def run_session(session: Any, device: torch.device, **inputs: Tensor) -> dict[str, Tensor]:
-    """Run an onnxruntime session on torch tensors (by input name, cast to the graph's types);
-    the outputs by name, as tensors on ``device``."""
-    types = {i.name: _NUMPY_TYPES[i.type] for i in session.get_inputs()}
-    feeds = {
-        name: value.detach().cpu().numpy().astype(types[name], copy=False)
-        for name, value in inputs.items()
-    }
-    outputs = session.run(None, feeds)
-    names = [o.name for o in session.get_outputs()]
-    return {
-        name: torch.from_numpy(value).to(device) for name, value in zip(names, outputs, strict=True)
-    }
+    ``runner(device, **inputs)``: inputs by name (cast to the graph's types); the outputs by
+    name, as tensors on ``device``.
+    """
+
+    def __init__(self, session: Any):
+        self.session = session
+        self.types = {i.name: _NUMPY_TYPES[i.type] for i in session.get_inputs()}
+        self.names = [o.name for o in session.get_outputs()]
+
+    def __call__(self, device: torch.device, **inputs: Tensor) -> dict[str, Tensor]:
+        feeds = {
+            name: value.detach().cpu().numpy().astype(self.types[name], copy=False)
+            for name, value in inputs.items()
+        }
+        outputs = self.session.run(None, feeds)
+        return {
+            name: torch.from_numpy(value).to(device)
+            for name, value in zip(self.names, outputs, strict=True)
+        }
 
 
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64}

@@ -21,7 +21,7 @@ import torch
 
 from rnnkit.errors import UserError
 from rnnkit.export import exported_files
-from rnnkit.export.apps import exporter_for, run_session
+from rnnkit.export.apps import SessionRunner, exporter_for
 from rnnkit.export.onnx import session
 
 SAMPLE_SECONDS = 0.02  # each timing sample repeats the call for at least this long
@@ -63,7 +63,7 @@ def latency_ratio(
     net = exporter.networks(model)[0]
     generator = torch.Generator().manual_seed(seed)
     part, inputs = exporter.benchmark_inputs(model, net, batch_size, generator)
-    graph, runtime = exporter.graphs(net)[part], session(files[0][part], threads)
+    graph, runtime = exporter.graphs(net)[part], SessionRunner(session(files[0][part], threads))
     named = dict(zip(graph.spec.inputs, inputs, strict=True))
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -72,7 +72,7 @@ def latency_ratio(
             torch_s, onnx_s = alternating_medians(
                 [
                     lambda: graph.module(*inputs),
-                    lambda: run_session(runtime, torch.device("cpu"), **named),
+                    lambda: runtime(torch.device("cpu"), **named),
                 ],
                 repeats,
             )
