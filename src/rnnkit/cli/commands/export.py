@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="the ONNX file (default: MODEL_DIR/model.onnx; ensemble members go beside it as "
         "model.2.onnx, ..., an autoregressive forecaster as model.encoder.onnx and "
-        "model.decoder.onnx; the manifest as model.onnx.json)",
+        "model.decoder.onnx; the manifest as model.onnx.json). 'rnnkit serve --runtime onnx' "
+        "uses the default name only",
     )
     parser.set_defaults(func=run_export)
 
