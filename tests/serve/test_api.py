@@ -253,6 +253,18 @@ def test_empty_and_non_audio_uploads(client):
     )
 
 
+def test_an_empty_or_infinite_series_and_a_silent_upload(client):
+    empty = client.post("/v1/models/anomaly/detect", json={"values": []})
+    assert error(empty, 400) == "values: empty; expected a series of numbers, oldest first"
+    body = b'{"values": [1, Infinity, 2]}'
+    headers = {"content-type": "application/json"}
+    infinite = client.post("/v1/models/anomaly/detect", content=body, headers=headers)
+    assert error(infinite, 400) == "values, position 1: infinite; expected a number"
+    silent = {"file": ("quiet.wav", wav_bytes(np.zeros(800, np.float32)), "audio/wav")}
+    answer = client.post("/v1/models/speech/transcribe", files=silent)
+    assert answer.json()["warnings"][0].startswith("quiet.wav: silent")
+
+
 def test_a_one_megabyte_text_is_refused_and_the_server_keeps_serving(client):
     huge = {"texts": ["good " * 200_000]}
     assert "over the limit" in error(client.post("/v1/models/sentiment/classify", json=huge), 413)

@@ -234,9 +234,15 @@ class ServedDetector(Served):
 
     def detect(self, values: list[float]) -> dict:
         """Scores, flags and anomalous windows of one series."""
+        if not values:
+            raise UserError("values: empty; expected a series of numbers, oldest first")
         if len(values) > 1_000_000:
             raise UserError(f"{len(values):,} values; at most 1,000,000 per request")
-        detection = self.model.detect(np.asarray(values, dtype=float))
+        series = np.asarray(values, dtype=float)
+        infinite = np.flatnonzero(np.isinf(series))
+        if len(infinite):
+            raise UserError(f"values, position {infinite[0]}: infinite; expected a number")
+        detection = self.model.detect(series)
         frame = detection.frame
         return {
             "threshold": float(detection.threshold),
@@ -359,6 +365,8 @@ class ServedRecognizer(Served):
 
         audio, warnings = load_audio(path)
         text = self.model.transcribe([audio], beam_width=beam)[0]
+        # The warnings name the file as the client called it, not its temporary copy.
+        warnings = [w.replace(f"{path.parent}/", "") for w in warnings]
         return {"text": text, "seconds": len(audio) / SAMPLE_RATE, "warnings": warnings}
 
 
