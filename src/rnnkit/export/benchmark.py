@@ -1,8 +1,10 @@
 """Latency of an exported network on onnxruntime relative to PyTorch, in one run.
 
 The machine is shared and noisy, so only the ratio is meaningful: both runtimes get the same
-input and thread count, their calls alternate (a slow moment slows both), and each side's time
-is the median of ``repeats`` samples.
+input and thread count, their calls alternate (a slow moment slows both), each side's time is
+the median of ``repeats`` samples, and time is the CPU time of this process
+(``time.process_time``): the moments the process waits for a core taken by other programs do
+not count, so with one thread it is the latency of an idle machine.
 
 Example:
     >>> latency_ratio("models/sentiment", batch_size=1)["ratio"]  # PyTorch time / onnxruntime
@@ -51,7 +53,7 @@ def latency_ratio(
 
     Returns:
         ``app``, ``graph`` (the part timed), ``batch_size``, ``threads``, ``repeats``,
-        ``input_shapes``, median seconds per
+        ``input_shapes``, median CPU seconds per
         call ``torch_s`` and ``onnxruntime_s``, and ``ratio`` = torch_s / onnxruntime_s
         (above 1: onnxruntime is faster).
     """
@@ -94,20 +96,21 @@ def latency_ratio(
 def alternating_medians(calls: list[Callable[[], object]], repeats: int) -> list[float]:
     """Median seconds per call of each of ``calls``, timed in turns (call 1, call 2, call 1...).
 
-    Each sample repeats a call enough times to last about `SAMPLE_SECONDS` (the same count for
-    every call), after a few warm-up calls.
+    Each sample repeats a call enough times to last about `SAMPLE_SECONDS` of CPU time (the
+    same count for every call), after a few warm-up calls.
     """
+    clock = time.process_time  # CPU time: waiting for a busy core does not count
     for call in calls:
         for _ in range(3):
             call()
-    start = time.perf_counter()
+    start = clock()
     calls[0]()
-    number = max(1, math.ceil(SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-9)))
+    number = max(1, math.ceil(SAMPLE_SECONDS / max(clock() - start, 1e-6)))
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(repeats):
         for call, times in zip(calls, samples, strict=True):
-            start = time.perf_counter()
+            start = clock()
             for _ in range(number):
                 call()
-            times.append((time.perf_counter() - start) / number)
+            times.append((clock() - start) / number)
     return [statistics.median(times) for times in samples]
