@@ -427,6 +427,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": _validation_message(error)}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception) -> JSONResponse:
+        # A bug in rnnkit, not the request's fault: one line for the client, the traceback
+        # in the server's log (Starlette prints it), and the server keeps serving.
+        first = str(error).splitlines()[0] if str(error) else ""
+        message = f"internal error ({type(error).__name__}: {first})"
+        return JSONResponse({"error": message}, status_code=500)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else str(error.detail)
