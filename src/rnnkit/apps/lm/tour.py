@@ -20,7 +20,9 @@ DECODING = [
 ]
 
 
-def lm_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -> Section:
+def lm_tour(
+    out: Path, quick: bool, seed: int = 0, device: str = "cpu", keep: Path | None = None
+) -> Section:
     """Train briefly on the World English Bible (Debian sword-text-web)."""
     section = Section(title="Language model: World English Bible")
     try:
@@ -39,6 +41,8 @@ def lm_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -> Secti
         device=device,
     )
     lm = LanguageModel(config).fit(split.train, split.val)
+    if keep is not None:  # the model folder `make serve` serves
+        lm.save(keep)
     seen = config.max_batches * config.batch_size * config.bptt
     rows = compare_with_compressors(lm, split, with_context=not quick)
     section.text(

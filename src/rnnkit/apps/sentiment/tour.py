@@ -23,7 +23,9 @@ EXAMPLES = [
 ]
 
 
-def sentiment_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -> Section:
+def sentiment_tour(
+    out: Path, quick: bool, seed: int = 0, device: str = "cpu", keep: Path | None = None
+) -> Section:
     """Train on the movie snippets (a small model: a minute, or seconds when ``quick``)."""
     section = Section(title="Sentiment: movie snippets")
     split = movie_polarity_split()
@@ -45,6 +47,8 @@ def sentiment_tour(out: Path, quick: bool, seed: int = 0, device: str = "cpu") -
         ratings=split.train["rating"],
         val_ratings=split.val["rating"],
     )
+    if keep is not None:  # the model folder `make serve` serves
+        classifier.save(keep)
     rows = compare_on_benchmark(
         classifier, split, shift_domains=() if quick else ("tweets", "amazon")
     )
