@@ -121,10 +121,17 @@ def test_compositional_split_holds_unseen_pairs_of_items(banks):
     assert all(
         pairs([n for _, n, _ in c.motions]) for c in vision.compose_clips(test, 30, "test", seed=0)
     )
-    # A fifth of the pairs is held out, 3-4 partners for every class; every phrase is seen.
-    held_out = vision.held_out_pairs(classes)
-    assert len(held_out) == 38  # of 190 pairs
+    # A fifth of the pairs is held out, 3-4 partners for every class, split into disjoint
+    # validation and test pairs; test scenes hold test pairs only. Every phrase is seen.
+    validation_pairs = vision.held_out_pairs(classes, "validation")
+    test_pairs = vision.held_out_pairs(classes, "test")
+    held_out = validation_pairs + test_pairs
+    assert (len(validation_pairs), len(test_pairs)) == (18, 20)  # 38 of 190 pairs
+    assert not set(validation_pairs) & set(test_pairs)
     assert all(3 <= sum(c in pair for pair in held_out) <= 4 for c in classes)
+    for scene in test_scenes:
+        names = [o.name for o in scene.objects]
+        assert {vision.held_out_split(a, b, classes) for a, b in pairs(names)} == {"test"}
     seen_phrases = {
         o.words for s in vision.compose_scenes(train, 2000, "train", 1) for o in s.objects
     }
@@ -137,10 +144,12 @@ def test_validation_split_holds_unseen_pairs_from_training_images(banks):
     test = synthetic_data("video", 8, 20, seed=0)
     for facts in validation.test_facts:
         names = [item.split()[1] for item in facts["objects"]]
-        assert vision.is_held_out(*names, train.classes)
-    assert not np.array_equal(validation.test_inputs, test.test_inputs)
-    # Same recipe as the test split, but item images from the training bank.
-    expected = vision.compose_clips(train, 20, "test", seed=1)
+        assert vision.held_out_split(*names, train.classes) == "validation"
+    for facts in test.test_facts:
+        names = [item.split()[1] for item in facts["objects"]]
+        assert vision.held_out_split(*names, train.classes) == "test"
+    # The validation pairs' recipe, with item images from the training bank.
+    expected = vision.compose_clips(train, 20, "validation", seed=1)
     assert np.array_equal(validation.test_inputs, np.stack([c.frames for c in expected]))
 
 
@@ -561,3 +570,21 @@ def test_video_attention_decoder_reaches_bleu4_target():
         ):
             assert attention["bleu4"] > by_model[baseline]["bleu4"] + 0.05
             assert attention["object_recall"] > by_model[baseline]["object_recall"]
+
+
+def test_encoder_choice_scores_every_encoder_on_the_validation_pairs(monkeypatch):
+    from rnnkit.apps.caption import experiment
+    from rnnkit.apps.caption.captioner import VIDEO_ENCODERS
+
+    seen = []
+    real = experiment.synthetic_data
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("evaluate_on"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "synthetic_data", recording)
+    best, rows = experiment.choose_video_encoder(sizes=(16, 8, 1), beam_width=1)
+    assert seen == ["validation"]  # the test pairs are never looked at
+    assert [row["encoder"] for row in rows] == list(VIDEO_ENCODERS)
+    assert best == max(rows, key=lambda row: row["bleu4"])["encoder"]

@@ -8,9 +8,11 @@ are written from the layout ("a small red sneaker to the left of a large blue 7"
 - `compose_scenes`: 1-4 objects in the cells of a 2x2 grid, with captions and facts.
 - `compose_clips`: short videos of 1-2 items moving left/right/up/down ("the red 3 moves up").
 - The *compositional* split: a fifth of the pairs of item classes (e.g. a sneaker with a 7)
-  never appear together in training; every test scene or clip holds at least one such pair,
-  drawn from unseen item images. Every word, and every "size colour item" phrase, is seen
-  in training: what is new is the combination of objects.
+  never appear together in training; they are split into validation pairs and disjoint test
+  pairs. Every test scene or clip holds at least one test pair, drawn from unseen item
+  images; validation scenes hold validation pairs, drawn from training item images. Every
+  word, and every "size colour item" phrase, is seen in training: what is new is the
+  combination of objects.
 - `read_coco_captions` / `read_video_folder`: the user's data; `load_image` turns any image
   Pillow reads (grayscale, RGBA, palette, 16-bit, tiny or large) into a 64x64 RGB array.
 
@@ -165,37 +167,62 @@ def read_item_bank(split: str = "train", fashion: bool = True, digits: bool = Tr
 
 
 def is_held_out(first: str, second: str, classes: tuple[str, ...]) -> bool:
-    """Whether two item classes appear together only in the compositional test split.
+    """Whether two item classes never appear together in training.
 
     A pair of different classes (i, j) is held out when i + j is a multiple of 5: 38 of the
-    190 pairs, three or four held-out partners for every class.
+    190 pairs, three or four held-out partners for every class. They are split in two
+    disjoint sets (see `held_out_split`): 18 pairs for validation, 20 for the test.
     """
     i, j = classes.index(first), classes.index(second)
     return i != j and (i + j) % 5 == 0
 
 
-def held_out_pairs(classes: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Every held-out pair of classes (see `is_held_out`)."""
+def held_out_split(first: str, second: str, classes: tuple[str, ...]) -> str | None:
+    """ "validation" (i + j a multiple of 10), "test" (the other held-out pairs) or None.
+
+    Choices are made on the validation pairs, so the test pairs stay unseen until the test;
+    before 2026-12-01 validation and test shared all 38 pairs.
+    """
+    if not is_held_out(first, second, classes):
+        return None
+    return "validation" if (classes.index(first) + classes.index(second)) % 10 == 0 else "test"
+
+
+def held_out_pairs(classes: tuple[str, ...], split: str = "test") -> list[tuple[str, str]]:
+    """The held-out pairs of classes of one split, "validation" or "test"."""
     return [
         (a, b)
         for k, a in enumerate(classes)
         for b in classes[k + 1 :]
-        if is_held_out(a, b, classes)
+        if held_out_split(a, b, classes) == split
     ]
 
 
+# Random streams of the composers, one per split, so the splits never share a draw.
+SPLIT_STREAMS = {"train": 0, "test": 1, "validation": 2}
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLIT_STREAMS:
+        raise ValueError(f"split must be one of {', '.join(SPLIT_STREAMS)}, got {split!r}")
+
+
 def _pick_names(n: int, classes: tuple[str, ...], split: str, rng) -> list[str]:
-    """``n`` class names: no held-out pair among them for "train", at least one for "test"."""
-    if split == "test":
-        pairs = held_out_pairs(classes)
-        names = list(pairs[rng.integers(len(pairs))])
-        names += [classes[rng.integers(len(classes))] for _ in range(n - 2)]
-        return [names[i] for i in rng.permutation(n)]
+    """``n`` class names. "train": no held-out pair among them; "validation" and "test": at
+    least one held-out pair of the split, and no held-out pair of another split."""
+
+    def fits(name: str, names: list[str]) -> bool:
+        wanted = {None} if split == "train" else {None, split}
+        return all(held_out_split(name, other, classes) in wanted for other in names)
+
     names: list[str] = []
-    for _ in range(n):
-        allowed = [c for c in classes if not any(is_held_out(c, p, classes) for p in names)]
+    if split != "train":
+        pairs = held_out_pairs(classes, split)
+        names = list(pairs[rng.integers(len(pairs))])
+    while len(names) < n:
+        allowed = [c for c in classes if fits(c, names)]
         names.append(allowed[rng.integers(len(allowed))])
-    return names
+    return [names[i] for i in rng.permutation(n)] if split != "train" else names
 
 
 def _tinted(item: np.ndarray, side: int, colour: str) -> np.ndarray:
@@ -314,19 +341,20 @@ def compose_scenes(
     Args:
         bank: the item images (use the bank of the same split).
         count: how many scenes.
-        split: "train" scenes never hold a held-out pair of classes; "test" scenes hold at
-            least one (so they have 2-4 objects).
+        split: "train" scenes never hold a held-out pair of classes; "validation" and
+            "test" scenes hold at least one of their own pairs (so they have 2-4 objects).
         seed: the scenes are a pure function of (bank, count, split, seed).
         object_counts: how many objects a scene may hold (drawn uniformly).
 
     Returns:
         Scenes with 64x64 RGB uint8 images, captions and facts.
     """
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+    _check_split(split)
+    rng = np.random.default_rng([seed, SPLIT_STREAMS[split]])
     by_class = bank.indices_by_class()
     scenes = []
     cells = list(POSITIONS)
-    if split == "test":
+    if split != "train":
         object_counts = tuple(n for n in object_counts if n >= 2) or (2,)
     for _ in range(count):
         n = int(rng.choice(object_counts))
@@ -465,7 +493,8 @@ def compose_clips(
     Args:
         bank: item images of the same split.
         count: number of clips.
-        split: "train" clips never hold a held-out pair of classes; "test" clips are pairs.
+        split: "train" clips never hold a held-out pair of classes; "validation" and "test"
+            clips are pairs of their own split.
         frames: frames per clip; speed: pixels per frame.
         items: items per clip (2, as in Moving MNIST); with ``vary``, training clips hold
             1 to ``items`` (test clips always hold a held-out pair, so ``items`` >= 2).
@@ -473,7 +502,8 @@ def compose_clips(
     Returns:
         Clips with frames [frames, 64, 64, 3] uint8, captions and facts.
     """
-    rng = np.random.default_rng([seed, 2 if split == "train" else 3])
+    _check_split(split)
+    rng = np.random.default_rng([seed, 2 + SPLIT_STREAMS[split]])
     by_class = bank.indices_by_class()
     side = 24
     travel = speed * (frames - 1)

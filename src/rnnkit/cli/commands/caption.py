@@ -111,6 +111,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--beam", type=int, default=3, help="beam width (default 3)")
     evaluate.set_defaults(func=run_evaluate)
 
+    choose = add_verb(
+        verbs,
+        "choose",
+        "compare the video encoders on the validation pairs (disjoint from the test pairs): "
+        "the run that chose the default",
+        [
+            "rnnkit caption choose --out results/caption-choice",
+            "rnnkit caption choose --quick --out /tmp/choice",
+        ],
+    )
+    add_common_flags(choose)
+    choose.set_defaults(func=run_choose)
+
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -148,6 +161,34 @@ def _sizes(args: argparse.Namespace) -> tuple[int, int, int]:
     kind = "video" if args.video else "image"
     train, test, epochs = (QUICK_SIZES if args.quick else FULL_SIZES)[kind]
     return args.train_size or train, args.test_size or test, args.epochs or epochs
+
+
+def run_choose(args: argparse.Namespace) -> int:
+    from rnnkit.apps.caption.captioner import CaptionConfig
+    from rnnkit.apps.caption.experiment import (
+        ENCODER_CHOICE_SIZES,
+        QUICK_SIZES,
+        choose_video_encoder,
+    )
+
+    if args.resume:
+        raise UserError("--resume: the choice trains three small models without checkpoints")
+    out = out_dir(args, "results/caption-choice")
+    sizes = QUICK_SIZES["video"] if args.quick else ENCODER_CHOICE_SIZES
+    if args.epochs:
+        sizes = (sizes[0], sizes[1], args.epochs)
+    print(f"video encoders on the validation pairs: {sizes[0]} clips x {sizes[2]} epochs")
+    best, rows = choose_video_encoder(
+        seed=args.seed, sizes=sizes, device=resolve_device(args.device), progress=not args.quick
+    )
+    default = CaptionConfig().video_encoder
+    report_metrics(
+        rows,
+        out,
+        title=f"validation pairs, attention decoder, beam 3: best {best} (default {default})",
+        extra={"chosen": best, "default": default, "sizes": list(sizes), "seed": args.seed},
+    )
+    return 0
 
 
 def _user_data(args: argparse.Namespace):
@@ -401,6 +442,7 @@ def tour(ctx: TourContext) -> Section:
         began = time.perf_counter()
         captioner = Captioner(config).fit(data.train_inputs, data.train_captions)
         seconds = time.perf_counter() - began
+        captioner.save(ctx.models.with_name(f"caption-{kind}"))  # kept for `make serve`
         nearest = NearestNeighbourCaptioner(captioner.features)
         nearest.fit(data.train_inputs, data.train_captions)
         for name, predictions in (
