@@ -8,6 +8,7 @@ from rnnkit.apps.translate.baselines import (
     WordForWordDictionary,
     apertium_available,
     apertium_translate,
+    compare_translations,
     score_translations,
 )
 from rnnkit.apps.translate.model import Seq2SeqAttention
@@ -20,5 +21,6 @@ __all__ = [
     "WordForWordDictionary",
     "apertium_available",
     "apertium_translate",
+    "compare_translations",
     "score_translations",
 ]

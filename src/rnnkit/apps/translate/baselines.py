@@ -4,6 +4,7 @@
   pairs ``eng-spa`` and ``spa-eng``).
 - `WordForWordDictionary`: each source word replaced by the target word it co-occurs with most
   in the training pairs (Dice coefficient), in the source order: the floor any model must beat.
+- `compare_translations`: paired-bootstrap intervals of the BLEU and chrF differences.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scipy import sparse
 
 from rnnkit.data.parallel import SentencePair
 from rnnkit.errors import UserError
+from rnnkit.stats import Interval, paired_bootstrap
 
 APERTIUM_PAIRS = {("en", "es"): "eng-spa", ("es", "en"): "spa-eng"}
 APERTIUM_HINT = "sudo apt-get install apertium-eng-spa"
@@ -34,6 +36,33 @@ def score_translations(hypotheses: Sequence[str], references: Sequence[str]) -> 
         "BLEU": sacrebleu.corpus_bleu(list(hypotheses), refs).score,
         "chrF": sacrebleu.corpus_chrf(list(hypotheses), refs).score,
     }
+
+
+def compare_translations(
+    system_a: Sequence[str],
+    system_b: Sequence[str],
+    references: Sequence[str],
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """Paired-bootstrap intervals of BLEU(a) - BLEU(b) and chrF(a) - chrF(b) over sentences.
+
+    As sacrebleu's own paired bootstrap does, each sentence contributes its sufficient
+    statistics (n-gram matches and counts) and a resample's corpus score is computed from
+    their sums, so the statistic is the real corpus BLEU/chrF of the resampled sentences.
+    """
+    refs = [list(references)]
+    intervals = {}
+    for name, metric in (("BLEU", sacrebleu.BLEU()), ("chrF", sacrebleu.CHRF())):
+        stats_a = np.array(metric._extract_corpus_statistics(list(system_a), refs), dtype=float)
+        stats_b = np.array(metric._extract_corpus_statistics(list(system_b), refs), dtype=float)
+
+        def corpus_score(rows: np.ndarray, metric=metric) -> float:
+            return metric._compute_score_from_stats(list(rows.sum(axis=0))).score
+
+        intervals[name] = paired_bootstrap(
+            stats_a, stats_b, statistic=corpus_score, resamples=1000, seed=seed
+        )
+    return intervals
 
 
 def apertium_available(source: str = "en", target: str = "es") -> bool:
