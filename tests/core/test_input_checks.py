@@ -88,6 +88,12 @@ def test_bad_sizes_are_refused_at_construction(kwargs, error, message):
         rnnkit.GRU(**{"input_size": 4, "hidden_size": 8, **kwargs})
 
 
+@pytest.mark.parametrize(("value", "error"), [(1.5, TypeError), (-1, ValueError), (8, ValueError)])
+def test_bad_proj_size_is_refused_at_construction(value, error):
+    with pytest.raises(error, match="proj_size must be"):
+        rnnkit.LSTM(4, 8, proj_size=value)
+
+
 def test_numpy_integers_are_sizes_too():
     numpy = pytest.importorskip("numpy")
     layer = rnnkit.GRU(numpy.int64(4), numpy.int32(8))

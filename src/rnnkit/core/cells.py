@@ -309,6 +309,10 @@ class LSTMCell(_TorchLayoutCell):
         peephole: bool = False,
         layer_norm: bool = False,
     ) -> None:
+        if isinstance(proj_size, bool) or not hasattr(proj_size, "__index__"):
+            kind = type(proj_size).__name__
+            raise TypeError(f"proj_size must be an int, got {kind} {proj_size!r}")
+        proj_size = int(proj_size)
         if proj_size < 0 or (proj_size and proj_size >= hidden_size):
             raise ValueError(f"proj_size must be 0 or in [1, hidden_size), got {proj_size}")
         out_size = proj_size or hidden_size
