@@ -36,6 +36,9 @@ Which code runs (this is the one place; the README's core section repeats it):
 - ``zoneout``, ``recurrent_dropout`` in training, a hook on a cell, or an empty batch: a step
   loop calling the cell once per step (so a cell's hooks see every step).
 
+Under ``torch.compile`` and ``torch.export`` the TorchScript loops, which cannot be traced,
+give way to the step loop (see `rnnkit.core.fused_lstm`).
+
 The LSTM equations therefore live in torch's kernels, in `rnnkit.core.fused_lstm` (with the
 C++ kernel as its faster twin for the layer-norm LSTM) and in `LSTMCell.step` (one step, for
 the step loop); the tests check the three against each other and against ``torch.nn.LSTM``.
