@@ -273,7 +273,6 @@ def test_every_custom_autograd_function_declares_its_autocast_behaviour():
     functions = [
         fused_lstm._Linear,
         fused_lstm.FusedLSTMSequence,
-        fused_lstm.LayerNormLSTMKernel,
         rnnkit.core.scan._LinearScan,
     ]
     for function in functions:  # torch.amp.custom_fwd/custom_bwd wrap them (functools.wraps)
@@ -286,3 +285,6 @@ def test_every_custom_autograd_function_declares_its_autocast_behaviour():
         if isinstance(cls, type) and issubclass(cls, torch.autograd.Function)
     }
     assert found <= set(functions), "a new autograd Function: declare its autocast behaviour"
+    # The C++ kernel is a torch.library operator with an autocast rule (float32).
+    for key in ("AutocastCPU", "AutocastCUDA"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key("rnnkit::layer_norm_lstm", key)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.core.fused_lstm import fused_lstm_sequence
+from rnnkit.core.fused_lstm import fused_lstm_sequence, runs_fused
 
 State = tuple[Tensor, ...]
 
@@ -358,6 +358,11 @@ class LSTMCell(_TorchLayoutCell):
     ) -> tuple[Tensor, State]:
         # The whole recurrence is one autograd node with a hand-written backward pass
         # (`rnnkit.core.fused_lstm`): several times faster than a step loop under autograd.
+        # Under torch.compile/export and for ONNX, the step loop where that cannot be traced.
+        projection = bool(self.proj_size)
+        options = {"layer_norm": self.layer_norm, "peephole": self.peephole}
+        if not runs_fused(x, mask, projection=projection, **options):
+            return super().forward_sequence(x, state, mask)
         return fused_lstm_sequence(
             x,
             (state[0], state[1]),

@@ -28,8 +28,10 @@ reference in the tests and its fallback where it cannot be compiled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -322,6 +324,8 @@ def _matmul(a: Tensor, b: Tensor) -> Tensor:
 
     Not differentiable: for use inside the autograd Functions of this module.
     """
+    if torch.compiler.is_compiling():  # compile and export: the operator they know
+        return a @ b
     linear = _onednn_linear()
     if linear is None or a.device.type != "cpu" or a.dtype != torch.float32:
         return a @ b
@@ -426,58 +430,221 @@ class FusedLSTMSequence(torch.autograd.Function):
         return (grad_gx, grad_h0, grad_c0, None, *grads.values())
 
 
-class LayerNormLSTMKernel(torch.autograd.Function):
-    """The layer-norm LSTM recurrence through the C++ kernel (see `rnnkit.core.kernels`).
+# ---- the C++ kernel as a torch.library operator ------------------------------------------
+#
+# Registered with a schema, a fake (shape-only) implementation, an autograd formula and an
+# autocast rule, so that torch.compile and torch.export see one opaque operator
+# ``torch.ops.rnnkit.layer_norm_lstm`` (and its backward) instead of failing on a kernel
+# they cannot look into. An exported program that contains it needs ``import rnnkit`` (and
+# the kernel) to run; ONNX has no such operator: `rnnkit.core.export` traces the pure-torch
+# step loop instead.
 
-    The kernel returns what its backward pass needs; the recurrent weight's gradient is then
-    one matmul over all steps.
+Tensors8 = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+Tensors7 = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+
+
+@torch.library.custom_op("rnnkit::layer_norm_lstm", mutates_args=())
+def layer_norm_lstm(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    mask: Tensor | None,
+    w_hh: Tensor,
+    ln_hh_w: Tensor,
+    ln_c_w: Tensor,
+    ln_c_b: Tensor,
+    keep: bool,
+) -> Tensors8:
+    """The layer-norm LSTM recurrence over all steps (C++, `rnnkit.core.kernels`).
+
+    Args:
+        gx: [T, B, 4H] LN_ih(x W_ih^T) + b, contiguous; h0, c0: [B, H]; mask: [T, B] bool
+            or None; w_hh: [4H, H]; ln_hh_w: [4H]; ln_c_w, ln_c_b: [H]; keep: keep every
+            step's intermediate results for the backward pass (else only the last step's).
+
+    Returns:
+        outputs [T, B, H], h_states and c_states [T + 1, B, H] (the initial state first),
+        and for the backward pass: gates [K, B, 4H], raw h W_hh^T [K, B, 4H], its mean and
+        1/std [K, B, 2], the cell's [K, B, 2], tanh of the normalized cell [K, B, H], with
+        K = T if keep else 1.
     """
+    ops = kernels.layer_norm_lstm()
+    return tuple(ops.layer_norm_lstm_forward(gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b, keep))
 
-    @staticmethod
-    @forward_in_float32
-    def forward(ctx, gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b):
-        ops = kernels.layer_norm_lstm()
-        outputs, h_states, c_states, *saved = ops.layer_norm_lstm_forward(
-            gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b, True
-        )
-        ctx.save_for_backward(mask, w_hh, ln_hh_w, ln_c_w, h_states, c_states, *saved)
-        return outputs, h_states[-1].clone(), c_states[-1].clone()
 
-    @staticmethod
-    @backward_like_forward
-    def backward(ctx, grad_outputs, grad_h_last, grad_c_last):
-        mask, w_hh, ln_hh_w, ln_c_w, h_states, c_states, *saved = ctx.saved_tensors
-        grads = kernels.layer_norm_lstm().layer_norm_lstm_backward(
-            grad_outputs, grad_h_last, grad_c_last, mask, w_hh, ln_hh_w, ln_c_w, c_states,
-            *saved,
+@layer_norm_lstm.register_fake
+def _(gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b, keep):
+    steps, batch, hidden = gx.shape[0], gx.shape[1], h0.shape[1]
+    kept = steps if keep else 1
+    return (
+        gx.new_empty(steps, batch, hidden),
+        gx.new_empty(steps + 1, batch, hidden),
+        gx.new_empty(steps + 1, batch, hidden),
+        gx.new_empty(kept, batch, 4 * hidden),
+        gx.new_empty(kept, batch, 4 * hidden),
+        gx.new_empty(kept, batch, 2),
+        gx.new_empty(kept, batch, 2),
+        gx.new_empty(kept, batch, hidden),
+    )
+
+
+@torch.library.custom_op("rnnkit::layer_norm_lstm_backward", mutates_args=())
+def layer_norm_lstm_backward(
+    grad_outputs: Tensor,
+    grad_h_last: Tensor,
+    grad_c_last: Tensor,
+    mask: Tensor | None,
+    w_hh: Tensor,
+    ln_hh_w: Tensor,
+    ln_c_w: Tensor,
+    c_states: Tensor,
+    gates: Tensor,
+    raw: Tensor,
+    raw_stats: Tensor,
+    c_stats: Tensor,
+    tanh_y: Tensor,
+) -> Tensors7:
+    """The kernel's backward pass: d gx [T, B, 4H], d h0, d c0 [B, H], d raw [T, B, 4H]
+    (for W_hh's gradient), d ln_hh_w [4H], d ln_c_w, d ln_c_b [H]."""
+    return tuple(
+        kernels.layer_norm_lstm().layer_norm_lstm_backward(
+            grad_outputs,
+            grad_h_last,
+            grad_c_last,
+            mask,
+            w_hh,
+            ln_hh_w,
+            ln_c_w,
+            c_states,
+            gates,
+            raw,
+            raw_stats,
+            c_stats,
+            tanh_y,
         )  # fmt: skip
-        grad_gx, grad_h0, grad_c0, grad_raw, grad_ln_hh_w, grad_ln_c_w, grad_ln_c_b = grads
-        grad_w_hh = _matmul_over_steps(grad_raw, h_states[:-1])
-        return grad_gx, grad_h0, grad_c0, None, grad_w_hh, grad_ln_hh_w, grad_ln_c_w, grad_ln_c_b
+    )
+
+
+@layer_norm_lstm_backward.register_fake
+def _(grad_outputs, grad_h_last, grad_c_last, mask, w_hh, ln_hh_w, ln_c_w, c_states, gates,
+      raw, raw_stats, c_stats, tanh_y):  # fmt: skip
+    return (
+        torch.empty_like(gates),
+        torch.empty_like(grad_h_last),
+        torch.empty_like(grad_c_last),
+        torch.empty_like(gates),
+        torch.empty_like(ln_hh_w),
+        torch.empty_like(ln_c_w),
+        torch.empty_like(ln_c_w),
+    )
+
+
+def _layer_norm_lstm_setup_context(ctx, inputs, output) -> None:
+    _, _, _, mask, w_hh, ln_hh_w, ln_c_w, _, keep = inputs
+    if not keep:
+        raise RuntimeError("rnnkit::layer_norm_lstm: keep=False keeps nothing to differentiate")
+    _, h_states, c_states, *saved = output
+    ctx.save_for_backward(mask, w_hh, ln_hh_w, ln_c_w, h_states, c_states, *saved)
+
+
+def _layer_norm_lstm_backward(ctx, grad_outputs, grad_h_states, grad_c_states, *_):
+    """Gradients reach the outputs and the last state only (`_layer_norm_lstm_kernel`
+    exposes nothing else); the recurrent weight's is one matmul over all steps."""
+    mask, w_hh, ln_hh_w, ln_c_w, h_states, c_states, *saved = ctx.saved_tensors
+    zero_state = h_states.new_zeros(h_states.shape[1:])
+    grad_outputs = torch.zeros_like(h_states[1:]) if grad_outputs is None else grad_outputs
+    grad_h_last = zero_state if grad_h_states is None else grad_h_states[-1]
+    grad_c_last = zero_state if grad_c_states is None else grad_c_states[-1]
+    grads = layer_norm_lstm_backward(
+        grad_outputs.contiguous(), grad_h_last.contiguous(), grad_c_last.contiguous(), mask,
+        w_hh, ln_hh_w, ln_c_w, c_states, *saved,
+    )  # fmt: skip
+    grad_gx, grad_h0, grad_c0, grad_raw, grad_ln_hh_w, grad_ln_c_w, grad_ln_c_b = grads
+    grad_w_hh = _matmul_over_steps(grad_raw, h_states[:-1])
+    return (grad_gx, grad_h0, grad_c0, None, grad_w_hh, grad_ln_hh_w, grad_ln_c_w, grad_ln_c_b,
+            None)  # fmt: skip
+
+
+layer_norm_lstm.register_autograd(
+    _layer_norm_lstm_backward, setup_context=_layer_norm_lstm_setup_context
+)
+# Under autocast the kernel (float32 and float64 only) takes float32, as the loops do.
+for _device_type in AUTOCAST_DEVICES:
+    torch.library.register_autocast(layer_norm_lstm, _device_type, torch.float32)
 
 
 def _layer_norm_lstm_kernel(gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b):
-    """Run the kernel: with autograd when a gradient is needed, else without saving steps."""
+    """Run the kernel, keeping the steps only when a gradient is needed.
+    Returns (outputs [T, B, H], h [B, H], c [B, H])."""
     inputs = (gx, h0, c0, w_hh, ln_hh_w, ln_c_w, ln_c_b)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        return LayerNormLSTMKernel.apply(gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b)
-    outputs, h_states, c_states, *_ = kernels.layer_norm_lstm().layer_norm_lstm_forward(
-        gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b, False
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    outputs, h_states, c_states, *_ = layer_norm_lstm(
+        gx, h0, c0, mask, w_hh, ln_hh_w, ln_c_w, ln_c_b, keep
     )
     return outputs, h_states[-1], c_states[-1]
 
 
-def _kernel_applies(x: Tensor, mask: Tensor | None, ln_c, peephole, w_hr) -> bool:
+def _kernel_applies(
+    x: Tensor, mask: Tensor | None, layer_norm: bool, peephole: bool, projection: bool
+) -> bool:
     """Whether the C++ kernel computes this configuration (and could be built)."""
     return (
-        ln_c is not None
-        and peephole is None
-        and w_hr is None
+        layer_norm
+        and not peephole
+        and not projection
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and (mask is None or mask.dtype == torch.bool)
-        and kernels.layer_norm_lstm() is not None
+        and kernels.layer_norm_lstm_available()
     )
+
+
+_pure_torch = False  # see `pure_torch_recurrence`
+
+
+@contextlib.contextmanager
+def pure_torch_recurrence() -> Iterator[None]:
+    """Inside: every rnnkit LSTM outside torch's fast path runs its plain step loop (torch
+    operators only), for exporters that know neither the C++ operator nor TorchScript
+    (ONNX). Used by `rnnkit.core.export`."""
+    global _pure_torch
+    previous, _pure_torch = _pure_torch, True
+    try:
+        yield
+    finally:
+        _pure_torch = previous
+
+
+def pure_torch_active() -> bool:
+    """Whether `pure_torch_recurrence` is in effect."""
+    return _pure_torch
+
+
+def runs_fused(
+    x: Tensor, mask: Tensor | None, *, layer_norm: bool, peephole: bool, projection: bool
+) -> bool:
+    """Whether `fused_lstm_sequence` runs this LSTM; if not, the cell runs its step loop.
+
+    Which path runs where:
+
+    ============================  ===========================  ==========================
+    LSTM configuration            eager                        compile / export (ONNX)
+    ============================  ===========================  ==========================
+    plain, torch's fast path      torch's kernel (layer.py)    the same (ONNX: aten.lstm)
+    layer norm (CPU)              C++ kernel                   ``rnnkit::layer_norm_lstm``
+                                                               (ONNX: step loop)
+    peephole, projection, layer   TorchScript loop             step loop
+    norm without the kernel
+    ============================  ===========================  ==========================
+
+    The TorchScript loops cannot be traced by torch.compile or torch.export; the C++
+    kernel can (a registered operator) but has no ONNX equivalent.
+    """
+    if _pure_torch:
+        return False
+    if torch.compiler.is_compiling():
+        return _kernel_applies(x, mask, layer_norm, peephole, projection)
+    return True
 
 
 def fused_lstm_sequence(
@@ -516,7 +683,7 @@ def fused_lstm_sequence(
         # Padded steps are never read, as in torch's packed kernels: a NaN there must not
         # reach the outputs or the gradients (0 * NaN is NaN), and their gradient is zero.
         x = torch.where(mask.unsqueeze(-1), x, 0.0)
-    if ln_ih_w is not None and _kernel_applies(x, mask, ln_c, peephole, w_hr):
+    if _kernel_applies(x, mask, ln_c is not None, peephole is not None, w_hr is not None):
         gx = F.layer_norm(_linear(x, w_ih), (4 * hidden,), ln_ih_w, bias)
         outputs, h, c = _layer_norm_lstm_kernel(
             gx.contiguous(), h0, c0, mask, w_hh, ln_hh_w, ln_c[0], ln_c[1]

@@ -56,6 +56,13 @@ def layer_norm_lstm() -> object | None:
         return None
 
 
+@torch.compiler.assume_constant_result
+def layer_norm_lstm_available() -> bool:
+    """Whether the layer-norm LSTM kernel is there. torch.compile takes the answer as a
+    constant instead of tracing the build."""
+    return layer_norm_lstm() is not None
+
+
 def _build() -> None:
     from torch.utils import cpp_extension  # imported here: it is slow to import
 

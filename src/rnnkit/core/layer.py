@@ -75,7 +75,9 @@ LayerState = Tensor | tuple[Tensor, ...]
 CellFactory = Callable[..., Cell]
 
 _KERNELS = {
-    "LSTM": _VF.lstm,
+    # torch.compile cannot trace the oneDNN LSTM kernel (nn.LSTM is not traced either, it
+    # breaks the graph): run it eagerly inside a compiled model. torch.export traces it.
+    "LSTM": torch.compiler.disable(_VF.lstm),
     "GRU": _VF.gru,
     "RNN_TANH": _VF.rnn_tanh,
     "RNN_RELU": _VF.rnn_relu,
@@ -511,7 +513,10 @@ class Recurrent(nn.Module):
             lengths = _checked_lengths(lengths, batch_size, input.shape[1 - batch_axis])
             if batch_size == 0:
                 lengths = None  # no sequence, nothing to mask (and nothing to pack)
-        if not self.uses_fast_path():
+        # torch.export cannot pack (the packed shapes depend on the lengths' values): there,
+        # lengths take the cell path, which masks instead.
+        exporting_lengths = lengths is not None and torch.compiler.is_exporting()
+        if not self.uses_fast_path() or exporting_lengths:
             return self._forward_cells(input, hx, lengths)
         if lengths is None:
             return self._run_fused(input, None, hx)

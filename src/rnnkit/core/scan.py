@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.core.cells import Cell, State
-from rnnkit.core.fused_lstm import backward_like_forward, forward_in_float32
+from rnnkit.core.fused_lstm import backward_like_forward, forward_in_float32, pure_torch_active
 
 
 def linear_scan(coefficients: Tensor, values: Tensor, initial: Tensor) -> Tensor:
@@ -120,18 +120,21 @@ def _blocked_scan(a: Tensor, b: Tensor, h0: Tensor, chunk_size: int | None = Non
 
     # 1. Inside every chunk at once, from a zero state: `local`; and the product of the
     #    chunk's coefficients so far: `decay` (how much of the chunk's start state survives).
-    local = torch.empty_like(b)
-    local[:, 0] = b[:, 0]
+    #    (Lists and a stack rather than writes into one tensor with out=: torch.compile and
+    #    torch.export cannot trace out= into a strided view.)
+    local_steps = [b[:, 0]]
     for j in range(1, length):
-        torch.addcmul(b[:, j], a[:, j], local[:, j - 1], out=local[:, j])
+        local_steps.append(torch.addcmul(b[:, j], a[:, j], local_steps[-1]))
+    local = torch.stack(local_steps, dim=1)
     decay = torch.cumprod(a, dim=1)
 
     # 2. Across chunks: the state each chunk starts from.
-    starts = torch.empty((chunks, *shape), dtype=b.dtype, device=b.device)
     carry = h0.to(b.dtype)
+    chunk_starts = []
     for c in range(chunks):
-        starts[c] = carry
+        chunk_starts.append(carry)
         carry = torch.addcmul(local[c, -1], decay[c, -1], carry)
+    starts = torch.stack(chunk_starts)
 
     # 3. Every state = its chunk's local part + what survives of the chunk's start state.
     states = torch.addcmul(local, decay, starts.unsqueeze(1))
@@ -188,6 +191,8 @@ class _ScanCell(Cell):
     ) -> tuple[Tensor, State]:
         """All steps at once by `linear_scan`: ``x`` [T, B, input] -> (outputs [T, B, hidden],
         (h_last,)). Where ``mask`` [T, B] is False the state is kept and the output is zero."""
+        if pure_torch_active():  # ONNX export: the step loop (the scan's chunking is in Python)
+            return super().forward_sequence(x, state, mask)
         (h0,) = state
         if mask is not None:
             # Padded steps are never read, as in torch's packed kernels: a NaN there must

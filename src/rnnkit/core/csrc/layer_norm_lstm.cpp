@@ -221,10 +221,13 @@ std::vector<Tensor> forward(const Tensor& gx, const Tensor& h0, const Tensor& c0
   Tensor c_states = gx.new_empty({steps + 1, batch, H});
   h_states[0].copy_(h0);
   c_states[0].copy_(c0);
-  // Padded steps leave their rows unwritten: the backward pass never reads them.
-  Saved saved{gx.new_empty({kept, batch, 4 * H}), gx.new_empty({kept, batch, 4 * H}),
-              gx.new_empty({kept, batch, 2}), gx.new_empty({kept, batch, 2}),
-              gx.new_empty({kept, batch, H})};
+  // Padded steps leave their rows unwritten (the backward pass never reads them): zeros
+  // there, so that the operator's every output is determined by its inputs.
+  const auto saved_tensor = [&](int64_t width) {
+    return mask.has_value() ? gx.new_zeros({kept, batch, width}) : gx.new_empty({kept, batch, width});
+  };
+  Saved saved{saved_tensor(4 * H), saved_tensor(4 * H), saved_tensor(2), saved_tensor(2),
+              saved_tensor(H)};
   Tensor valid = mask.has_value() ? mask->contiguous() : Tensor();
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "layer_norm_lstm_forward", [&] {
     forward_loop<scalar_t>(gx, valid, w_hh.contiguous(), ln_hh_w.contiguous(),
