@@ -262,15 +262,6 @@ def test_layer_norm_lstm_learns_a_memory_task():
     assert sum(losses[-10:]) / 10 < 0.05
 
 
-def test_scan_cells_run_through_the_layer():
-    scan = pytest.importorskip("rnnkit.core.scan")
-    assert scan.MinGRUCell is not None
-    layer = rnnkit.GRU(3, 4, cell="mingru", bidirectional=True)
-    output, h = layer(torch.randn(6, 2, 3), lengths=[6, 3])
-    assert output.shape == (6, 2, 8) and h.shape == (2, 2, 4)
-    assert torch.all(output[3:, 1] == 0)
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [
