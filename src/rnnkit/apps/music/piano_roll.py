@@ -173,15 +173,20 @@ class PianoRollLM(TaggedModel):
         self.net.cpu().eval()
         return self.history
 
-    @torch.no_grad()
     def nll_per_step(self, pieces: Sequence[Piece]) -> float:
         """Negative log-likelihood per time step (nats), over all frames of ``pieces``."""
+        return per_step(self.nll_per_piece(pieces))
+
+    @torch.no_grad()
+    def nll_per_piece(self, pieces: Sequence[Piece]) -> np.ndarray:
+        """``[pieces, 2]``: each piece's total NLL (nats) and its number of frames (pieces
+        without a frame are left out, as in `rolls`)."""
         self.net.eval()
-        total, steps = 0.0, 0
+        rows = []
         for frames, lengths in RollBatches(self.rolls(pieces), 32, shuffle=False):
-            total -= float(self.net.log_prob(frames, lengths).sum())
-            steps += int(lengths.sum())
-        return total / max(steps, 1)
+            nll = -self.net.log_prob(frames, lengths).sum(-1)  # [B]: each piece's total
+            rows += [[float(n), int(k)] for n, k in zip(nll, lengths, strict=True)]
+        return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
     # Generation ----------------------------------------------------------------------
 
@@ -251,9 +256,14 @@ class IndependentBernoulli:
         self.prob_on = (frames.sum(0) + 0.5) / (len(frames) + 1.0)  # Krichevsky-Trofimov
         return self
 
+    def nll_per_piece(self, rolls: Sequence[np.ndarray]) -> np.ndarray:
+        """``[pieces, 2]``: each roll's total NLL (nats) and its number of frames."""
+        return np.array(
+            [[_bernoulli_nll(np.broadcast_to(self.prob_on, r.shape), r), len(r)] for r in rolls]
+        ).reshape(-1, 2)
+
     def nll_per_step(self, rolls: Sequence[np.ndarray]) -> float:
-        frames = np.concatenate(rolls)
-        return _bernoulli_nll(np.broadcast_to(self.prob_on, frames.shape), frames) / len(frames)
+        return per_step(self.nll_per_piece(rolls))
 
 
 class PitchMarkov:
@@ -278,33 +288,89 @@ class PitchMarkov:
         self.prob_after_on, self.prob_after_off = on_after_on / was_on, on_after_off / was_off
         return self
 
-    def nll_per_step(self, rolls: Sequence[np.ndarray]) -> float:
-        total, steps = 0.0, 0
+    def nll_per_piece(self, rolls: Sequence[np.ndarray]) -> np.ndarray:
+        """``[pieces, 2]``: each roll's total NLL (nats) and its number of frames."""
+        rows = []
         for roll in rolls:
             previous = np.vstack([np.zeros((1, roll.shape[1])), roll[:-1]])
             prob = np.where(previous > 0, self.prob_after_on, self.prob_after_off)
-            total += _bernoulli_nll(prob, roll)
-            steps += len(roll)
-        return total / steps
+            rows.append([_bernoulli_nll(prob, roll), len(roll)])
+        return np.array(rows).reshape(-1, 2)
+
+    def nll_per_step(self, rolls: Sequence[np.ndarray]) -> float:
+        return per_step(self.nll_per_piece(rolls))
 
 
-def evaluate_piano_roll(
+def per_step(scores: np.ndarray) -> float:
+    """NLL per time step of ``[pieces, 2]`` rows (total NLL, frames): all nats / all frames.
+
+    The statistic of the JSB benchmark, and the one `compare_to_baselines` resamples.
+    """
+    return float(scores[:, 0].sum() / max(scores[:, 1].sum(), 1))
+
+
+def piano_roll_scores(
     models: dict[str, PianoRollLM], train: Sequence[Piece], test: Sequence[Piece]
-) -> list[dict]:
-    """NLL per time step on ``test`` for each model and the two baselines, in one table.
+) -> dict[str, np.ndarray]:
+    """Per-piece scores ``[test pieces, 2]`` (total NLL, frames) of the two baselines and of
+    each model, on the same pieces in the same order.
 
     The baselines are fitted on ``train`` in the representation of the first model (its
     grid and key handling), so every row scores the same frames.
     """
     first = next(iter(models.values()))
     train_rolls, test_rolls = first.rolls(train), first.rolls(test)
-    num_frames = sum(len(r) for r in test_rolls)
-    rows = []
+    scores = {}
     for baseline in (IndependentBernoulli(), PitchMarkov()):
-        baseline.fit(train_rolls)
-        rows.append({"model": baseline.name, "nll_per_step": baseline.nll_per_step(test_rolls)})
+        scores[baseline.name] = baseline.fit(train_rolls).nll_per_piece(test_rolls)
     for name, model in models.items():
-        rows.append({"model": name, "nll_per_step": model.nll_per_step(test)})
-    for row in rows:
-        row["test_frames"] = num_frames
+        scores[name] = model.nll_per_piece(test)
+        if not np.array_equal(scores[name][:, 1], scores[IndependentBernoulli.name][:, 1]):
+            raise ValueError(f"{name}: scores other frames than {next(iter(models))}")
+    return scores
+
+
+def evaluate_piano_roll(
+    models: dict[str, PianoRollLM], train: Sequence[Piece], test: Sequence[Piece]
+) -> list[dict]:
+    """NLL per time step on ``test`` for each model and the two baselines, in one table
+    (see `piano_roll_scores`; `compare_to_baselines` adds the intervals)."""
+    return score_rows(piano_roll_scores(models, train, test))
+
+
+def score_rows(scores: dict[str, np.ndarray]) -> list[dict]:
+    """One row per model: NLL per time step, test frames and test pieces."""
+    return [
+        {
+            "model": name,
+            "nll_per_step": per_step(rows),
+            "test_frames": int(rows[:, 1].sum()),
+            "test_pieces": len(rows),
+        }
+        for name, rows in scores.items()
+    ]
+
+
+def compare_to_baselines(scores: dict[str, np.ndarray], model: str) -> list[dict]:
+    """``model``'s NLL per step minus each baseline's, with a 95 % paired-bootstrap interval
+    over the test pieces (`rnnkit.stats.paired_bootstrap`, 2,000 resamples, seed 0): lower is
+    better, so the model "beats" a baseline only where the whole interval is below zero.
+    With fewer than 2 test pieces there is nothing to resample: no rows."""
+    from rnnkit.stats import paired_bootstrap
+
+    if len(scores[model]) < 2:
+        return []
+    rows = []
+    for baseline in (IndependentBernoulli.name, PitchMarkov.name):
+        difference = paired_bootstrap(scores[model], scores[baseline], statistic=per_step)
+        rows.append(
+            {
+                "model": model,
+                "baseline": baseline,
+                "difference": difference.estimate,
+                "low": difference.low,
+                "high": difference.high,
+                "verdict": difference.verdict(higher_is_better=False),
+            }
+        )
     return rows

@@ -22,7 +22,10 @@ from rnnkit.apps.music.piano_roll import (
     IndependentBernoulli,
     PianoRollConfig,
     PianoRollLM,
-    evaluate_piano_roll,
+    compare_to_baselines,
+    per_step,
+    piano_roll_scores,
+    score_rows,
 )
 from rnnkit.apps.music.render import plot_piano_roll, render_wav
 from rnnkit.apps.music.stats import compare_to_corpus
@@ -35,6 +38,7 @@ from rnnkit.errors import UserError
 BUILTIN_CORPORA = ("chorales", "folk")
 MODEL_TYPES = ("roll", "melody", "events")
 QUICK_PIECES = 16  # pieces read in --quick mode (parsing is the slow part)
+SPLITS = ("piece", "tune")  # see `split`
 
 Model = PianoRollLM | TokenLM
 
@@ -69,10 +73,28 @@ def default_model_type(data: str) -> str:
     return "melody" if data == "folk" else "roll"
 
 
-def split(pieces: Sequence[Piece], seed: int = 0) -> tuple[list[Piece], list[Piece], list[Piece]]:
-    """Train / validation / test by piece; a corpus too small to split trains on everything."""
+def split(
+    pieces: Sequence[Piece], seed: int = 0, by: str = "piece"
+) -> tuple[list[Piece], list[Piece], list[Piece]]:
+    """Train / validation / test, 60 / 20 / 20, by piece or by tune.
+
+    ``by="piece"`` shuffles pieces (`music.split_pieces`); ``by="tune"`` keeps every group of
+    pieces that share a melody on one side (`music.split_by_tune`): the honest test for the
+    chorales, of which many are re-harmonizations of one tune. A corpus too small to split
+    trains on everything.
+    """
+    if by not in SPLITS:
+        raise UserError(f"--split {by}: expected one of {', '.join(SPLITS)}")
     if len(pieces) < 5:
         return list(pieces), list(pieces), list(pieces)
+    if by == "tune":
+        parts = music.split_by_tune(pieces, seed=seed)
+        if not all(parts):
+            raise UserError(
+                f"--split tune: the {len(pieces)} pieces share too few distinct melodies to "
+                "fill training, validation and test; use --split piece"
+            )
+        return parts
     return music.split_pieces(pieces, seed=seed)
 
 
@@ -81,6 +103,7 @@ class TrainResult:
     model: Model
     history: list[dict]
     rows: list[dict] = field(default_factory=list)  # evaluation on the test split
+    comparisons: list[dict] = field(default_factory=list)  # vs the baselines, with intervals
 
 
 def train(
@@ -99,8 +122,9 @@ def train(
     warn: Callable[[str], None] | None = print,
     save_logs: bool = True,
     resume: bool = False,
+    split_by: str = "piece",
 ) -> TrainResult:
-    """Train a model on ``data`` (split by piece), evaluate it on the test split, save it.
+    """Train a model on ``data``, evaluate it on the test split, save it.
 
     Args:
         data: ``chorales``, ``folk`` or a folder of MIDI files.
@@ -113,12 +137,14 @@ def train(
         resume: continue from the latest checkpoint in ``out``; the split is seeded and the
             initial weights are replaced by the checkpoint's, so the run ends with the same
             weights as one never interrupted.
+        split_by: ``piece`` or ``tune`` (see `split`); saved with the model, so that
+            `evaluate` and ``--primer test:N`` use the same test pieces.
     """
     model_type = model_type or default_model_type(data)
     if model_type not in MODEL_TYPES:
         raise UserError(f"--model-type {model_type}: expected one of {', '.join(MODEL_TYPES)}")
     pieces = load_corpus(data, limit, warn)
-    train_set, val_set, test_set = split(pieces, seed=0)
+    train_set, val_set, test_set = split(pieces, seed=0, by=split_by)
     config = TrainConfig(
         epochs=epochs,
         lr=lr,
@@ -141,11 +167,12 @@ def train(
     else:
         model = TokenLM(TokenConfig(encoding=model_type, cell=cell, hidden_size=hidden_size))
     history = model.fit(train_set, val_set, config)
-    rows = _evaluate_model(model, train_set, test_set)
+    evaluation = _evaluate_model(model, train_set, test_set, split_by)
     if out is not None:
         data_spec = data if data in BUILTIN_CORPORA else str(Path(data).resolve())
-        model.save(out, {"data": data_spec, "limit": limit, "split_seed": 0, "history": history})
-    return TrainResult(model, history, rows)
+        metadata = {"data": data_spec, "limit": limit, "split_seed": 0, "split_by": split_by}
+        model.save(out, {**metadata, "history": history})
+    return TrainResult(model, history, evaluation.rows, evaluation.comparisons)
 
 
 def load(directory: str | os.PathLike) -> tuple[Model, dict]:
@@ -158,24 +185,76 @@ def load(directory: str | os.PathLike) -> tuple[Model, dict]:
     raise UserError(f"{directory}: not a music model (kind {config.get('kind')!r})")
 
 
+@dataclass
+class Evaluation:
+    """What `evaluate` measured on one model's test split.
+
+    Attributes:
+        split: ``piece`` or ``tune``: how the model's pieces were split (`split`).
+        rows: the model and its baselines: NLL per time step (piano rolls) or per token.
+        comparisons: piano rolls: the model minus each baseline, NLL per step, with its 95 %
+            paired-bootstrap interval over test pieces and the verdict (`compare_to_baselines`).
+        seen_tunes: piano rolls split by piece: NLL per step on the test pieces whose tune
+            is also in the training split and on the others (empty otherwise).
+    """
+
+    split: str
+    rows: list[dict]
+    comparisons: list[dict] = field(default_factory=list)
+    seen_tunes: list[dict] = field(default_factory=list)
+
+
+def _model_name(model: PianoRollLM) -> str:
+    return f"{model.config.cell.upper()} + {model.config.output.upper()} output"
+
+
 def _evaluate_model(
-    model: Model, train_set: Sequence[Piece], test_set: Sequence[Piece]
+    model: Model,
+    train_set: Sequence[Piece],
+    test_set: Sequence[Piece],
+    by: str = "piece",
+    seen_tunes: bool = False,
+) -> Evaluation:
+    """The model beside its baselines on ``test_set`` (``seen_tunes``: see `Evaluation`)."""
+    if not isinstance(model, PianoRollLM):
+        return Evaluation(by, evaluate_tokens(model, train_set, test_set))
+    name = _model_name(model)
+    scores = piano_roll_scores({name: model}, train_set, test_set)
+    result = Evaluation(by, score_rows(scores), compare_to_baselines(scores, name))
+    if seen_tunes and by == "piece" and len(test_set) >= 2:
+        result.seen_tunes = seen_tune_rows(scores, train_set, test_set)
+    return result
+
+
+def seen_tune_rows(
+    scores: dict[str, np.ndarray], train_set: Sequence[Piece], test_set: Sequence[Piece]
 ) -> list[dict]:
-    if isinstance(model, PianoRollLM):
-        name = f"{model.config.cell.upper()} + {model.config.output.upper()} output"
-        return evaluate_piano_roll({name: model}, train_set, test_set)
-    return evaluate_tokens(model, train_set, test_set)
+    """NLL per step of each model on the test pieces that share a tune (`music.tune_groups`)
+    with a training piece, and on the rest: how much a by-piece split flatters a model."""
+    pieces = [p for p in test_set if len(p.notes)] + list(train_set)
+    groups = music.tune_groups(pieces)
+    training_groups = set(groups[len(pieces) - len(train_set) :])
+    seen = np.array([g in training_groups for g in groups[: len(pieces) - len(train_set)]])
+    rows = []
+    for subset, mask in (("tune also in training", seen), ("new tune", ~seen)):
+        row = {"test pieces": subset, "pieces": int(mask.sum())}
+        row.update({name: per_step(s[mask]) for name, s in scores.items()})
+        rows.append(row)
+    return rows
 
 
 def evaluate(
     directory: str | os.PathLike,
     data: str | None = None,
     warn: Callable[[str], None] | None = print,
-) -> list[dict]:
+) -> Evaluation:
     """Score a saved model on the test split of its corpus (or of ``data``), with baselines.
 
-    For piano-roll models the default is the held-out Bach chorales at the model's grid
-    (quarter notes: the JSB measure): negative log-likelihood per time step in nats.
+    The split is the model's own (by piece or by tune, seed as saved). For piano-roll models
+    the default data is the Bach chorales at the model's grid (quarter notes: the JSB
+    measure): negative log-likelihood per time step in nats, the model minus each baseline
+    with a paired-bootstrap interval over test pieces, and, for a split by piece, the NLL on
+    test pieces whose tune is also in training beside the others.
     """
     model, config = load(directory)
     if data is None:
@@ -183,8 +262,11 @@ def evaluate(
         limit = config.get("limit") if data == config.get("data") else None
     else:
         limit = None
-    train_set, _, test_set = split(load_corpus(data, limit, warn), seed=config.get("split_seed", 0))
-    return _evaluate_model(model, train_set, test_set)
+    by = config.get("split_by", "piece")
+    train_set, _, test_set = split(
+        load_corpus(data, limit, warn), seed=config.get("split_seed", 0), by=by
+    )
+    return _evaluate_model(model, train_set, test_set, by, seen_tunes=True)
 
 
 @dataclass
@@ -210,7 +292,9 @@ def resolve_primer(primer: str | None, config: dict) -> Piece | None:
             raise UserError(f"--primer {primer}: expected test:N with a number N") from None
         data = config.get("data", "chorales")
         _, _, test_set = split(
-            load_corpus(data, config.get("limit"), warn=None), config.get("split_seed", 0)
+            load_corpus(data, config.get("limit"), warn=None),
+            config.get("split_seed", 0),
+            config.get("split_by", "piece"),
         )
         if not 0 <= index < len(test_set):
             raise UserError(
@@ -302,7 +386,7 @@ def generate(
                 result.messages.append(message)
     if corpus is None:
         pieces = load_corpus(config.get("data", "chorales"), config.get("limit"), warn=None)
-        corpus = split(pieces, config.get("split_seed", 0))[0]
+        corpus = split(pieces, config.get("split_seed", 0), config.get("split_by", "piece"))[0]
     # Compare with the corpus as the model can write it (same grid), so density compares.
     reference = [model.round_trip(piece) for piece in corpus]
     result.statistics = compare_to_corpus(
