@@ -40,6 +40,7 @@ QUICK = {
     "vocab": 400,
     "epochs": 2,
 }
+DEFAULT_EPOCHS = 8  # the recipe behind the README's table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             " each epoch's end); give the same flags as the killed run",
         ],
     )
-    add_common_flags(train, epochs=8)
-    train.set_defaults(epochs=None)  # 10, or 2 with --quick, unless --epochs is given
+    add_common_flags(train, epochs=DEFAULT_EPOCHS)
+    train.set_defaults(epochs=None)  # DEFAULT_EPOCHS, or 2 with --quick, unless --epochs
     _add_data_flags(train)
     train.add_argument(
         "--attention",
@@ -218,7 +219,7 @@ def run_train(args: argparse.Namespace) -> int:
         vocab_size=QUICK["vocab"] if quick else args.vocab_size,
         hidden_size=QUICK["hidden"] if quick else args.hidden_size,
     )
-    epochs = args.epochs or (QUICK["epochs"] if quick else 10)
+    epochs = args.epochs or (QUICK["epochs"] if quick else DEFAULT_EPOCHS)
     print(
         f"training on {len(splits['train'])} pairs ({len(splits['valid'])} valid, "
         f"{len(splits['test'])} held out), {epochs} epochs on {device}",
