@@ -33,10 +33,11 @@ from typing import Any
 
 import torch
 
+from rnnkit.core.export import OPSET
 from rnnkit.engine.checkpoint import read_json
 from rnnkit.errors import UserError
 from rnnkit.export.apps import WHOLE, AppExport, exporter_for, exporter_of_model
-from rnnkit.export.onnx import OPSET, Check, export_checked, refuse_cell_paths, session
+from rnnkit.export.onnx import Check, export_checked, refuse_fixed_lengths, session
 from rnnkit.files import atomic_path, write_json
 
 ONNX_FILE = "model.onnx"
@@ -86,7 +87,7 @@ def export_model(
     with tempfile.TemporaryDirectory(prefix="rnnkit-export-") as scratch:
         # Every graph is exported and checked before anything is written beside the model.
         for index, net in enumerate(nets):
-            refuse_cell_paths(net)
+            refuse_fixed_lengths(net)
             graphs = exporter.graphs(net)
             files.append({part: _graph_path(out, index, part) for part in graphs})
             checks.append({})

@@ -5,11 +5,11 @@ dynamic, then run by onnxruntime on random inputs of other batch sizes and lengt
 (`CHECKS`) and compared with PyTorch: a file is accepted only if every output agrees to
 `TOLERANCE`.
 
-rnnkit's LSTM, GRU and RNN layers export through torch's fused-kernel path: with ``lengths``
-the layer packs its input, which the TorchScript-based exporter turns into ONNX's own
-LSTM/GRU/RNN operators with ``sequence_lens``, so onnxruntime skips the padding the way
-PyTorch does. Layers that run rnnkit's own cells (layer norm, peephole, projection, minGRU,
-minLSTM) are traced step by step with a fixed length, so they are refused up front.
+Tracing is `rnnkit.core.export.export_onnx`'s: rnnkit's LSTM, GRU and RNN layers on torch's
+fused-kernel path become ONNX's own recurrent operators (with ``lengths``: ``sequence_lens``,
+so onnxruntime skips the padding the way PyTorch does). Layers on rnnkit's own cells (layer
+norm, peephole, minGRU, minLSTM) export only with the example's number of steps fixed, so
+they are refused up front: an exported application network takes any length.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import contextlib
 import os
 import sys
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rnnkit.core.export import export_onnx, fixed_length_layers
 from rnnkit.errors import UserError
 from rnnkit.export.apps import GraphSpec
 
-OPSET = 17
 # Largest difference accepted between onnxruntime and PyTorch in float32: absolute for outputs
 # up to 1 in magnitude, relative beyond (float32 carries about 7 digits, so logits of 50 cannot
 # agree to 1e-5 absolute when the two runtimes sum in a different order).
@@ -57,38 +56,33 @@ class Check:
         }
 
 
-def refuse_cell_paths(net: nn.Module) -> None:
-    """A one-line UserError if a recurrent layer of ``net`` would not run torch's fused
-    kernel in inference, the path that exports with dynamic lengths."""
-    from rnnkit.core.layer import Recurrent
-
-    for name, module in net.named_modules():
-        if isinstance(module, Recurrent) and not module.uses_fast_path():
-            raise UserError(
-                f"layer {name} ({type(module).__name__}({module.extra_repr()})) runs rnnkit's "
-                "own cells, which do not export to ONNX with dynamic lengths yet; only layers "
-                "on torch's fused kernels (plain LSTM, GRU, RNN) do"
-            )
+def refuse_fixed_lengths(net: nn.Module) -> None:
+    """A one-line UserError if a recurrent layer of ``net`` would export with the example's
+    number of steps fixed (it runs rnnkit's own cells, off torch's fused kernels)."""
+    fixed = fixed_length_layers(net)
+    if fixed:
+        layer = net.get_submodule(fixed[0])
+        raise UserError(
+            f"layer {fixed[0] or 'of the network'} ({type(layer).__name__}("
+            f"{layer.extra_repr()})) runs rnnkit's own cells, which export to ONNX with a fixed "
+            "number of steps only; layers on torch's fused kernels (plain LSTM, GRU, RNN) take "
+            "any length"
+        )
 
 
 def export_graph(
     graph: nn.Module, example: tuple[Tensor, ...], spec: GraphSpec, path: Path
 ) -> None:
     """Write ``graph`` traced on ``example`` to the ONNX file ``path``."""
-    with torch.no_grad(), warnings.catch_warnings(), _native_warnings_held():
-        # The tracer warns about Python-side checks (lengths in range...) that it records as
-        # constants; the checks against onnxruntime below are what tells a good export.
-        warnings.simplefilter("ignore")
+    with _native_warnings_held():
         try:
-            torch.onnx.export(
+            export_onnx(
                 graph,
                 example,
-                str(path),
+                path,
                 input_names=spec.inputs,
                 output_names=spec.outputs,
                 dynamic_axes=spec.dynamic_axes,
-                opset_version=OPSET,
-                dynamo=False,
             )
         except torch.onnx.errors.OnnxExporterError as error:
             # e.g. "Unsupported: ONNX export of operator LSTM, LSTMs with projections. ..."
