@@ -274,6 +274,17 @@ def test_to_load_state_dict_deepcopy_and_assign_keep_the_buffer():
     torch.testing.assert_close(copied(x)[0], reference(x)[0], atol=1e-12, rtol=0)
 
 
+def test_reset_parameters_draws_new_weights_in_place():
+    layer = rnnkit.LSTM(3, 5, num_layers=2, bidirectional=True)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    layer.reset_parameters()
+    assert_flat(layer)
+    assert_tied(layer)
+    for key, value in layer.state_dict().items():
+        assert not torch.equal(value, before[key])
+        assert value.abs().max() <= 1 / 5**0.5  # torch's U(-1/sqrt(H), 1/sqrt(H))
+
+
 def test_state_dict_round_trip_through_a_model_folder(tmp_path):
     layer = rnnkit.GRU(3, 5, num_layers=2)
     save_model(tmp_path / "model", layer, {"hidden_size": 5})

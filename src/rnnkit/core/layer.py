@@ -375,6 +375,13 @@ class Recurrent(nn.Module):
             return "RNN_TANH" if cell.nonlinearity == "tanh" else "RNN_RELU"
         return None
 
+    def reset_parameters(self) -> None:
+        """Initialize every cell's parameters afresh, in place (as torch's RNN modules do:
+        the flat buffer and the torch names stay)."""
+        for cell in self.cells:
+            if hasattr(cell, "reset_parameters"):
+                cell.reset_parameters()
+
     def reset_state(self) -> None:
         """Forget the state carried between calls by ``stateful=True``."""
         self.carried_state = None
