@@ -36,12 +36,23 @@ CANDIDATES: dict[str, dict] = {
         scaling="last", deseasonalize=False, loss="nll", combine="none", context_length=None
     ),
     "no_deseasonalize": dict(deseasonalize=False),
-    "pre_combination": dict(
-        deseasonalize=True, scaling="level", loss="mae_nll", context_length=36
+    "candidate": dict(
+        deseasonalize=True, scaling="level", loss="mae_nll", context_length=36, combine="theta"
     ),
     "scaling_last": dict(scaling="last"),
     "loss_nll": dict(loss="nll"),
     "no_combine": dict(combine="none"),
+    "more_training": dict(
+        deseasonalize=True,
+        scaling="level",
+        loss="mae_nll",
+        context_length=36,
+        combine="theta",
+        batch_size=256,
+        batches_per_epoch=100,
+        epochs=15,
+        schedule="plateau",
+    ),
     "context_24": dict(context_length=24),
     "context_60": dict(context_length=60),
     "ensemble_3": dict(ensemble=3),
@@ -55,32 +66,45 @@ def main() -> None:
     parser.add_argument("--data", default="m3-monthly")
     parser.add_argument("--candidates", nargs="+", default=["defaults"])
     parser.add_argument("--limit", type=int, default=None, help="series (smoke runs)")
+    parser.add_argument("--baselines", default="theta", help="comma-separated, cached")
     parser.add_argument("--out", default="results/forecast-defaults")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     split = competition_split(args.data, "validation", limit=args.limit)
-    baselines = {b: score_baseline(b, split) for b in ("theta", "ets", "seasonal_naive")}
+    baselines = {b: score_baseline(b, split) for b in args.baselines.split(",")}
     for name in args.candidates:
-        options = {**CANDIDATES[name], "seed": PROTOCOL.seed}
+        base, _, extra = name.partition("+")  # "more_training+num_layers=1"
+        options = {**CANDIDATES[base], "seed": PROTOCOL.seed}
+        for setting in filter(None, extra.split(",")):
+            key, value = setting.split("=")
+            options[key] = json.loads(value) if value[0] in "0123456789-[{tfn" else value
         start = time.perf_counter()
-        scores = score_forecaster(
-            lambda history, h, o=options: Forecaster(horizon=h, **o).fit(history).predict(),
-            split,
-            name,
-        )
-        row = {
-            "data": args.data,
-            **scores.summary(),
-            "minutes": round((time.perf_counter() - start) / 60, 1),
-            "vs": {b: compare(scores, s)["smape"] for b, s in baselines.items()},
-            "baselines": {b: s.summary()["smape"] for b, s in baselines.items()},
-        }
-        np.save(out / f"{args.data}_{name}.npy", scores.forecast)
-        print(json.dumps(row), flush=True)
-        with open(out / "results.jsonl", "a") as log:
-            log.write(json.dumps(row) + "\n")
+        model = Forecaster(horizon=split.horizon, **options).fit(split.history)
+        minutes = (time.perf_counter() - start) / 60
+        runs = {name: model.predict(data=split.history)}
+        weight = model.meta.get("combine_weight", 1.0)
+        if weight < 1.0:  # the network alone, for the record
+            model._meta["combine_weight"] = 1.0
+            runs[f"{name}/network"] = model.predict(data=split.history)
+        for label, frame in runs.items():
+            scores = score_forecaster(lambda history, h, f=frame: f, split, label)
+            row = {
+                "data": args.data,
+                **scores.summary(),
+                "fit_minutes": round(minutes, 1),
+                "weight": weight,
+                "combine_errors": model.meta.get("combine_errors"),
+                "best_epoch": model.meta.get("best_epoch"),
+                "interval_scale": [round(f, 2) for f in model.meta["interval_scale"]],
+                "vs": {b: compare(scores, s)["smape"] for b, s in baselines.items()},
+                "baselines": {b: s.summary()["smape"] for b, s in baselines.items()},
+            }
+            np.save(out / f"{args.data}_{label.replace('/', '_')}.npy", scores.forecast)
+            print(json.dumps(row), flush=True)
+            with open(out / "results.jsonl", "a") as log:
+                log.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,12 +28,15 @@ from rnnkit.apps.forecast.backtest import (
     rolling_interval_factors,
     targets_summary,
 )
+from rnnkit.apps.forecast.combination import choose_weight, theta_forecast
+from rnnkit.apps.forecast.config import EARLIER_DEFAULTS
 from rnnkit.apps.forecast.features import calendar_features, window_location_scale
 from rnnkit.apps.forecast.forecaster import (
     _calibration_origins,
     _location_scale,
     interval_factors,
 )
+from rnnkit.apps.forecast.series import seasonal_indices
 from rnnkit.cli import main
 from rnnkit.data.timeseries import build_frame, read_series_file
 from rnnkit.errors import UserError
@@ -52,6 +55,13 @@ def seasonal_frame(length: int = 480, levels=(10.0, 1000.0), noise: float = 0.3,
         parts.append(pd.DataFrame({"time": times, "series": name, "y": y}))
     return build_frame(pd.concat(parts), target="y", season_length=SEASON)
 
+
+# The model options issue 12 changed, at their earlier values, for tests of mechanisms that
+# read the network's own forecasts in the data's units.
+EARLIER_MODEL = {
+    name: EARLIER_DEFAULTS[name]
+    for name in ("scaling", "deseasonalize", "loss", "combine", "refit")
+}
 
 # Seconds-long training for tests that check plumbing, not accuracy.
 TINY_TRAINING = dict(hidden_size=8, num_layers=1, epochs=1, batches_per_epoch=3, batch_size=8)
@@ -550,6 +560,7 @@ def test_early_stopping_keeps_the_best_epochs_weights():
         lr=3e-2,  # large steps: the validation loss goes up and down
         patience=2,
         seed=1,
+        **EARLIER_MODEL,  # the validation loss below is the NLL of undeseasonalised windows
     ).fit(data)
     val_losses = [row["val_loss"] for row in model.history]
     best = int(np.argmin(val_losses))
@@ -596,7 +607,12 @@ def test_calibration_origins_overlap_inside_the_validation_windows():
 def test_seasonal_lag_is_the_value_one_or_two_seasons_earlier():
     data = seasonal_frame(length=120)
     model = Forecaster(
-        horizon=16, context_length=12, seasonal_lag=True, epochs=1, batches_per_epoch=1
+        horizon=16,
+        context_length=12,
+        seasonal_lag=True,
+        epochs=1,
+        batches_per_epoch=1,
+        **EARLIER_MODEL,  # values in the data's units (not deseasonalised)
     ).fit(data)
     windows = model._windows(data)
     pairs = np.array([[1, 60]])  # series b, origin 60
@@ -619,6 +635,7 @@ def test_an_ensemble_pools_its_members_and_survives_saving(decoder, tmp_path):
         decoder=decoder,
         seasonal_lag=True,
         samples=64,
+        **EARLIER_MODEL,  # the networks' own forecasts (no Theta in the median)
     )
     pair = Forecaster(ensemble=2, **options).fit(data)
     first = Forecaster(**options).fit(data)  # member 0 has the same seed
@@ -667,6 +684,7 @@ def recalibrated():
         batch_size=32,
         validation_windows=8,
         recalibration_windows=6,
+        **EARLIER_MODEL,
     ).fit(calm_data.drop_last(480 - calm))
     return model, data, calm
 
@@ -743,3 +761,138 @@ def test_recalibration_leaves_the_point_forecasts_alone():
         not np.allclose(a.forecasts["rnnkit"][0.9], b.forecasts["rnnkit"][0.9])
         for a, b in zip(rolled.windows, fixed.windows, strict=True)
     )
+
+
+# --- defaults on any series a user brings (issue 12) -----------------------------------------
+
+
+def _frame(values_by_series: dict[str, np.ndarray], freq: str, start="2000-01-01"):
+    parts = [
+        pd.DataFrame(
+            {"time": pd.date_range(start, periods=len(y), freq=freq), "series": sid, "y": y}
+        )
+        for sid, y in values_by_series.items()
+    ]
+    return build_frame(pd.concat(parts), target="y")
+
+
+@pytest.mark.parametrize(
+    "freq, season, horizon",
+    [("YS", 1, 6), ("QS", 4, 8), ("MS", 12, 18), ("D", 7, 14), ("h", 24, 24)],
+)
+def test_defaults_infer_the_season_and_forecast_every_frequency(freq, season, horizon):
+    rng = np.random.default_rng(0)
+    length = max(3 * season, 12) + 2 * horizon
+    t = np.arange(length)
+    y = 50 + 5 * np.sin(2 * np.pi * t / max(season, 2)) + t * 0.1 + rng.normal(size=length)
+    data = _frame({"only": y}, freq)
+    assert data.season_length == season
+    model = Forecaster(horizon=horizon, **TINY_TRAINING).fit(data)
+    forecast = model.predict()
+    assert model.meta["season_length"] == season
+    expected = pd.date_range(data.frame["time"].iloc[-1], periods=horizon + 1, freq=freq)[1:]
+    assert list(forecast["time"]) == list(expected)
+    assert np.isfinite(forecast[["forecast", "lo_80", "hi_80"]].to_numpy()).all()
+
+
+def test_the_season_can_be_overridden():
+    data = _frame({"a": np.arange(60.0) + 10}, "D")
+    model = Forecaster(horizon=5, season_length=5, **TINY_TRAINING).fit(data)
+    assert model.meta["season_length"] == 5 and data.season_length == 7
+
+
+def test_series_of_one_season_plus_the_horizon_are_padded_not_refused():
+    rng = np.random.default_rng(1)
+    season, horizon = 12, 6
+    long = 100 + 10 * np.sin(2 * np.pi * np.arange(96) / season) + rng.normal(size=96)
+    short = long[: season + horizon] * 3
+    data = _frame({"long": long, "short": short}, "MS")
+    model = Forecaster(horizon=horizon, **TINY_TRAINING).fit(data)
+    assert model.meta["context_length"] > season + horizon  # the short one is padded
+    forecast = model.predict()
+    assert forecast.groupby("series").size().to_dict() == {"long": horizon, "short": horizon}
+    # a history shorter than the context forecasts too, from what it has
+    assert len(model.predict(data=_frame({"short": short[:season]}, "MS"))) == horizon
+    arrays = model._windows(data)
+    batch = model._batch(arrays, np.array([[1, season]]))
+    observed = batch["encoder"][0, :, 1].numpy()
+    assert observed[-season:].all() and not observed[:-season].any()
+
+
+def test_zeros_and_negative_values_give_finite_forecasts():
+    rng = np.random.default_rng(2)
+    t = np.arange(120)
+    around_zero = 5 * np.sin(2 * np.pi * t / 12) + rng.normal(size=120)  # negatives
+    intermittent = np.where(rng.random(120) < 0.5, 0.0, rng.poisson(3, 120).astype(float))
+    data = _frame({"signed": around_zero, "zeros": intermittent}, "MS")
+    model = Forecaster(horizon=12, **TINY_TRAINING).fit(data)
+    values = model.predict()[["forecast", "lo_80", "hi_80"]].to_numpy()
+    assert np.isfinite(values).all()
+    # neither series is deseasonalised (multiplicative indices need positive values)
+    assert all((index == 1).all() for index in model._windows(data).indices)
+
+
+def test_seasonal_indices_follow_the_theta_methods_test():
+    t = np.arange(72)
+    seasonal = 100 * (1 + 0.2 * np.sin(2 * np.pi * t / 12))
+    indices = seasonal_indices(seasonal, 12)
+    expected = 1 + 0.2 * np.sin(2 * np.pi * np.arange(12) / 12)
+    np.testing.assert_allclose(indices, expected / expected.mean(), atol=0.01)
+    # white noise: a 90% test flags about 1 in 10 series as seasonal
+    flagged = [
+        (seasonal_indices(100 + np.random.default_rng(seed).normal(size=72), 12) != 1).any()
+        for seed in range(40)
+    ]
+    assert sum(flagged) <= 8
+    assert (seasonal_indices(seasonal - 100, 12) == 1).all()  # not positive: left alone
+
+
+def test_batched_theta_matches_statsmodels_on_a_trend():
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    rng = np.random.default_rng(0)
+    y = 100 + 0.8 * np.arange(60) + rng.normal(scale=2, size=60)
+    ours = theta_forecast(y[None], np.ones((1, 60)), 8)[0]
+    theirs = np.asarray(ThetaModel(y, period=1, deseasonalize=False).fit().forecast(8))
+    np.testing.assert_allclose(ours, theirs, rtol=0.01)
+    # padding before a shorter history changes nothing
+    padded = np.concatenate([np.full(20, y[0]), y])[None]
+    mask = np.concatenate([np.zeros(20), np.ones(60)])[None]
+    np.testing.assert_allclose(theta_forecast(padded, mask, 8)[0], ours)
+
+
+def test_the_combination_weight_is_the_one_with_the_lowest_validation_error():
+    truth = np.ones((4, 3))
+    weight, errors = choose_weight(truth, truth + 1.0, truth - 1.0, np.ones(4))
+    assert weight == 0.5 and errors[0.5] == 0.0
+    weight, _ = choose_weight(truth, truth, truth + 3, np.ones(4))
+    assert weight == 1.0
+
+
+def test_defaults_beat_seasonal_naive_on_m3_monthly_validation():
+    """A few M3 monthly series, validation split (last 18 points of each training part)."""
+    from rnnkit.apps.forecast.competition import competition_split, score, score_forecaster
+
+    split = competition_split("m3-monthly", "validation", limit=40)
+    fast = dict(hidden_size=16, num_layers=1, epochs=3, batches_per_epoch=20, batch_size=32)
+    scores = score_forecaster(
+        lambda history, h: Forecaster(horizon=h, seed=0, **fast).fit(history).predict(),
+        split,
+        "rnnkit",
+    )
+    naive = np.stack([np.resize(h[-12:], 18) for h in split.histories()])
+    baseline = score(split, naive, "seasonal_naive")
+    assert scores.smape.mean() < baseline.smape.mean()
+    assert scores.mase.mean() < baseline.mase.mean()
+
+
+def test_refit_retrains_on_the_validation_windows_for_the_best_epochs():
+    data = seasonal_frame(length=200)
+    options = dict(horizon=6, context_length=12, validation_windows=2, **TINY_TRAINING)
+    held_out = Forecaster(**options, refit=False).fit(data)
+    refitted = Forecaster(**options, refit=True).fit(data)
+    # same choices from the validation windows, other weights (trained on more windows)
+    assert refitted.meta["interval_scale"] == held_out.meta["interval_scale"]
+    first = dict(held_out.net.named_parameters())
+    assert any(not torch.equal(p, first[name]) for name, p in refitted.net.named_parameters())
+    assert np.isfinite(refitted.predict()[["forecast", "lo_80", "hi_80"]].to_numpy()).all()

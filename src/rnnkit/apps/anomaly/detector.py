@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from rnnkit.apps.anomaly.thresholds import flag
+from rnnkit.apps.forecast.config import EARLIER_DEFAULTS
 from rnnkit.apps.forecast.forecaster import Forecaster, ForecasterConfig
 from rnnkit.data.timeseries import SERIES, SeriesFrame, build_frame
 from rnnkit.errors import UserError
@@ -79,6 +80,8 @@ class AnomalyDetector:
         options.setdefault("num_layers", 1)
         options.setdefault("batches_per_epoch", 30)
         options.setdefault("validation_windows", 0)
+        for name, value in EARLIER_DEFAULTS.items():  # the forecaster it was tuned with
+            options.setdefault(name, value)
         self.span = span
         self.forecaster = Forecaster(
             ForecasterConfig(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from rnnkit.apps.forecast.baselines import BASELINES
+from rnnkit.apps.forecast.config import EARLIER_DEFAULTS
 from rnnkit.apps.forecast.forecaster import (
     Forecaster,
     ForecasterConfig,
@@ -286,7 +287,8 @@ def backtest(
     model = None
     if "rnnkit" in methods:
         began = time.perf_counter()
-        config = ForecasterConfig(horizon=plan.horizon, seed=seed, device=device, **plan.model)
+        options = {**EARLIER_DEFAULTS, **plan.model}  # the plans predate issue 12's defaults
+        config = ForecasterConfig(horizon=plan.horizon, seed=seed, device=device, **options)
         model = Forecaster(config).fit(train)
         seconds["rnnkit"] = time.perf_counter() - began
         log(

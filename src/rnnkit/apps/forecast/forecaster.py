@@ -131,6 +131,8 @@ class Forecaster:
             best_epochs.append(best_epoch)
         self._meta["best_epoch"] = best_epochs[0] if cfg.ensemble == 1 else best_epochs
         self.data = data
+        # The validation windows choose the epochs, the combination weight and the interval
+        # factors with the networks trained without them; `refit` then retrains on them too.
         self._meta["interval_scale"] = [1.0] * cfg.horizon
         self._meta["combine_weight"] = 1.0
         if cfg.combine == "theta" and len(val_origins):
@@ -144,9 +146,32 @@ class Forecaster:
             self._meta["interval_scale"] = self._interval_scale(
                 windows, calibration_origins(val_origins, cfg.horizon)
             )
+        if cfg.refit and len(val_origins):
+            self._refit(windows, train_origins, val_origins, best_epochs)
         return self
 
-    def _train_member(self, seed, windows, train_origins, val_batches):
+    def _refit(self, windows, train_origins, val_origins, best_epochs) -> None:
+        """Retrain every member from its seed on the training and validation windows for
+        its best epoch count: the most recent history is what a forecast depends on most,
+        and the validation windows are the most recent (a collection of short series, such
+        as M3, would otherwise never train on its last horizon)."""
+        extra = [
+            (s, origin)
+            for s, first in val_origins
+            for origin in range(int(first) - self.config.horizon + 1, int(first) + 1)
+            if origin > 0 and origin + self.config.horizon <= windows.lengths[s]
+        ]
+        everything = np.unique(
+            np.concatenate([train_origins, np.array(extra, np.int64).reshape(-1, 2), val_origins]),
+            axis=0,
+        )
+        for member, best in enumerate(best_epochs):
+            net, _, _ = self._train_member(
+                self.config.seed + member, windows, everything, None, epochs=max(1, best or 1)
+            )
+            self.nets[member] = net
+
+    def _train_member(self, seed, windows, train_origins, val_batches, epochs=None):
         """One network trained from ``seed``: (net in eval mode, its log, its best epoch)."""
         cfg = self.config
         seed_everything(seed)
@@ -162,7 +187,7 @@ class Forecaster:
             net,
             self._step,
             TrainConfig(
-                epochs=cfg.epochs,
+                epochs=epochs or cfg.epochs,
                 lr=cfg.lr,
                 seed=seed,
                 device=cfg.device,
@@ -195,7 +220,7 @@ class Forecaster:
         if self.config.context_length:
             return self.config.context_length
         season = self.config.season_length or data.season_length
-        return max(2 * season, 4 * self.config.horizon, 16)
+        return max(3 * season, 2 * self.config.horizon, 16)
 
     def _min_history(self) -> int:
         """The fewest observed steps a training window starts from: one season (padded to
@@ -650,6 +675,7 @@ LEGACY_OPTIONS = {
     "deseasonalize": False,
     "season_length": None,
     "combine": "none",
+    "refit": False,
 }
 
 # Names other modules and older code import from here.

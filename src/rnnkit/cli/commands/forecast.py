@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--context",
         type=int,
         default=None,
-        help="past steps the model reads (default: 2 seasons, >= 4 horizons)",
+        help="past steps the model reads (default: 3 seasons, >= 2 horizons)",
     )
     train.add_argument(
         "--cell", choices=["lstm", "gru", "rnn", "mingru", "minlstm"], default="lstm"
