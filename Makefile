@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 OUT ?= tour
 
-.PHONY: tour test test-slow lint bench clean
+.PHONY: tour serve test test-slow lint bench clean
 
 $(BIN)/rnnkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(BIN)/rnnkit: pyproject.toml
 tour: $(BIN)/rnnkit
 	bash scripts/system-packages.sh
 	$(BIN)/rnnkit tour --out $(OUT)
+
+# The models `make tour` kept (OUT/models/<app>) and the experiment's plot, with the web
+# page at http://127.0.0.1:8000/
+serve: $(BIN)/rnnkit
+	$(BIN)/rnnkit serve $(OUT)/models/* $(OUT)/experiment
 
 test: $(BIN)/rnnkit
 	bash scripts/system-packages.sh
