@@ -25,13 +25,17 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import rnnkit
 from rnnkit.engine import TrainConfig, Trainer
 
 
 class Regressor(nn.Module):
-    def __init__(self, input_size: int = 3, hidden_size: int = 24):
+    """An LSTM (torch's, or with ``layer="rnnkit"`` rnnkit's), dropout and a linear head."""
+
+    def __init__(self, input_size: int = 3, hidden_size: int = 24, layer: str = "torch"):
         super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        lstm = {"torch": nn.LSTM, "rnnkit": rnnkit.LSTM}[layer]
+        self.lstm = lstm(input_size, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(0.2)
         self.head = nn.Linear(hidden_size, 1)
         self.first_dropout_mask: list | None = None  # what this process drew first
@@ -69,10 +73,12 @@ def train(
     step_delay: float = 0.0,
     resume: bool = False,
     seed: int = 0,
+    layer: str = "torch",
 ) -> Trainer:
     """Train the toy model, then write this process's result and weights into ``out``."""
     torch.manual_seed(seed)
-    model = Regressor()
+    # (Regressor() by default: test_resume_every_layer swaps in a subclass without arguments.)
+    model = Regressor(layer=layer) if layer != "torch" else Regressor()
     data = make_data()
     train_data = DataLoader(torch.utils.data.Subset(data, range(80)), batch_size=8, shuffle=True)
     val_data = DataLoader(torch.utils.data.Subset(data, range(80, 96)), batch_size=16)
@@ -116,6 +122,7 @@ def main() -> None:
     parser.add_argument("--step-delay", type=float, default=0.0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layer", choices=["torch", "rnnkit"], default="torch")
     args = parser.parse_args()
     train(
         args.out,
@@ -124,6 +131,7 @@ def main() -> None:
         step_delay=args.step_delay,
         resume=args.resume,
         seed=args.seed,
+        layer=args.layer,
     )
 
 

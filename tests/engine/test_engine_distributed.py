@@ -1,6 +1,8 @@
 """Distributed data-parallel training: 2 CPU processes with the gloo backend.
 
-One uninterrupted run under torchrun is the reference; a second 2-process run is SIGKILLed
+The toy regressor runs on ``rnnkit.LSTM`` (its cells tied to torch-named parameters that
+are views of one flat buffer), which DDP must broadcast and update like any module. One
+uninterrupted run under torchrun is the reference; a second 2-process run is SIGKILLed
 (both processes) between checkpoints and resumed, and must end with exactly the
 reference's weights and history. Each process draws its own dropout masks.
 """
@@ -34,7 +36,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         str(TOY_SCRIPT), "--out", str(out), "--epochs", "3",
-        "--checkpoint-every", str(CHECKPOINT_EVERY),
+        "--checkpoint-every", str(CHECKPOINT_EVERY), "--layer", "rnnkit",
     ]  # fmt: skip
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -86,7 +88,8 @@ def launch_two(out: Path, *extra: str) -> list[subprocess.Popen]:
                "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
                "MASTER_PORT": str(port)}  # fmt: skip
         command = [sys.executable, str(TOY_SCRIPT), "--out", str(out), "--epochs", "3",
-                   "--checkpoint-every", str(CHECKPOINT_EVERY), *extra]  # fmt: skip
+                   "--checkpoint-every", str(CHECKPOINT_EVERY), "--layer", "rnnkit",
+                   *extra]  # fmt: skip
         processes.append(
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         )
