@@ -23,7 +23,13 @@ tanh(a) = 2 σ(2a) - 1, with the doubling folded into the weights once per call.
 On CPU the most used variant, the layer-norm LSTM without peepholes or projection, runs a
 C++ kernel instead (`rnnkit.core.kernels`, ~2x faster for small batches): one matmul and
 plain vectorized loops per step. It computes the same equations; the loops here are its
-reference in the tests and its fallback where it cannot be compiled.
+reference in the tests and its fallback where it cannot be compiled. It is registered as
+the operator ``torch.ops.rnnkit.layer_norm_lstm`` (schema, fake implementation, autograd,
+autocast), which torch.compile and torch.export keep as one node; the TorchScript loops
+cannot be traced, so there (and for ONNX) the cell runs its step loop: see `runs_fused`.
+
+Under ``torch.autocast`` every recurrence here takes float32 inputs and runs in float32
+(`forward_in_float32`), as torch's own RNN kernels accumulate in float32.
 """
 
 from __future__ import annotations

@@ -74,10 +74,20 @@ from rnnkit.core.cells import Cell, GRUCell, LSTMCell, RNNCell, State, keep_wher
 LayerState = Tensor | tuple[Tensor, ...]
 CellFactory = Callable[..., Cell]
 
+_UNTRACED_LSTM = torch.compiler.disable(_VF.lstm)
+
+
+def _lstm(*args: Any) -> Any:
+    """torch's LSTM kernel. torch.compile cannot trace its oneDNN version (nn.LSTM is not
+    traced either: a graph break), so inside a compiled model it runs eagerly; torch.export
+    traces it. (Only then: the disabled wrapper costs ~0.1 ms a call.)"""
+    if torch.compiler.is_compiling():
+        return _UNTRACED_LSTM(*args)
+    return _VF.lstm(*args)
+
+
 _KERNELS = {
-    # torch.compile cannot trace the oneDNN LSTM kernel (nn.LSTM is not traced either, it
-    # breaks the graph): run it eagerly inside a compiled model. torch.export traces it.
-    "LSTM": torch.compiler.disable(_VF.lstm),
+    "LSTM": _lstm,
     "GRU": _VF.gru,
     "RNN_TANH": _VF.rnn_tanh,
     "RNN_RELU": _VF.rnn_relu,
