@@ -78,33 +78,112 @@ def accuracy_and_macro_f1(truth, predicted) -> dict[str, float]:
     }
 
 
+ENSEMBLE = "rnnkit BiLSTM"
+BASELINES = ("TF-IDF + LR", "VADER")
+
+
+def benchmark_predictions(
+    classifier, split: PolaritySplit, shift_domains: tuple[str, ...] = ("tweets", "amazon")
+) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
+    """Per test set (held-out movie snippets, then each domain-shift set), the true labels and
+    each system's predicted labels: rnnkit's ensemble, each of its networks alone
+    (``network N (seed S)``), TF-IDF + LR (trained on the movie training split) and VADER."""
+    baseline = tfidf_logistic_regression(split.train["text"], split.train["label"])
+    test_sets = {"movie (held-out)": split.test}
+    for domain in shift_domains:
+        test_sets[domain] = polarity_frame(load_vader_snippets(domain))
+    results = {}
+    for name, frame in test_sets.items():
+        texts, truth = list(frame["text"]), list(frame["label"])
+        members = classifier.member_scores(texts)  # [members, N, classes]
+        classes = np.array(classifier.classes)
+        predictions = {ENSEMBLE: list(classes[members.mean(0).argmax(-1)])}
+        if len(members) > 1:
+            for index, scores in enumerate(members):
+                seed = classifier.config.seed + index
+                predictions[f"network {index + 1} (seed {seed})"] = list(classes[scores.argmax(-1)])
+        predictions[BASELINES[0]] = list(baseline.predict(texts))
+        predictions[BASELINES[1]] = vader_labels(texts)
+        results[name] = (truth, predictions)
+    return results
+
+
 def compare_on_benchmark(
     classifier, split: PolaritySplit, shift_domains: tuple[str, ...] = ("tweets", "amazon")
 ) -> list[dict]:
     """Rows of accuracy and macro-F1: rnnkit, TF-IDF + LR and VADER, on the held-out movie
     snippets and (domain shift, models trained on movies only) on other snippet domains."""
-    baseline = tfidf_logistic_regression(split.train["text"], split.train["label"])
-    test_sets = {"movie (held-out)": split.test}
-    for domain in shift_domains:
-        test_sets[domain] = polarity_frame(load_vader_snippets(domain))
+    return benchmark_rows(benchmark_predictions(classifier, split, shift_domains))
+
+
+def benchmark_rows(predictions: dict) -> list[dict]:
+    """Accuracy and macro-F1 of every system on every test set (`benchmark_predictions`)."""
     rows = []
-    for name, frame in test_sets.items():
-        texts, truth = list(frame["text"]), list(frame["label"])
-        predictions = {
-            "rnnkit BiLSTM": [p.label for p in classifier.predict(texts)],
-            "TF-IDF + LR": list(baseline.predict(texts)),
-            "VADER": vader_labels(texts),
-        }
-        for model, predicted in predictions.items():
+    for name, (truth, systems) in predictions.items():
+        for model, predicted in systems.items():
             rows.append(
                 {
                     "data": name,
-                    "n": len(texts),
+                    "n": len(truth),
                     "model": model,
                     **accuracy_and_macro_f1(truth, predicted),
                 }
             )
     return rows
+
+
+def accuracy_intervals(predictions: dict) -> list[dict]:
+    """rnnkit (the ensemble and each network) minus each baseline, in accuracy, with a 95 %
+    paired-bootstrap interval over the test snippets (`rnnkit.stats.paired_bootstrap`, 2,000
+    resamples, seed 0). The verdict says "beats" or "loses" only where the interval excludes
+    zero, "ties" otherwise."""
+    from rnnkit.stats import paired_bootstrap
+
+    rows = []
+    for name, (truth, systems) in predictions.items():
+        truth = np.asarray(truth)
+        correct = {model: np.asarray(p) == truth for model, p in systems.items()}
+        for model in (m for m in systems if m not in BASELINES):
+            for baseline in BASELINES:
+                difference = paired_bootstrap(correct[model], correct[baseline])
+                rows.append(
+                    {
+                        "data": name,
+                        "rnnkit": model,
+                        "minus": baseline,
+                        "accuracy difference": difference.estimate,
+                        "low": difference.low,
+                        "high": difference.high,
+                        "verdict": difference.verdict(higher_is_better=True),
+                    }
+                )
+    return rows
+
+
+def seed_spread(rows: list[dict], data: str = "movie (held-out)") -> dict | None:
+    """The accuracy of the ensemble's networks alone on ``data``: mean, standard deviation
+    (n - 1), lowest and highest; None for a single network."""
+    single = [r["accuracy"] for r in rows if r["data"] == data and r["model"].startswith("network")]
+    if len(single) < 2:
+        return None
+    return {
+        "data": data,
+        "networks": len(single),
+        "mean accuracy": float(np.mean(single)),
+        "std": float(np.std(single, ddof=1)),
+        "min": float(np.min(single)),
+        "max": float(np.max(single)),
+    }
+
+
+def verdict_sentences(intervals: list[dict]) -> list[str]:
+    """One line per comparison of the ensemble: "beats", "ties" or "loses", with its interval."""
+    return [
+        f"{r['data']}: rnnkit (ensemble) {r['verdict']} {r['minus']}: accuracy "
+        f"{r['accuracy difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"
+        for r in intervals
+        if r["rnnkit"] == ENSEMBLE
+    ]
 
 
 def training_data(

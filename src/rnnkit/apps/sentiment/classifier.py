@@ -258,10 +258,15 @@ class SentimentClassifier:
         )
 
     # ---------------------------------------------------------------- prediction
-    @torch.no_grad()
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities [N, classes] (or ratings [N] for regression), averaged over
         the ensemble's networks."""
+        return self.member_scores(texts).mean(0)
+
+    @torch.no_grad()
+    def member_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Each network's class probabilities [members, N, classes] (or ratings
+        [members, N]): the ensemble's members one by one, e.g. for their seed-to-seed spread."""
         members = self._require_model().eval()
         device = next(members.parameters()).device
         outputs = []
@@ -274,8 +279,10 @@ class SentimentClassifier:
                     member_scores.append(scores.squeeze(-1))
                 else:
                     member_scores.append(self._class_logits(scores).softmax(-1))
-            outputs.append(torch.stack(member_scores).mean(0).cpu())
-        return torch.cat(outputs).numpy() if outputs else np.zeros((0, len(self.classes)))
+            outputs.append(torch.stack(member_scores).cpu())
+        if not outputs:
+            return np.zeros((len(members), 0, len(self.classes)))
+        return torch.cat(outputs, dim=1).numpy()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """The label and its probability for each text."""

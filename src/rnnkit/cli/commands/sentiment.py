@@ -22,7 +22,7 @@ from rnnkit.cli.common import (
     resolve_device,
 )
 from rnnkit.errors import UserError
-from rnnkit.report import Section
+from rnnkit.report import Section, table_to_text
 
 NAME = "sentiment"
 HELP = "sentiment of short texts: BiLSTM classifier vs TF-IDF + LR and VADER"
@@ -104,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = add_verb(
         verbs,
         "evaluate",
-        "accuracy and macro-F1 against TF-IDF + LR and VADER",
+        "accuracy and macro-F1 against TF-IDF + LR and VADER, with paired-bootstrap intervals",
         [
             "rnnkit sentiment evaluate --model models/sentiment --out results/sentiment",
             "rnnkit sentiment evaluate --model models/sentiment --data test.csv",
@@ -184,7 +184,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.sentiment import SentimentClassifier, evaluate_on_file
-    from rnnkit.apps.sentiment.benchmark import compare_on_benchmark, movie_polarity_split
+    from rnnkit.apps.sentiment.benchmark import (
+        accuracy_intervals,
+        benchmark_predictions,
+        benchmark_rows,
+        movie_polarity_split,
+        seed_spread,
+        verdict_sentences,
+    )
 
     classifier = SentimentClassifier.load(model_folder(args.model), device=args.device)
     if args.data:
@@ -196,13 +203,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{args.model}: the movie benchmark needs a negative/positive classifier "
             f"(this one predicts {classifier.classes or 'ratings'}); pass --data"
         )
-    rows = compare_on_benchmark(classifier, movie_polarity_split())
+    predictions = benchmark_predictions(classifier, movie_polarity_split())
+    rows = benchmark_rows(predictions)
+    intervals = accuracy_intervals(predictions)
+    spread = seed_spread(rows)
+    print("rnnkit minus each baseline, accuracy, 95% paired-bootstrap interval over snippets:")
+    print(table_to_text(intervals))
+    if spread:
+        print("single networks (the ensemble's members) on the held-out movie snippets:")
+        print(table_to_text([spread]))
+    verdicts = verdict_sentences(intervals)
     out = out_dir(args, "results/sentiment")  # created only once there is something to write
-    report_metrics(rows, out, title="held-out movie snippets, then domain shift (binary polarity)")
+    report_metrics(
+        rows,
+        out,
+        title="held-out movie snippets, then domain shift (binary polarity)",
+        extra={"intervals": intervals, "seed_spread": spread, "verdicts": verdicts},
+    )
+    print("\n".join(verdicts))
     return 0
 
 
 def tour(ctx: TourContext) -> Section:
     from rnnkit.apps.sentiment.tour import sentiment_tour
 
-    return sentiment_tour(ctx.out, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
+    return sentiment_tour(
+        ctx.out, quick=ctx.quick, seed=ctx.seed, device=ctx.device, keep=ctx.models
+    )
