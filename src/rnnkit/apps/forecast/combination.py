@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.apps.forecast.series import SeriesArrays
+
 COMBINATIONS = ("none", "theta")
 # The network weights `choose_weight` tries (1: the network alone, 0: Theta alone).
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -102,3 +104,28 @@ def shift(quantiles: dict[float, np.ndarray], target_median: np.ndarray) -> dict
     """Every quantile moved by the same amount so that the median becomes ``target_median``."""
     move = target_median - quantiles[0.5]
     return {q: values + move for q, values in quantiles.items()}
+
+
+def theta_at(arrays: SeriesArrays, pairs: np.ndarray, horizon: int) -> np.ndarray:
+    """(B, H) Theta forecasts (data units) at ``(series, origin)`` pairs, from the
+    deseasonalised history before each origin (at most `THETA_HISTORY` steps),
+    reseasonalised with the indices the network's windows use."""
+    span = int(min(THETA_HISTORY, max(int(pairs[:, 1].max()), 1)))
+    start = arrays.offsets[pairs[:, 0]]
+    index = start[:, None] + pairs[:, 1:2] + np.arange(-span, 0)[None, :]
+    padded = index < start[:, None]
+    index = np.maximum(index, start[:, None])
+    history = arrays.filled[index] / arrays.seasonal[index]
+    observed = np.where(padded, 0.0, arrays.observed[index])
+    seasonal = arrays.seasonal_ahead(pairs[:, 0], pairs[:, 1], horizon)
+    return theta_forecast(history, observed, horizon) * seasonal
+
+
+def error_scale(arrays: SeriesArrays) -> np.ndarray:
+    """(S,) the mean absolute one-step change of each series: what `choose_weight` divides
+    errors by, so that every series counts alike whatever its size."""
+    scales = []
+    for offset, length in zip(arrays.offsets, arrays.lengths, strict=True):
+        steps = np.abs(np.diff(arrays.target[offset : offset + length]))
+        scales.append(np.nanmean(steps) if np.isfinite(steps).any() else 1.0)
+    return np.array(scales)

@@ -52,9 +52,3 @@ def pooled_quantiles(
     """The average of the members' quantiles (q -> (B, H)): it keeps the quantiles ordered
     and is as wide as a typical member."""
     return {q: np.mean([quantile(p, q, likelihood) for p in members], 0) for q in quantiles}
-
-
-def widen(quantiles: dict[float, np.ndarray], factors: np.ndarray) -> dict[float, np.ndarray]:
-    """Each quantile moved ``factors`` (H,) or (B, H) times as far from the median."""
-    median = quantiles[0.5]
-    return {q: median + factors * (values - median) for q, values in quantiles.items()}

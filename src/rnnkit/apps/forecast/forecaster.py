@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from rnnkit.apps.forecast.calibration import MIN_SCORES, interval_factors, scores
-from rnnkit.apps.forecast.combination import THETA_HISTORY, choose_weight, shift, theta_forecast
+from rnnkit.apps.forecast.combination import choose_weight, error_scale, shift, theta_at
 from rnnkit.apps.forecast.config import ForecasterConfig
 from rnnkit.apps.forecast.distribution import (
     level_quantiles,
@@ -399,33 +399,12 @@ class Forecaster:
         windows (`combination.choose_weight`)."""
         self._meta["combine_weight"] = 1.0
         network = self.uncalibrated_forecast(windows, val_origins, (0.5,))[0.5]
-        theta = self._theta(windows, val_origins)
+        theta = theta_at(windows, val_origins, self.config.horizon)
         truth = truth_at(windows, val_origins, self.config.horizon)
-        scale = self._error_scale(windows)[val_origins[:, 0]]
+        scale = error_scale(windows)[val_origins[:, 0]]
         weight, errors = choose_weight(truth, network, theta, scale)
         self._meta["combine_weight"] = weight
         self._meta["combine_errors"] = {f"{w:g}": e for w, e in errors.items()}
-
-    def _error_scale(self, windows: SeriesArrays) -> np.ndarray:
-        """(S,) mean absolute one-step change of each series (what errors are scaled by)."""
-        scales = []
-        for offset, length in zip(windows.offsets, windows.lengths, strict=True):
-            steps = np.abs(np.diff(windows.target[offset : offset + length]))
-            scales.append(np.nanmean(steps) if np.isfinite(steps).any() else 1.0)
-        return np.array(scales)
-
-    def _theta(self, windows: SeriesArrays, pairs: np.ndarray) -> np.ndarray:
-        """(B, H) Theta forecasts (data units) from the deseasonalised history before each
-        origin (at most `THETA_HISTORY` steps), reseasonalised."""
-        span = int(min(THETA_HISTORY, max(int(pairs[:, 1].max()), 1)))
-        start = windows.offsets[pairs[:, 0]]
-        index = start[:, None] + pairs[:, 1:2] + np.arange(-span, 0)[None, :]
-        padded = index < start[:, None]
-        index = np.maximum(index, start[:, None])
-        history = windows.filled[index] / windows.seasonal[index]
-        observed = np.where(padded, 0.0, windows.observed[index])
-        seasonal = windows.seasonal_ahead(pairs[:, 0], pairs[:, 1], self.config.horizon)
-        return theta_forecast(history, observed, self.config.horizon) * seasonal
 
     def _combined(self, windows, pairs, quantiles: dict[float, np.ndarray]) -> dict:
         """The quantiles moved so the median is the weighted mean with Theta's forecast."""
@@ -433,7 +412,7 @@ class Forecaster:
         if weight >= 1.0:
             return quantiles
         median = quantiles[0.5]
-        target = weight * median + (1 - weight) * self._theta(windows, pairs)
+        target = weight * median + (1 - weight) * theta_at(windows, pairs, self.config.horizon)
         return shift(quantiles, target)
 
     # --- calibrated intervals (see `calibration`) ---------------------------------------
