@@ -288,3 +288,36 @@ def test_every_custom_autograd_function_declares_its_autocast_behaviour():
     # The C++ kernel is a torch.library operator with an autocast rule (float32).
     for key in ("AutocastCPU", "AutocastCUDA"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key("rnnkit::layer_norm_lstm", key)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rnnkit.LSTM(4, 5, zoneout=0.2),
+        lambda: rnnkit.LSTM(4, 5, recurrent_dropout=0.2),
+        lambda: rnnkit.GRU(4, 5, zoneout=0.2, num_layers=2),
+        lambda: rnnkit.LSTM(4, 5, peephole=True, bidirectional=True),
+        lambda: rnnkit.GRU(4, 5, cell="mingru"),
+    ],
+    ids=["lstm-zoneout", "lstm-recurrent-dropout", "gru-zoneout-2-layers", "peephole-bi", "mingru"],
+)
+def test_the_layer_never_reads_its_padding_on_any_path(make):
+    """The step loops of zoneout and recurrent dropout too: a NaN in the padding changes no
+    output and no gradient (training mode, the same random masks for both runs)."""
+    torch.manual_seed(0)
+    layer = make().train()
+    lengths = torch.tensor([6, 4, 5])
+    mask = torch.arange(6)[:, None] < lengths
+    clean = torch.randn(6, 3, 4).masked_fill(~mask[..., None], 0)
+
+    def run(x):
+        x = x.clone().requires_grad_(True)
+        torch.manual_seed(1)
+        output, _ = layer(x, lengths=lengths)
+        grads = torch.autograd.grad(output.sum(), [x, *layer.parameters()])
+        return [output, *grads]
+
+    expected = run(clean)
+    got = run(clean.masked_fill(~mask[..., None], math.nan))
+    for index, (a, b) in enumerate(zip(got, expected, strict=True)):
+        assert torch.equal(a, b), f"result {index}"

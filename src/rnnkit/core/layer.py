@@ -640,6 +640,9 @@ class Recurrent(nn.Module):
         if lengths is not None:
             lengths = lengths.to(x.device)
             mask = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
+            # Padding is never read, whatever it holds: a NaN there must not reach the
+            # gradients through a masked product in some cell's step.
+            x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
         final_states: list[State] = []
         for layer in range(self.num_layers):
             direction_outputs = []
