@@ -368,7 +368,8 @@ def score_baseline(
     workers: int | None = None,
     cache: bool = True,
     log: Callable[[str], None] = print,
-) -> Scores:
+    cached_only: bool = False,
+) -> Scores | None:
     """Forecast every series of ``split`` with a statistical baseline and score it.
 
     Series are fitted in a pool of ``workers`` processes (default: one per core). The
@@ -377,6 +378,8 @@ def score_baseline(
 
     Args:
         method: a key of `COMPETITION_BASELINES` (seasonal_naive, naive2, ets, theta, arima).
+        cached_only: return None instead of fitting when the forecasts are not cached (a slow
+            baseline such as auto-ARIMA is then a separate step that fills the cache).
     """
     if method not in COMPETITION_BASELINES:
         raise UserError(
@@ -387,6 +390,9 @@ def score_baseline(
         saved = np.load(path)
         log(f"{split.name} {split.part} {method}: cached ({path.name})")
         return score(split, saved["forecast"], method, float(saved["seconds"]))
+    if cached_only:
+        log(f"{split.name} {split.part} {method}: not in the cache, left out of this run")
+        return None
     tasks = [(method, h, split.horizon, split.season_length) for h in split.histories()]
     workers = workers or default_workers()
     start = time.perf_counter()
@@ -421,6 +427,7 @@ def run_competition(
     workers: int | None = None,
     cache: bool = True,
     log: Callable[[str], None] = print,
+    cached_only: tuple[str, ...] = (),
 ) -> dict:
     """Score rnnkit and the baselines on each data set of ``names`` (and on all their series
     together when there are several), with paired intervals of rnnkit minus each baseline.
@@ -430,6 +437,8 @@ def run_competition(
         part: ``test`` for a reported result, ``validation`` for choices.
         forecaster: rnnkit's forecast function (default: `rnnkit_forecaster()`, its defaults).
         limit: series per data set (smoke tests); None: all.
+        cached_only: baselines scored only from the cache (left out where not cached; the
+            result's ``left_out`` lists them).
 
     Returns:
         ``{"rows": [...], "comparisons": [...], "per_series": ..., "published": ...,
@@ -437,13 +446,18 @@ def run_competition(
         set and baseline, every method's scores per series (``per_series[name]["ids"]``).
     """
     forecaster = forecaster or rnnkit_forecaster()
-    rows, comparisons, pooled, per_series = [], [], {}, {}
+    rows, comparisons, pooled, per_series, left_out = [], [], {}, {}, []
     for name in expand(names):
         split = competition_split(name, part, limit=limit)
         log(f"{name} {part}: {len(split.ids)} series, horizon {split.horizon}")
         results = [score_forecaster(forecaster, split, "rnnkit")]
         log(f"{name} {part} rnnkit: {results[0].summary()}")
-        results += [score_baseline(b, split, workers, cache, log) for b in baselines]
+        for b in baselines:
+            scored = score_baseline(b, split, workers, cache, log, cached_only=b in cached_only)
+            if scored is None:
+                left_out.append(f"{name}/{b}")
+            else:
+                results.append(scored)
         for result in results:
             rows.append({"data": name, "series": len(split.ids), **result.summary()})
             pooled.setdefault(result.method, []).append(result)
@@ -451,9 +465,10 @@ def run_competition(
         per_series[name] = {"ids": split.ids, **{r.method: _per_series(r) for r in results}}
     if len(expand(names)) > 1:  # every series of the collection, each counted once
         name = "+".join(names)
-        together = [_concatenate(method, parts) for method, parts in pooled.items()]
+        complete = {m: p for m, p in pooled.items() if len(p) == len(expand(names))}
+        together = [_concatenate(method, parts) for method, parts in complete.items()]
         for result in together:
-            series = sum(len(p.smape) for p in pooled[result.method])
+            series = sum(len(p.smape) for p in complete[result.method])
             rows.append({"data": name, "series": series, **result.summary()})
         comparisons += _comparisons(name, together)
     return {
@@ -461,6 +476,7 @@ def run_competition(
         "rows": rows,
         "comparisons": comparisons,
         "per_series": per_series,
+        "left_out": left_out,
         "published": {"source": PUBLISHED_SOURCE, "smape": PUBLISHED},
         "protocol": {**asdict(PROTOCOL), "digest": PROTOCOL.digest()},
     }
