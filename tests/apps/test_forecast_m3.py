@@ -117,9 +117,11 @@ def test_protocol_is_frozen_and_hashed():
 def test_baseline_scores_are_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
     split = comp.competition_split("m3-quarterly", "validation", limit=5)
-    first = comp.score_baseline("naive2", split, workers=1, log=lambda text: None)
+    quiet = dict(workers=1, log=lambda text: None)
+    assert comp.score_baseline("naive2", split, cached_only=True, **quiet) is None  # not yet
+    first = comp.score_baseline("naive2", split, **quiet)
     assert len(list(tmp_path.rglob("*.npz"))) == 1
-    again = comp.score_baseline("naive2", split, workers=1, log=lambda text: None)
+    again = comp.score_baseline("naive2", split, cached_only=True, **quiet)
     np.testing.assert_array_equal(first.forecast, again.forecast)
     assert again.seconds == first.seconds  # the time of the run that made the forecasts
 
