@@ -139,7 +139,10 @@ def main() -> None:
     table, per_series = [], {"ids": split.ids}
     for name, forecast in peers.items():
         if saved is not None:  # the forecasts of an earlier run, compared again
-            row = next(r for r in saved["rows"] if r["method"] == name)
+            row = next((r for r in saved["rows"] if r["method"] == name), None)
+            if row is None:
+                print(f"{name}: not in {path} (that run did not get to it)")
+                continue
             values = {m: np.asarray(saved["per_series"][name][m]) for m in ("smape", "mase")}
         else:
             start = time.perf_counter()
