@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 OUT ?= tour
 
-.PHONY: tour serve test test-slow lint bench clean
+.PHONY: tour serve results test test-slow lint bench clean
 
 $(BIN)/rnnkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ tour: $(BIN)/rnnkit
 # page at http://127.0.0.1:8000/
 serve: $(BIN)/rnnkit
 	$(BIN)/rnnkit serve $(OUT)/models/* $(OUT)/experiment
+
+# Every README table from its documented command (hours on 2 cores): RESULTS/<table>/metrics.json
+RESULTS ?= results
+results: $(BIN)/rnnkit
+	bash scripts/system-packages.sh
+	bash scripts/results.sh $(RESULTS)
 
 test: $(BIN)/rnnkit
 	bash scripts/system-packages.sh

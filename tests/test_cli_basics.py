@@ -45,3 +45,28 @@ def test_system_package_script_is_what_ci_runs():
     assert "scripts/system-packages.sh" in (root / ".ci" / "run").read_text()
     for package in ("sword-text-web", "espeak-ng", "dataset-fashion-mnist", "chromium"):
         assert package in script
+
+
+def test_every_step_of_make_results_is_a_valid_command():
+    """`make results` runs for hours, so CI checks that each of its commands parses."""
+    import shlex
+    from pathlib import Path
+
+    from rnnkit.cli import build_parser
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "results.sh").read_text()
+    steps = [
+        line.strip()[len("step ") :]
+        for line in script.splitlines()
+        if line.strip().startswith("step ")
+    ]
+    assert len(steps) >= 20
+    parser = build_parser()
+    for step in steps:
+        argv = shlex.split(
+            step.replace('"$out', '"results')
+            .replace('"$models', '"results/models')
+            .replace('"$fsdd"', "fsdd")
+        )
+        args = parser.parse_args(argv)
+        assert callable(args.func), step
