@@ -243,7 +243,7 @@ def tour(ctx: TourContext) -> Section:
     limit = workflow.QUICK_PIECES if ctx.quick else None
     result = workflow.train(
         "chorales",
-        ctx.out / "model",
+        ctx.models,  # kept for `make serve`
         "roll",
         "gru",
         "made",
@@ -266,7 +266,7 @@ def tour(ctx: TourContext) -> Section:
     }
     made = {
         name: workflow.generate(
-            ctx.out / "model", ctx.out / name, count=1 if ctx.quick else 2, bars=bars,
+            ctx.models, ctx.out / name, count=1 if ctx.quick else 2, bars=bars,
             seed=ctx.seed, corpus=train_set, **options,
         )
         for name, options in kinds.items()
