@@ -28,6 +28,10 @@ from rnnkit.errors import UserError
 #         retrained for its best epoch count at a constant rate is worse; refit stays off.
 #   The combination weight is chosen on each fit's own validation windows by MASE; on this split
 #   the network's weight 0.25 / 0.4 / 0.5 would give 14.086 / 14.062 / 14.071.
+# The same defaults on the other frequencies' validation splits (paired 95% interval over
+# series of rnnkit minus Theta): yearly 19.417 (network 22.871, weight 0.25) vs Theta 19.607,
+# -0.19 [-0.52, 0.12], ETS 21.035; quarterly 9.198 (network 9.546, weight 0.75) vs Theta 9.197,
+# 0.00 [-0.34, 0.29], 80% coverage 0.91. Ties with Theta everywhere; monthly -0.16 [-0.35, 0.04].
 @dataclass
 class ForecasterConfig:
     """Everything that defines a forecaster (saved with the model).
