@@ -139,7 +139,8 @@ def make_batch(
     padded = past_index < series_start[:, None]
     past_index = np.maximum(past_index, series_start[:, None])
     filled = arrays.filled[past_index] / arrays.seasonal[past_index]
-    observed = np.where(padded, 0.0, arrays.observed[past_index])
+    # float32 like the mask it reads (float64 here would move every later bit of training)
+    observed = np.where(padded, np.float32(0.0), arrays.observed[past_index])
     location, scale = location_scale(filled, observed, scaling, season)
     scaled = (filled - location[:, None]) / scale[:, None]
     encoder = np.concatenate(
