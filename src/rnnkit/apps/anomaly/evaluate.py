@@ -115,6 +115,8 @@ class InjectionProtocol:
 
 PROTOCOL = InjectionProtocol()
 QUICK_PROTOCOL = InjectionProtocol(series=PROTOCOL.series[:1], stretch=600, per_kind=1)
+# `rnnkit tour`: two of the series, a minute or two; the published table is `PROTOCOL`'s.
+TOUR_PROTOCOL = InjectionProtocol(series=PROTOCOL.series[:2], per_kind=3)
 
 # Threshold settings each method may get, chosen on validation (see `flag`): the paper's
 # pruning (min_decrease) and error buffer, and a milder penalty on the number of flagged
@@ -370,10 +372,11 @@ def run_evaluation(
     epochs: int | None = None,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    protocol: InjectionProtocol | None = None,
 ) -> dict:
     """Both tests. Returns ``{"ucr", "threshold_choice", "injected", "injected_pooled",
     "scored"}``: row lists for the tables and the scored stretches for the plots."""
-    protocol = QUICK_PROTOCOL if quick else PROTOCOL
+    protocol = protocol or (QUICK_PROTOCOL if quick else PROTOCOL)
     options = {"epochs": 2, "batches_per_epoch": 10} if quick else {}
     if epochs is not None:
         options["epochs"] = epochs
