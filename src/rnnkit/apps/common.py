@@ -1,4 +1,7 @@
-"""Helpers several apps share.
+"""Helpers several apps share, and the one rule that tells which app wrote a model folder.
+
+`app_of_folder` reads a folder written by ``rnnkit <app> train`` and names its application;
+`rnnkit serve` and `rnnkit export` both use it.
 
 `LengthBucketedBatches` is the batching of the sequence-to-sequence apps (speech, translate):
 examples of similar length go in one batch, so little of each batch is padding, and the order
@@ -17,9 +20,34 @@ is reshuffled every epoch from ``seed + epoch``, so a resumed run replays the ep
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+APPS = ("forecast", "anomaly", "sentiment", "lm", "translate", "speech", "caption", "music")
+
+
+def app_of_folder(folder: Path, config: dict) -> str | None:
+    """The application that wrote ``folder`` (its ``config.json`` already read as ``config``),
+    or None when no rnnkit application did."""
+    kind = str(config.get("kind", ""))
+    if config.get("app") in APPS:
+        return config["app"]
+    if kind == "rnnkit.forecast":
+        return "anomaly" if config.get("columns", {}).get("kind") == "anomaly" else "forecast"
+    if kind.startswith("rnnkit.music"):
+        return "music"
+    if "sentiment" in config:
+        return "sentiment"
+    if "lm" in config:
+        return "lm"
+    # translate and speech write no "app" into config.json: known by their files.
+    if (folder / "source_tokenizer.json").exists():
+        return "translate"
+    if "n_mels" in config:
+        return "speech"
+    return None
 
 
 class LengthBucketedBatches:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnnkit.apps.common import app_of_folder
 from rnnkit.errors import UserError
 
 EXPORTABLE = ("sentiment", "forecast", "anomaly", "lm")
@@ -497,21 +498,6 @@ APPS: dict[str, AppExport] = {
 }
 
 
-def app_of(config: dict) -> str | None:
-    """The application that wrote a model folder's ``config.json``, None if unknown."""
-    if "sentiment" in config:
-        return "sentiment"
-    if "lm" in config:
-        return "lm"
-    if config.get("kind") == "rnnkit.forecast":
-        return "anomaly" if config.get("columns", {}).get("kind") == "anomaly" else "forecast"
-    if config.get("app") == "caption":
-        return "caption"
-    if str(config.get("kind", "")).startswith("rnnkit.music"):
-        return "music"
-    return None
-
-
 def exporter_for(directory: str | os.PathLike) -> AppExport:
     """The `AppExport` of the model folder ``directory``, or a one-line UserError."""
     from rnnkit.engine.checkpoint import read_json
@@ -526,7 +512,7 @@ def exporter_for(directory: str | os.PathLike) -> AppExport:
             "written by 'rnnkit <app> train')"
         )
     config = read_json(config_path)  # broken JSON: a UserError naming line and column
-    app = app_of(config) if isinstance(config, dict) else None
+    app = app_of_folder(directory, config) if isinstance(config, dict) else None
     if app not in APPS:
         what = f"a {app} model" if app else "a model of an application"
         raise UserError(

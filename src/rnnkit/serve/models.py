@@ -21,20 +21,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rnnkit.apps.common import app_of_folder
 from rnnkit.errors import UserError
 from rnnkit.serve.settings import Settings
-
-APPS = (
-    "forecast",
-    "anomaly",
-    "sentiment",
-    "lm",
-    "translate",
-    "speech",
-    "caption",
-    "music",
-    "experiment",
-)
 
 
 def detect_app(folder: Path) -> str:
@@ -58,22 +47,9 @@ def detect_app(folder: Path) -> str:
     config = read_json(config_path)
     if not isinstance(config, dict):
         raise UserError(f"{config_path}: expected a JSON object")
-    kind = str(config.get("kind", ""))
-    if config.get("app") in APPS:
-        return config["app"]
-    if kind == "rnnkit.forecast":
-        return "anomaly" if config.get("columns", {}).get("kind") == "anomaly" else "forecast"
-    if kind.startswith("rnnkit.music"):
-        return "music"
-    if "sentiment" in config:
-        return "sentiment"
-    if "lm" in config:
-        return "lm"
-    # Folders saved before translate and speech wrote "app" into config.json.
-    if (folder / "source_tokenizer.json").exists():
-        return "translate"
-    if "n_mels" in config:
-        return "speech"
+    app = app_of_folder(folder, config)
+    if app is not None:
+        return app
     raise UserError(f"{config_path}: not a model folder of any rnnkit application")
 
 
