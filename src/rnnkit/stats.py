@@ -61,16 +61,22 @@ class Interval:
         return f"{self.estimate:+.4g} [{self.low:+.4g}, {self.high:+.4g}]"
 
 
-def _resampled_indices(n_items: int, resamples: int, seed: int) -> np.ndarray:
+def _percentile_interval(
+    n_items: int,
+    value: Callable[[np.ndarray], float],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> Interval:
+    """``value`` of all items, with the percentile interval of ``value`` over resampled item
+    indices (the same indices for every system ``value`` compares)."""
     if n_items < 2:
         raise ValueError(f"a bootstrap needs at least 2 items, got {n_items}")
-    return np.random.default_rng(seed).integers(0, n_items, size=(resamples, n_items))
-
-
-def _interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval:
+    indices = np.random.default_rng(seed).integers(0, n_items, size=(resamples, n_items))
+    draws = np.array([value(idx) for idx in indices])
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
-    return Interval(float(estimate), float(low), float(high), confidence)
+    return Interval(float(value(np.arange(n_items))), float(low), float(high), confidence)
 
 
 def bootstrap(
@@ -89,10 +95,9 @@ def bootstrap(
         resamples, confidence, seed: the bootstrap's settings (fixed seed: same interval every run).
     """
     scores = np.asarray(scores, dtype=float)
-    draws = np.array(
-        [statistic(scores[idx]) for idx in _resampled_indices(len(scores), resamples, seed)]
+    return _percentile_interval(
+        len(scores), lambda idx: statistic(scores[idx]), resamples, confidence, seed
     )
-    return _interval(statistic(scores), draws, confidence)
 
 
 def paired_bootstrap(
@@ -121,10 +126,10 @@ def paired_bootstrap(
         raise ValueError(
             f"paired scores need the same items: {scores_a.shape[0]} vs {scores_b.shape[0]}"
         )
-    draws = np.array(
-        [
-            statistic(scores_a[idx]) - statistic(scores_b[idx])
-            for idx in _resampled_indices(len(scores_a), resamples, seed)
-        ]
+    return _percentile_interval(
+        len(scores_a),
+        lambda idx: statistic(scores_a[idx]) - statistic(scores_b[idx]),
+        resamples,
+        confidence,
+        seed,
     )
-    return _interval(statistic(scores_a) - statistic(scores_b), draws, confidence)
