@@ -12,6 +12,7 @@ from rnnkit.engine.checkpoint import (
     save_model,
 )
 from rnnkit.engine.seeding import get_rng_state, seed_everything, set_rng_state
+from rnnkit.engine.threads import torch_threads
 from rnnkit.engine.trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "save_model",
     "seed_everything",
     "set_rng_state",
+    "torch_threads",
 ]

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from rnnkit.engine import torch_threads
 from rnnkit.errors import UserError
 from rnnkit.export import exported_files
 from rnnkit.export.apps import SessionRunner, exporter_for
@@ -67,19 +68,14 @@ def latency_ratio(
     part, inputs = exporter.benchmark_inputs(model, net, batch_size, generator)
     graph, runtime = exporter.graphs(net)[part], SessionRunner(session(files[0][part], threads))
     named = dict(zip(graph.spec.inputs, inputs, strict=True))
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            torch_s, onnx_s = alternating_medians(
-                [
-                    lambda: graph.module(*inputs),
-                    lambda: runtime(torch.device("cpu"), **named),
-                ],
-                repeats,
-            )
-    finally:
-        torch.set_num_threads(previous_threads)
+    with torch_threads(threads), torch.inference_mode():
+        torch_s, onnx_s = alternating_medians(
+            [
+                lambda: graph.module(*inputs),
+                lambda: runtime(torch.device("cpu"), **named),
+            ],
+            repeats,
+        )
     return {
         "app": exporter.app,
         "graph": part,

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from collections import Counter
@@ -36,7 +35,7 @@ from rnnkit.apps.caption.models import (
     VideoEncoder,
 )
 from rnnkit.core.decoding import beam_search, greedy_search
-from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model
+from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, torch_threads
 from rnnkit.errors import UserError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -136,18 +135,6 @@ class CaptionConfig:
                 f"video_encoder: expected one of {', '.join(VIDEO_ENCODERS)}, "
                 f"got {self.video_encoder!r}"
             )
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Use ``count`` CPU threads inside the block (0: leave torch's setting alone)."""
-    previous = torch.get_num_threads()
-    if count > 0:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _with_configured_threads(method: Callable) -> Callable:

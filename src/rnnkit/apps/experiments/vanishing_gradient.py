@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from rnnkit.apps.experiments import tasks
 from rnnkit.core import GRU, LSTM, RNN
-from rnnkit.engine import TrainConfig, Trainer
+from rnnkit.engine import TrainConfig, Trainer, torch_threads
 from rnnkit.errors import UserError
 from rnnkit.files import write_json
 
@@ -579,18 +578,6 @@ def plot_learning_curves(runs: list[Run], path: Path) -> Path:
 # -------------------------------------------------------------------------------------------
 # The whole experiment
 # -------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Use ``count`` CPU threads inside the block. These models are tiny (a [64, 32] state):
-    a second thread costs more in synchronization than it gains, much more on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path) -> dict:
