@@ -42,6 +42,8 @@ CANDIDATES: dict[str, dict] = {
     "scaling_last": dict(scaling="last"),
     "loss_nll": dict(loss="nll"),
     "no_combine": dict(combine="none"),
+    # the default before the equal-weight mean: Theta alone, its weight chosen per fit
+    "combine_theta": dict(combine="theta"),
     "more_training": dict(
         deseasonalize=True,
         scaling="level",

@@ -18,7 +18,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from rnnkit.apps.forecast import Forecaster
+from rnnkit.apps.forecast import Forecaster, combination
 from rnnkit.apps.forecast import baselines as bl
 from rnnkit.apps.forecast import metrics as m
 from rnnkit.apps.forecast.backtest import (
@@ -28,7 +28,7 @@ from rnnkit.apps.forecast.backtest import (
     rolling_interval_factors,
     targets_summary,
 )
-from rnnkit.apps.forecast.combination import choose_weight, theta_forecast
+from rnnkit.apps.forecast.combination import choose_weight, damped_forecast, theta_forecast
 from rnnkit.apps.forecast.config import EARLIER_DEFAULTS
 from rnnkit.apps.forecast.features import calendar_features, window_location_scale
 from rnnkit.apps.forecast.forecaster import (
@@ -861,6 +861,41 @@ def test_batched_theta_matches_statsmodels_on_a_trend():
     np.testing.assert_allclose(theta_forecast(padded, mask, 8)[0], ours)
 
 
+def test_batched_damped_trend_matches_statsmodels_at_one_grid_point(monkeypatch):
+    from statsmodels.tsa.holtwinters import Holt
+
+    rng = np.random.default_rng(0)
+    y = 50 + np.cumsum(0.5 + rng.normal(scale=1.0, size=40))
+    for name, value in (("DAMPED_ALPHAS", 0.4), ("DAMPED_SHARES", 0.2), ("DAMPED_PHIS", 0.9)):
+        monkeypatch.setattr(combination, name, np.array([value]))
+    ours = damped_forecast(y[None], np.ones((1, 40)), 6, season=4)[0]
+    # the same recursion: the level starts at the first value, the slope at the mean change
+    # over the first 4 steps, and the updates begin with the second value
+    fitted = Holt(
+        y[1:],
+        damped_trend=True,
+        initialization_method="known",
+        initial_level=y[0],
+        initial_trend=(y[4] - y[0]) / 4,
+    ).fit(smoothing_level=0.4, smoothing_trend=0.2, damping_trend=0.9, optimized=False)
+    np.testing.assert_allclose(ours, fitted.forecast(6), rtol=1e-9)
+    # padding before a shorter history changes nothing
+    padded = np.concatenate([np.full(10, -5.0), y])[None]
+    mask = np.concatenate([np.zeros(10), np.ones(40)])[None]
+    np.testing.assert_allclose(damped_forecast(padded, mask, 6, season=4)[0], ours)
+
+
+def test_damped_trend_grid_follows_a_trend_that_flattens():
+    """On a saturating curve the damped trend forecasts a flattening, Theta a straight line:
+    the damped one is nearer the truth."""
+    t = np.arange(80.0)
+    curve = 100 * (1 - np.exp(-t / 25)) + np.random.default_rng(1).normal(scale=0.3, size=80)
+    history, truth = curve[None, :68], curve[68:]
+    damped = damped_forecast(history, np.ones_like(history), 12)[0]
+    theta = theta_forecast(history, np.ones_like(history), 12)[0]
+    assert np.abs(damped - truth).mean() < np.abs(theta - truth).mean()
+
+
 def test_the_combination_weight_is_the_one_with_the_lowest_validation_error():
     truth = np.ones((4, 3))
     weight, errors = choose_weight(truth, truth + 1.0, truth - 1.0, np.ones(4))
@@ -884,6 +919,24 @@ def test_defaults_beat_seasonal_naive_on_m3_monthly_validation():
     baseline = score(split, naive, "seasonal_naive")
     assert scores.smape.mean() < baseline.smape.mean()
     assert scores.mase.mean() < baseline.mase.mean()
+
+
+def test_the_mean_combination_is_the_equal_mean_of_network_theta_and_damped_trend():
+    from rnnkit.apps.forecast.combination import statistical_at
+
+    data = seasonal_frame(length=120)
+    model = Forecaster(horizon=6, combine="mean", **TINY_TRAINING).fit(data)
+    assert model.meta["combine_weight"] == pytest.approx(1 / 3)
+    assert set(model.meta["combine_errors"]) == {"0", "0.333", "0.5", "1"}
+    windows = model._windows(data)
+    pairs = np.array([(s, n) for s, n in enumerate(windows.lengths)], dtype=np.int64)
+    combined = model.forecast_windows(windows, pairs, quantiles=(0.1, 0.5, 0.9))
+    model._meta["combine_weight"] = 1.0
+    network = model.forecast_windows(windows, pairs, quantiles=(0.1, 0.5, 0.9))
+    statistical = statistical_at(windows, pairs, 6, "mean")
+    np.testing.assert_allclose(combined[0.5], (network[0.5] + 2 * statistical) / 3)
+    # the spread moves with the median, unchanged
+    np.testing.assert_allclose(combined[0.9] - combined[0.1], network[0.9] - network[0.1])
 
 
 def test_refit_retrains_on_the_validation_windows_for_the_best_epochs():

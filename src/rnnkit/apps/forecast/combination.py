@@ -1,14 +1,21 @@
-"""Distribution -> combined distribution: the network's median pulled towards Theta's.
+"""Distribution -> combined distribution: the network's median pulled towards statistical ones.
 
 The Theta method (Assimakopoulos & Nikolopoulos 2000; the M3 competition's best) is simple
-exponential smoothing with half the slope of a linear trend as drift. Averaging a learned
-forecast with a statistical one is the oldest trick of the M competitions, and it works when
-their errors differ. `Forecaster.fit` chooses the network's weight on its validation windows
-(`choose_weight`; weight 1 keeps the network alone), and every forecast moves all its
-quantiles by the same amount, so the spread stays the network's (calibrated afterwards).
+exponential smoothing with half the slope of a linear trend as drift; the damped trend
+(Gardner & McKenzie 1985) is Holt's linear trend whose slope dies away. Averaging a learned
+forecast with statistical ones is the oldest trick of the M competitions, and it works when
+their errors differ. Two ways (``ForecasterConfig.combine``):
 
-Theta runs here on every window at once (numpy over a batch of right-aligned histories, SES
-smoothing constants from a grid), on the same deseasonalised values the network reads.
+- ``mean``: the equal-weight mean of the network, Theta and the damped trend (weights fixed,
+  not estimated: estimated combination weights are noisy and usually do worse than equal
+  ones; `Forecaster.fit` records the validation errors of `MEAN_WEIGHTS` but keeps 1/3).
+- ``theta``: the network and Theta, the network's weight chosen from `WEIGHTS` on the
+  validation windows (`choose_weight`; weight 1 keeps the network alone).
+
+Every forecast moves all its quantiles by the same amount, so the spread stays the
+network's (calibrated afterwards). The statistical forecasts run here on every window at
+once (numpy over a batch of right-aligned histories, smoothing parameters from a grid
+chosen by the one-step squared error), on the same deseasonalised values the network reads.
 """
 
 from __future__ import annotations
@@ -17,11 +24,22 @@ import numpy as np
 
 from rnnkit.apps.forecast.series import SeriesArrays
 
-COMBINATIONS = ("none", "theta")
+COMBINATIONS = ("none", "theta", "mean")
 # The network weights `choose_weight` tries (1: the network alone, 0: Theta alone).
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# ``mean``: the network's weights against the mean of Theta and the damped trend whose
+# validation errors `Forecaster.fit` records: none, one third (the equal mean of the three,
+# the one it keeps), a half, all.
+MEAN_WEIGHTS = (0.0, 1 / 3, 0.5, 1.0)
 # SES smoothing constants tried for each window (the one-step squared error picks one).
 ALPHAS = np.linspace(0.02, 1.0, 50)
+# The damped trend's grid: level and slope smoothing (the slope's as a share of the level's,
+# ``beta = alpha * share``) and damping factors.
+DAMPED_ALPHAS = np.linspace(0.05, 1.0, 20)
+DAMPED_SHARES = np.array([0.01, 0.05, 0.1, 0.2, 0.3])
+DAMPED_PHIS = np.array([0.8, 0.85, 0.9, 0.95, 0.98])
+# Windows per numpy pass of the damped trend (each holds a (chunk, grid) state).
+DAMPED_CHUNK = 2048
 # Theta reads at most this many steps before each origin (M3 monthly histories: 48-126).
 THETA_HISTORY = 240
 
@@ -78,22 +96,87 @@ def theta_forecast(history: np.ndarray, observed: np.ndarray, horizon: int) -> n
     return final[:, None] + drift
 
 
-def choose_weight(
-    truth: np.ndarray, network: np.ndarray, theta: np.ndarray, scale: np.ndarray
-) -> tuple[float, dict[float, float]]:
-    """The network weight of `WEIGHTS` whose combination has the lowest scaled error.
+def damped_forecast(
+    history: np.ndarray, observed: np.ndarray, horizon: int, season: int = 1
+) -> np.ndarray:
+    """(B, H) damped-trend forecasts (additive damped Holt) of B right-aligned histories.
 
     Args:
-        truth, network, theta: (B, H) the validation windows' values and both forecasts.
+        history: (B, T) values, gap-filled; steps before a series begins are padding.
+        observed: (B, T) 1 where a value was observed (0 at padding and gaps).
+        horizon: steps to forecast.
+        season: steps per season: the initial slope is the mean change over the first
+            season (at least 4 steps; one step's change is too noisy a start).
+
+    Per window, every (alpha, share, phi) of the grid runs at once: level
+    ``l = l + phi b + alpha e``, slope ``b = phi b + alpha share e`` after each one-step
+    error ``e``; unobserved steps carry the prediction on. The grid point with the lowest
+    one-step squared error forecasts ``l + (phi + ... + phi^h) b``.
+
+    Example:
+        >>> y = np.arange(1.0, 21.0)[None]
+        >>> damped_forecast(y, np.ones_like(y), 3).round(1)
+        array([[20.9, 21.9, 22.8]])
+    """
+    history = np.asarray(history, float)
+    if len(history) > DAMPED_CHUNK:  # bounded memory: the state is (windows, grid)
+        return np.concatenate(
+            [
+                damped_forecast(
+                    history[i : i + DAMPED_CHUNK], observed[i : i + DAMPED_CHUNK], horizon, season
+                )
+                for i in range(0, len(history), DAMPED_CHUNK)
+            ]
+        )
+    batch, length = history.shape
+    seen = np.asarray(observed, float) > 0
+    rows = np.arange(batch)
+    first = np.argmax(seen, axis=1)
+    ahead = np.minimum(first + max(season, 4), length - 1)
+    level = history[rows, first]
+    slope = (history[rows, ahead] - level) / np.maximum(ahead - first, 1)
+    alpha, share, phi = (
+        g.ravel()[None]
+        for g in np.meshgrid(DAMPED_ALPHAS, DAMPED_SHARES, DAMPED_PHIS, indexing="ij")
+    )
+    level = np.repeat(level[:, None], alpha.shape[1], axis=1)
+    slope = np.repeat(slope[:, None], alpha.shape[1], axis=1)
+    sse = np.zeros_like(level)
+    for t in range(length):
+        started = (t > first)[:, None]
+        counts = seen[:, t : t + 1] & started
+        predicted = level + phi * slope
+        error = np.where(counts, history[:, t : t + 1] - predicted, 0.0)
+        sse += error**2
+        level = np.where(started, predicted + alpha * error, level)
+        slope = np.where(started, phi * slope + alpha * share * error, slope)
+    best = np.argmin(sse, axis=1)
+    damping = np.cumsum(phi[0, best][:, None] ** np.arange(1, horizon + 1)[None, :], axis=1)
+    return level[rows, best][:, None] + damping * slope[rows, best][:, None]
+
+
+def choose_weight(
+    truth: np.ndarray,
+    network: np.ndarray,
+    other: np.ndarray,
+    scale: np.ndarray,
+    weights: tuple[float, ...] = WEIGHTS,
+) -> tuple[float, dict[float, float]]:
+    """The network weight of ``weights`` whose combination has the lowest scaled error.
+
+    Args:
+        truth, network, other: (B, H) the validation windows' values, the network's and the
+            statistical forecast (Theta, or the mean of Theta and the damped trend).
         scale: (B,) each window's error scale (its series' mean absolute one-step change),
             so that every series counts alike whatever its size (MASE).
+        weights: the network weights tried (`WEIGHTS`, `MEAN_WEIGHTS`).
 
     Returns:
         (weight, {weight: mean scaled absolute error}).
     """
     errors = {}
-    for weight in WEIGHTS:
-        combined = weight * network + (1 - weight) * theta
+    for weight in weights:
+        combined = weight * network + (1 - weight) * other
         scaled = np.abs(truth - combined) / np.maximum(scale, 1e-12)[:, None]
         errors[weight] = float(np.nanmean(scaled)) if np.isfinite(scaled).any() else np.inf
     best = min(errors, key=lambda w: (errors[w], -w))  # ties: the larger network weight
@@ -106,19 +189,41 @@ def shift(quantiles: dict[float, np.ndarray], target_median: np.ndarray) -> dict
     return {q: values + move for q, values in quantiles.items()}
 
 
-def theta_at(arrays: SeriesArrays, pairs: np.ndarray, horizon: int) -> np.ndarray:
-    """(B, H) Theta forecasts (data units) at ``(series, origin)`` pairs, from the
-    deseasonalised history before each origin (at most `THETA_HISTORY` steps),
-    reseasonalised with the indices the network's windows use."""
+def _adjusted_history(arrays: SeriesArrays, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(history, observed), each (B, T): the deseasonalised values before each origin of
+    ``pairs`` (at most `THETA_HISTORY` steps), right-aligned, padding marked unobserved."""
     span = int(min(THETA_HISTORY, max(int(pairs[:, 1].max()), 1)))
     start = arrays.offsets[pairs[:, 0]]
     index = start[:, None] + pairs[:, 1:2] + np.arange(-span, 0)[None, :]
     padded = index < start[:, None]
     index = np.maximum(index, start[:, None])
     history = arrays.filled[index] / arrays.seasonal[index]
-    observed = np.where(padded, 0.0, arrays.observed[index])
+    return history, np.where(padded, 0.0, arrays.observed[index])
+
+
+def theta_at(arrays: SeriesArrays, pairs: np.ndarray, horizon: int) -> np.ndarray:
+    """(B, H) Theta forecasts (data units) at ``(series, origin)`` pairs, from the
+    deseasonalised history before each origin (at most `THETA_HISTORY` steps),
+    reseasonalised with the indices the network's windows use."""
+    history, observed = _adjusted_history(arrays, pairs)
     seasonal = arrays.seasonal_ahead(pairs[:, 0], pairs[:, 1], horizon)
     return theta_forecast(history, observed, horizon) * seasonal
+
+
+def statistical_at(
+    arrays: SeriesArrays, pairs: np.ndarray, horizon: int, combine: str
+) -> np.ndarray:
+    """(B, H) the statistical side of a combination at ``(series, origin)`` pairs (data
+    units): Theta (``combine="theta"``) or the mean of Theta and the damped trend
+    (``"mean"``), both on the deseasonalised history, reseasonalised."""
+    if combine == "theta":
+        return theta_at(arrays, pairs, horizon)
+    history, observed = _adjusted_history(arrays, pairs)
+    season = len(arrays.indices[0]) if arrays.indices else 1
+    theta = theta_forecast(history, observed, horizon)
+    damped = damped_forecast(history, observed, horizon, season)
+    seasonal = arrays.seasonal_ahead(pairs[:, 0], pairs[:, 1], horizon)
+    return (theta + damped) / 2 * seasonal
 
 
 def error_scale(arrays: SeriesArrays) -> np.ndarray:

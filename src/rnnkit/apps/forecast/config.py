@@ -83,9 +83,11 @@ class ForecasterConfig:
             features): the daily cycle of yesterday is the best single hint for tomorrow's,
             and the decoder gets it without having to carry it through its state.
         season_length: steps per season; None: the data's (guessed from its frequency).
-        combine: ``theta``: move the forecast towards the Theta method's by a weight chosen
-            on the validation windows (`combination`; weight 1 where the network alone is
-            best there); ``none``: the network alone.
+        combine: ``mean``: the median becomes the equal-weight mean of the network's, the
+            Theta method's and the damped trend's forecasts (`combination`); ``theta``: move
+            the forecast towards the Theta method's by a weight chosen on the validation
+            windows (weight 1 where the network alone is best there); ``none``: the network
+            alone.
         refit: after the validation windows chose the epochs, the combination weight and
             the interval factors, retrain each network on all windows including them for
             its best number of epochs (twice the training time).
@@ -117,7 +119,7 @@ class ForecasterConfig:
     samples: int = 200
     ensemble: int = 1
     season_length: int | None = None
-    combine: str = "theta"
+    combine: str = "mean"
     refit: bool = False
     seed: int = 0
     device: str = "cpu"

@@ -29,7 +29,14 @@ import pandas as pd
 import torch
 
 from rnnkit.apps.forecast.calibration import MIN_SCORES, interval_factors, scores
-from rnnkit.apps.forecast.combination import choose_weight, error_scale, shift, theta_at
+from rnnkit.apps.forecast.combination import (
+    MEAN_WEIGHTS,
+    WEIGHTS,
+    choose_weight,
+    error_scale,
+    shift,
+    statistical_at,
+)
 from rnnkit.apps.forecast.config import ForecasterConfig
 from rnnkit.apps.forecast.distribution import (
     level_quantiles,
@@ -135,7 +142,7 @@ class Forecaster:
         # factors with the networks trained without them; `refit` then retrains on them too.
         self._meta["interval_scale"] = [1.0] * cfg.horizon
         self._meta["combine_weight"] = 1.0
-        if cfg.combine == "theta" and len(val_origins):
+        if cfg.combine != "none" and len(val_origins):
             self._choose_combination(windows, val_origins)
         # where the held-out windows begin: `update` recalibrates on nothing earlier
         first_held_out: dict[str, str] = {}
@@ -392,28 +399,34 @@ class Forecaster:
         factors = self._interval_factors()
         return {q: median + factors * (np.quantile(paths, q, axis=0) - median) for q in quantiles}
 
-    # --- combination with Theta (see `combination`) ------------------------------------
+    # --- combination with statistical forecasts (see `combination`) --------------------
 
     def _choose_combination(self, windows: SeriesArrays, val_origins: np.ndarray) -> None:
-        """Set the network's weight against Theta by the scaled error on the validation
-        windows (`combination.choose_weight`)."""
+        """Set the network's weight against the statistical forecast (Theta, or the mean of
+        Theta and the damped trend) by the scaled error on the validation windows
+        (`combination.choose_weight`)."""
+        cfg = self.config
         self._meta["combine_weight"] = 1.0
         network = self.uncalibrated_forecast(windows, val_origins, (0.5,))[0.5]
-        theta = theta_at(windows, val_origins, self.config.horizon)
-        truth = truth_at(windows, val_origins, self.config.horizon)
+        other = statistical_at(windows, val_origins, cfg.horizon, cfg.combine)
+        truth = truth_at(windows, val_origins, cfg.horizon)
         scale = error_scale(windows)[val_origins[:, 0]]
-        weight, errors = choose_weight(truth, network, theta, scale)
-        self._meta["combine_weight"] = weight
-        self._meta["combine_errors"] = {f"{w:g}": e for w, e in errors.items()}
+        weights = MEAN_WEIGHTS if cfg.combine == "mean" else WEIGHTS
+        weight, errors = choose_weight(truth, network, other, scale, weights)
+        # ``mean`` keeps its equal weights whatever the validation windows say (their errors
+        # are kept for the record): on M3 monthly one window per series chose worse weights
+        # than equal ones (see config.py), the "forecast combination puzzle".
+        self._meta["combine_weight"] = 1 / 3 if cfg.combine == "mean" else weight
+        self._meta["combine_errors"] = {f"{w:.3g}": e for w, e in errors.items()}
 
     def _combined(self, windows, pairs, quantiles: dict[float, np.ndarray]) -> dict:
-        """The quantiles moved so the median is the weighted mean with Theta's forecast."""
+        """The quantiles moved so the median is the weighted mean with the statistical
+        forecast (`combination.statistical_at`)."""
         weight = float(self._meta.get("combine_weight", 1.0))
-        if weight >= 1.0:
+        if weight >= 1.0 or self.config.combine == "none":
             return quantiles
-        median = quantiles[0.5]
-        target = weight * median + (1 - weight) * theta_at(windows, pairs, self.config.horizon)
-        return shift(quantiles, target)
+        other = statistical_at(windows, pairs, self.config.horizon, self.config.combine)
+        return shift(quantiles, weight * quantiles[0.5] + (1 - weight) * other)
 
     # --- calibrated intervals (see `calibration`) ---------------------------------------
 
