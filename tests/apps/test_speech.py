@@ -419,6 +419,59 @@ def test_connected_digits_join_one_speakers_own_recordings_reproducibly(tmp_path
     assert connected_digits(recordings, 20, seed=4)[0].audio.shape != strings[0].audio.shape
 
 
+def test_respoken_strings_say_the_same_digits_with_other_takes_reproducibly(tmp_path):
+    from rnnkit.apps.speech.digits import respoken_strings
+
+    write_fsdd(tmp_path, takes=3)
+    recordings = fsdd_recordings(tmp_path)
+    strings = respoken_strings(recordings, 12, copies=4, seed=3)
+    again = respoken_strings(recordings, 12, copies=4, seed=3)
+    assert [t for t, _ in strings] == [t for t, _ in again]
+    np.testing.assert_array_equal(strings[5][1][2], again[5][1][2])
+    shortest = min(len(r.audio) for r in recordings)
+    for text, copies in strings:
+        words = text.split()
+        assert 2 <= len(words) <= 5 and set(words) <= {"zero", "one", "two"}
+        assert len(copies) == 4 and len({len(a) for a in copies}) > 1  # four different takes
+        # Every copy holds each digit plus a pause of at least 50 ms, with noise under it all.
+        assert all(len(a) >= len(words) * (shortest + 0.05 * SAMPLE_RATE) for a in copies)
+        assert all(np.abs(a[:400]).max() > 0 for a in copies)
+
+
+@needs_tools
+def test_synthetic_digits_are_cached_and_use_no_held_out_voice(tmp_path, monkeypatch):
+    from rnnkit.apps.speech.digits import synthetic_digits
+
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    voices = synthetic_digits(2, seed=0)
+    assert [r.text for r in voices[:10]] == list(DIGIT_WORDS) and len(voices) == 20
+    assert len({r.speaker for r in voices}) == 2 and {r.take for r in voices} == {0, 1}
+    variants = {r.speaker.split("+")[1].split(":")[0] for r in voices}
+    assert not variants & set(HELD_OUT_VARIANTS)
+    # Through the telephone channel: nothing left above 4 kHz.
+    spectrum = np.abs(np.fft.rfft(voices[7].audio)) ** 2
+    freqs = np.fft.rfftfreq(len(voices[7].audio), 1 / SAMPLE_RATE)
+    assert spectrum[freqs > 4200].sum() < 1e-3 * spectrum.sum()
+    again = synthetic_digits(2, seed=0)  # read back from the FLAC cache
+    np.testing.assert_allclose(again[13].audio, voices[13].audio, atol=1e-4)
+
+
+def test_clips_at_a_recipes_speeds_do_not_depend_on_other_recipes_speeds(tmp_path):
+    from rnnkit.apps.speech.fsdd import prepare_clips
+
+    write_fsdd(tmp_path)
+    recordings = fsdd_recordings(tmp_path)
+    featurizer = SpeechRecognizer(RecognizerConfig(n_mels=40, f_max=4000))
+    alone = prepare_clips(recordings, featurizer, (0.9, 1.0), seed=0)
+    both = prepare_clips(recordings, featurizer, (0.9, 1.0), seed=0, more_speeds=(0.85, 1.0))
+    for r in recordings:
+        assert sorted(both.train[r.source]) == [0.85, 0.9, 1.0]
+        for a, b in zip(alone.variants(r, (0.9, 1.0)), both.variants(r, (0.9, 1.0)), strict=True):
+            torch.testing.assert_close(a, b)
+    slower = both.variants(recordings[0], (0.85,))[0]
+    assert slower.shape[1] > both.variants(recordings[0], (1.0,))[0].shape[1]
+
+
 def test_telephone_band_keeps_speech_frequencies_and_drops_the_rest():
     rng = np.random.default_rng(0)
     low = telephone_band(tone(1000), rng)
@@ -443,6 +496,20 @@ def test_word_grammar_decoders_read_constructed_posteriors():
     assert best_word_sequence(posteriors("_oone_ _twoo_ eeight_"), words) == "one two eight"
     assert best_word_sequence(posteriors("sevn__seven"), words) == "seven seven"
     assert best_word_sequence(posteriors("one_eight"), words) == "one eight"  # e_e: two words
+
+
+def test_a_word_bonus_never_makes_the_digit_loop_say_fewer_words():
+    from rnnkit.apps.speech.grammar import best_word_sequence
+
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    generator = torch.Generator().manual_seed(0)
+    grew = 0
+    for _ in range(8):
+        log_probs = (2 * torch.randn(40, len(ALPHABET) + 1, generator=generator)).log_softmax(1)
+        said = [len(best_word_sequence(log_probs, words, b).split()) for b in (0, 2, 8, 50)]
+        assert said == sorted(said), said  # the best count of words grows with the bonus
+        grew += said[-1] > said[0]
+    assert grew >= 4
 
 
 def test_word_errors_per_utterance_sum_to_the_corpus_wer():
@@ -478,6 +545,14 @@ def test_cli_fsdd_protocol_quick_then_transcribe_a_recording(tmp_path, capsys):
     speakers = [row["speaker"] for row in metrics["loso"]]
     assert speakers == ["jackson", "theo", "mean of speakers"]
     assert {r["test set"] for r in metrics["rows"]} == {"isolated", "strings"}
+    # Every split trains each candidate recipe and keeps the one best on validation.
+    for choice in metrics["recipes"].values():
+        scores = {
+            name: c["valid WER isolated"] + c["valid WER strings"]
+            for name, c in choice["candidates"].items()
+        }
+        assert list(scores) == ["2026-12-01", "more voices"]
+        assert scores[choice["chosen"]] == min(scores.values())
     wav = FSDD / "recordings" / "7_jackson_3.wav"
     assert main(["speech", "transcribe", "--model", str(out / "model"), str(wav)]) == 0
     assert capsys.readouterr().out.startswith(f"{wav}\t")

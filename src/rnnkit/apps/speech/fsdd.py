@@ -25,6 +25,23 @@ knowledge) and with the equivalent JSGF grammar. PocketSphinx's general model de
 4 clips a second, so its no-task-knowledge rows use takes 0-4 and the first 10 strings of each
 speaker only. (The sizes in `Protocol` were cut once, for time, after a one-epoch timing pilot of
 one fold: 10 -> 8 epochs, 800 -> 500 synthetic utterances, 400 -> 300 strings; no score chose them.)
+
+**Changed after the first results (2026-12-01).** The first run missed both targets of issue 14
+(isolated digits 0.308 vs PocketSphinx's 0.282, losing on yweweler and lucas; strings 0.41). That
+outcome on the test speakers is why a second recipe was added; it chose nothing else. Every
+split now trains two candidate recipes (`Protocol.recipes`) and scores only the one with the
+lower validation WER (the mean of isolated digits and strings under the digits grammar, on the
+validation takes and strings of the training speakers; `choose`):
+
+- ``"2026-12-01"``: the first run's recipe, unchanged (it gives the same model as then);
+- ``"more voices"``: many more speakers and strings, the usual remedies for a synthetic-to-real
+  gap, written down before any of its results: the ten digits said by 200 espeak-ng voices
+  (`rnnkit.apps.speech.digits`: every English accent x every voice variant the synthetic
+  test and validation sets do not keep, speed and pitch ranges) through the telephone channel,
+  isolated and joined into 400 strings; 600 real training strings, each re-spoken by 4 random
+  training speakers (one copy per epoch); speeds 0.85-1.15; vocal-tract-length perturbation
+  +-15%; 128 hidden units; 12 epochs. Its size was set by a timing pilot of one fold whose
+  test scores were not read.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ from rnnkit.apps.speech.baselines import (
     pocketsphinx_transcribe,
     task_jsgf,
 )
+from rnnkit.apps.speech.digits import respoken_strings, synthetic_digits
 from rnnkit.apps.speech.grammar import best_word, best_word_sequence
 from rnnkit.apps.speech.model import ctc_greedy_decode
 from rnnkit.apps.speech.recognizer import RecognizerConfig, SpeechRecognizer, error_rates
@@ -65,6 +83,8 @@ from rnnkit.stats import paired_bootstrap
 # The protocol's two parts: the six folds, and the speaker-dependent split with the
 # synthetic + real vs synthetic-only comparison.
 PARTS = ("loso", "speaker-dependent")
+# Word insertion bonuses of the digit-loop decoder, one chosen per split on validation strings.
+WORD_BONUSES = (0.0, 1.0, 2.0, 4.0, 8.0)
 LM_TEXT_SENTENCES = 20000  # the character LM's text (`rnnkit speech train`), excluded from tests
 
 
@@ -94,6 +114,32 @@ class Protocol:
             n_mels=40, f_max=4000, hidden_size=96, channels=32, freq_warp=0.1, batch_size=32
         )
     )
+    digit_voices: int = 0  # synthetic voices saying the ten digits (`digits.synthetic_digits`)
+    digit_strings: int = 0  # strings joined from those voices' digits, 2 speakers each
+    string_copies: int = 1  # >1: each real training string re-spoken by that many speakers
+    # The candidate recipes (name, settings that replace the ones above), trained in every
+    # split; the one with the lowest validation WER is scored on the test set (`choose`).
+    recipes: tuple[tuple[str, dict], ...] = (
+        ("2026-12-01", {}),
+        (
+            "more voices",
+            {
+                "digit_voices": 200,
+                "digit_strings": 400,
+                "train_strings": 600,
+                "string_copies": 4,
+                "speeds": (0.85, 0.9, 1.0, 1.1, 1.15),
+                "epochs": 12,
+                "recognizer": RecognizerConfig(
+                    n_mels=40, f_max=4000, hidden_size=128, channels=32, freq_warp=0.15
+                ),
+            },
+        ),
+    )
+
+    def recipe(self, name: str) -> Protocol:
+        """This protocol with the settings of the candidate recipe ``name``."""
+        return replace(self, **dict(self.recipes)[name])
 
 
 QUICK = Protocol(
@@ -113,35 +159,54 @@ QUICK = Protocol(
     pocketsphinx_general_takes=1,
     pocketsphinx_general_strings=1,
     recognizer=RecognizerConfig(n_mels=40, f_max=4000, hidden_size=16, channels=4, batch_size=8),
+    recipes=(
+        ("2026-12-01", {}),
+        ("more voices", {"digit_voices": 2, "digit_strings": 3, "string_copies": 2}),
+    ),
 )
 
 
 @dataclass
 class Clips:
-    """Recordings with their cached features: ``train`` (speed variants) and ``clean``."""
+    """Recordings with their cached features: ``train`` (per speed) and ``clean``."""
 
     recordings: list[Recording]
-    train: dict[str, list[torch.Tensor]]
+    train: dict[str, dict[float, torch.Tensor]]
     clean: dict[str, torch.Tensor]
+
+    def variants(self, recording: Recording, speeds: Sequence[float]) -> list[torch.Tensor]:
+        """The recording's training copies at ``speeds`` (one served per epoch)."""
+        return [self.train[recording.source][s] for s in speeds]
 
 
 def prepare_clips(
-    recordings: list[Recording], recognizer: SpeechRecognizer, speeds: Sequence[float], seed: int
+    recordings: list[Recording],
+    recognizer: SpeechRecognizer,
+    speeds: Sequence[float],
+    seed: int,
+    more_speeds: Sequence[float] = (),
 ) -> Clips:
     """Featurize every recording once: clean, and per speed a perturbed noisy copy.
 
     A perturbed copy is played ``speed`` times faster (pitch and formants move with it, as a
     different vocal tract would) with room noise at 20-45 dB SNR; vocal-tract-length
-    perturbation and SpecAugment are added on the fly in training.
+    perturbation and SpecAugment are added on the fly in training. ``more_speeds`` (other
+    recipes' speeds) draw their noise from a second generator, so the copies at ``speeds``
+    are the same with or without them.
     """
-    rng = np.random.default_rng(seed)
+    rng, more_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     train, clean = {}, {}
+
+    def copy(audio: np.ndarray, speed: float, rng: np.random.Generator) -> torch.Tensor:
+        return recognizer.featurize(
+            add_noise(perturb_speed(audio, speed), rng.uniform(20, 45), rng)
+        )
+
     for r in recordings:
         clean[r.source] = recognizer.featurize(r.audio)
-        train[r.source] = [
-            recognizer.featurize(add_noise(perturb_speed(r.audio, s), rng.uniform(20, 45), rng))
-            for s in speeds
-        ]
+        train[r.source] = {s: copy(r.audio, s, rng) for s in speeds}
+        for s in more_speeds:
+            train[r.source].setdefault(s, copy(r.audio, s, more_rng))
     return Clips(recordings, train, clean)
 
 
@@ -152,13 +217,16 @@ def _select(recordings: list[Recording], speakers: Sequence[str], takes: range) 
 # ---------------------------------------------------------------------------- decoding
 
 
-def decode(posteriors: Sequence[torch.Tensor], grammar: str | None) -> list[str]:
+def decode(
+    posteriors: Sequence[torch.Tensor], grammar: str | None, word_bonus: float = 0.0
+) -> list[str]:
     """rnnkit's transcripts from `SpeechRecognizer.posteriors`: greedy (``grammar`` None),
-    under ``"digit"`` (one digit word) or ``"digits"`` (a loop of them)."""
+    under ``"digit"`` (one digit word) or ``"digits"`` (a loop of them, with ``word_bonus``
+    per word: `rnnkit.apps.speech.grammar.best_word_sequence`)."""
     if grammar == "digit":
         return [best_word(lp, DIGIT_WORDS) for lp in posteriors]
     if grammar == "digits":
-        return [best_word_sequence(lp, DIGIT_WORDS) for lp in posteriors]
+        return [best_word_sequence(lp, DIGIT_WORDS, word_bonus) for lp in posteriors]
     return [ctc_greedy_decode(lp[None], torch.tensor([lp.shape[0]]))[0] for lp in posteriors]
 
 
@@ -231,6 +299,7 @@ class SplitData:
     train_texts: list[str]
     valid_features: list[torch.Tensor]
     valid_texts: list[str]
+    valid_isolated: int  # the first this many validation utterances are isolated digits
     isolated: list[Recording]  # test recordings
     strings: list[Utterance]  # test connected strings
 
@@ -245,8 +314,21 @@ def split_data(
     protocol: Protocol,
     seed: int,
 ) -> SplitData:
-    """Assemble one training (real isolated + joined strings + synthetic) and its tests."""
-    train_strings = connected_digits(train, protocol.train_strings, seed=seed + 1)
+    """Assemble one training (real isolated + joined strings + synthetic) and its tests.
+
+    ``protocol``: the settings of one recipe (`Protocol.recipe`); ``synthetic``: that
+    recipe's synthetic training features and texts (`synthetic_training`).
+    """
+    if protocol.string_copies > 1:
+        respoken = respoken_strings(
+            train, protocol.train_strings, protocol.string_copies, seed=seed + 1
+        )
+        string_features = [[recognizer.featurize(a) for a in audios] for _, audios in respoken]
+        string_texts = [text for text, _ in respoken]
+    else:
+        strings = connected_digits(train, protocol.train_strings, seed=seed + 1)
+        string_features = [recognizer.featurize(u.audio) for u in strings]
+        string_texts = [u.text for u in strings]
     valid_strings = connected_digits(valid, protocol.valid_strings, seed=seed + 2)
     test_strings = []
     for k, speaker in enumerate(sorted({r.speaker for r in test})):
@@ -254,14 +336,13 @@ def split_data(
         test_strings += connected_digits(own, protocol.test_strings, seed=seed + 100 + k)
     for i, u in enumerate(test_strings):
         u.source = f"string{seed}-{i}:{u.source}"  # a key for the PocketSphinx cache
-    features = [clips.train[r.source] for r in train]
-    features += [recognizer.featurize(u.audio) for u in train_strings]
-    features += synthetic[0]
-    texts = [r.text for r in train] + [u.text for u in train_strings] + synthetic[1]
+    features = [clips.variants(r, protocol.speeds) for r in train]
+    features += string_features + synthetic[0]
+    texts = [r.text for r in train] + string_texts + synthetic[1]
     valid_features = [clips.clean[r.source] for r in valid]
     valid_features += [recognizer.featurize(u.audio) for u in valid_strings]
     valid_texts = [r.text for r in valid] + [u.text for u in valid_strings]
-    return SplitData(features, texts, valid_features, valid_texts, test, test_strings)
+    return SplitData(features, texts, valid_features, valid_texts, len(valid), test, test_strings)
 
 
 def train_recognizer(
@@ -287,14 +368,101 @@ def train_recognizer(
     return recognizer, time.perf_counter() - began
 
 
+def validation_wers(recognizer: SpeechRecognizer, data: SplitData) -> dict[str, float]:
+    """WER under the digits grammar on the split's validation isolated digits and strings,
+    the strings with each of `WORD_BONUSES` ("strings, bonus 2.0", ...)."""
+    posteriors = recognizer.posteriors(data.valid_features)
+    n, texts = data.valid_isolated, data.valid_texts
+    wers = {"isolated": corpus_wer(word_errors(decode(posteriors[:n], "digit"), texts[:n]))}
+    for bonus in WORD_BONUSES:
+        hypotheses = decode(posteriors[n:], "digits", bonus)
+        wers[f"strings, bonus {bonus}"] = corpus_wer(word_errors(hypotheses, texts[n:]))
+    return wers
+
+
+def choose(
+    protocol: Protocol,
+    build: Callable[[str, Protocol], SplitData],
+    seed: int,
+    log: Callable[[str], None],
+) -> tuple[SpeechRecognizer, SplitData, Protocol, dict]:
+    """Train every candidate recipe of ``protocol``; keep the best on validation.
+
+    The score is the mean of the validation WERs on isolated digits and on strings
+    (`validation_wers`; validation takes of the training speakers only, never the test
+    set), the strings decoded with the recipe's best word bonus; on a tie the earlier
+    recipe (and the smaller bonus) wins.
+
+    Args:
+        build: a recipe's name and settings -> its training and validation data
+            (`split_data`).
+    Returns:
+        the chosen model, its data and settings, and ``{"chosen": name, "word bonus": ...,
+        "candidates": every candidate's validation WERs}``.
+    """
+    candidates, best = {}, None
+    for name, _ in protocol.recipes:
+        recipe = protocol.recipe(name)
+        data = build(name, recipe)
+        recognizer, seconds = train_recognizer(
+            recipe.recognizer,
+            data.train_features,
+            data.train_texts,
+            (data.valid_features, data.valid_texts),
+            recipe,
+            seed,
+        )
+        wers = validation_wers(recognizer, data)
+        bonus = min(WORD_BONUSES, key=lambda b: round(wers[f"strings, bonus {b}"], 6))
+        strings = wers[f"strings, bonus {bonus}"]
+        score = (wers["isolated"] + strings) / 2
+        candidates[name] = {
+            "valid WER isolated": round(wers["isolated"], 4),
+            "valid WER strings": round(strings, 4),
+            "word bonus": bonus,
+            "valid WER strings per bonus": {
+                b: round(wers[f"strings, bonus {b}"], 4) for b in WORD_BONUSES
+            },
+            "train seconds": round(seconds),
+        }
+        log(f"  recipe {name!r}: validation WER {score:.4f} ({candidates[name]})")
+        if best is None or round(score, 6) < round(best[0], 6):
+            best = (score, name, recognizer, data, recipe)
+    _, name, recognizer, data, recipe = best
+    choice = {"chosen": name, "word bonus": candidates[name]["word bonus"]}
+    return recognizer, data, recipe, {**choice, "candidates": candidates}
+
+
+def synthetic_training(
+    recipe: Protocol,
+    sentences: tuple[list, list[str]],
+    digits: list[Recording],
+    featurizer: SpeechRecognizer,
+    seed: int,
+) -> tuple[list, list[str]]:
+    """A recipe's synthetic training examples: the sentences (telephone channel), and its
+    voices' digits, isolated and joined into strings (each said by 2 of the voices)."""
+    features, texts = list(sentences[0]), list(sentences[1])
+    if recipe.digit_voices:
+        own = [r for r in digits if r.take < recipe.digit_voices]
+        features += [featurizer.featurize(r.audio) for r in own]
+        texts += [r.text for r in own]
+        strings = respoken_strings(own, recipe.digit_strings, copies=2, seed=seed + 7)
+        features += [[featurizer.featurize(a) for a in audios] for _, audios in strings]
+        texts += [text for text, _ in strings]
+    return features, texts
+
+
 def score_split(
     recognizer: SpeechRecognizer,
     data: SplitData,
     clips: Clips,
     sphinx: PocketSphinxCache,
     protocol: Protocol,
+    word_bonus: float = 0.0,
 ) -> dict[str, dict[str, dict[str, Scored]]]:
-    """Per test speaker, per test set ("isolated", "strings"), per system: transcripts."""
+    """Per test speaker, per test set ("isolated", "strings"), per system: transcripts
+    (strings under the grammar decoded with ``word_bonus``, the one `choose` picked)."""
     result: dict[str, dict[str, dict[str, Scored]]] = {}
     for speaker in sorted({r.speaker for r in data.isolated}, key=protocol.speakers.index):
         isolated = [r for r in data.isolated if r.speaker == speaker]
@@ -309,7 +477,7 @@ def score_split(
             refs = [u.text for u in utterances]
             posteriors = recognizer.posteriors(features)
             systems = {
-                "rnnkit (digits grammar)": Scored(decode(posteriors, grammar), refs),
+                "rnnkit (digits grammar)": Scored(decode(posteriors, grammar, word_bonus), refs),
                 "rnnkit (no task knowledge)": Scored(decode(posteriors, None), refs),
             }
             if sphinx.enabled:
@@ -490,16 +658,32 @@ def run_protocol(
     if missing:
         log(f"speakers without recordings in {folder}: {', '.join(sorted(missing))}")
     speakers = [s for s in protocol.speakers if s not in missing]
-    log(f"featurizing {len(recordings)} recordings x {len(protocol.speeds) + 1} versions")
-    clips = prepare_clips(recordings, featurizer, protocol.speeds, seed)
+    recipes = [protocol.recipe(name) for name, _ in protocol.recipes]
+    if any(
+        (r.recognizer.n_mels, r.recognizer.f_max) != (config.n_mels, config.f_max) for r in recipes
+    ):
+        raise ValueError("every recipe must use the protocol's features (n_mels, f_max)")
+    speeds = sorted({s for r in recipes for s in r.speeds} - set(protocol.speeds))
+    log(
+        f"featurizing {len(recordings)} recordings x "
+        f"{len(protocol.speeds) + len(speeds) + 1} versions"
+    )
+    clips = prepare_clips(recordings, featurizer, protocol.speeds, seed, more_speeds=speeds)
     synthetic = synthetic_sets(protocol, seed)
     rng = np.random.default_rng(seed)
     synthetic_features = [
         featurizer.featurize(telephone_band(u.audio, rng)) for u in synthetic["train"]
     ]
-    synthetic_train = (synthetic_features, [u.text for u in synthetic["train"]])
+    sentences = (synthetic_features, [u.text for u in synthetic["train"]])
+    voices = max(r.digit_voices for r in recipes)
+    log(f"synthesizing the ten digits with {voices} espeak-ng voices (cached after the first time)")
+    digits = synthetic_digits(voices, seed=seed) if voices else []
+    synthetic_train = {
+        name: synthetic_training(r, sentences, digits, featurizer, seed)
+        for (name, _), r in zip(protocol.recipes, recipes, strict=True)
+    }
     sphinx = PocketSphinxCache(pocketsphinx)
-    out: dict = {"rows": [], "intervals": [], "seconds": {}}
+    out: dict = {"rows": [], "intervals": [], "seconds": {}, "recipes": {}}
 
     # Leave one speaker out.
     loso: dict = {}
@@ -511,25 +695,26 @@ def run_protocol(
             raise UserError(f"--folds: {held_out!r} is not a speaker of {folder}")
         k = speakers.index(held_out)  # the fold's seed depends on the speaker only
         others = [s for s in speakers if s != held_out]
-        data = split_data(
-            clips,
-            featurizer,
-            _select(recordings, others, train_takes),
-            _select(recordings, others, valid_takes),
-            _select(recordings, [held_out], range(protocol.takes)),
-            synthetic_train,
+        log(f"fold {held_out}: training {len(recipes)} recipes")
+        fold_began = time.perf_counter()
+        recognizer, data, _, choice = choose(
             protocol,
-            seed=1000 * (k + 1) + seed,
-        )
-        recognizer, seconds[held_out] = train_recognizer(
-            config,
-            data.train_features,
-            data.train_texts,
-            (data.valid_features, data.valid_texts),
-            protocol,
+            lambda name, recipe, others=others, k=k, held_out=held_out: split_data(
+                clips,
+                featurizer,
+                _select(recordings, others, train_takes),
+                _select(recordings, others, valid_takes),
+                _select(recordings, [held_out], range(protocol.takes)),
+                synthetic_train[name],
+                recipe,
+                seed=1000 * (k + 1) + seed,
+            ),
             seed,
+            log,
         )
-        loso.update(score_split(recognizer, data, clips, sphinx, protocol))
+        seconds[held_out] = time.perf_counter() - fold_began
+        out["recipes"][f"leave out {held_out}"] = choice
+        loso.update(score_split(recognizer, data, clips, sphinx, protocol, choice["word bonus"]))
         log(
             f"fold {len(loso)}/{len(folds or speakers)} (held out: {held_out}) trained in "
             f"{seconds[held_out]:.0f} s; {time.perf_counter() - began:.0f} s so far"
@@ -548,27 +733,27 @@ def run_protocol(
     test_takes = range(protocol.sd_test_takes)
     sd_valid = range(protocol.sd_test_takes, 2 * protocol.sd_test_takes)
     sd_train = range(2 * protocol.sd_test_takes, protocol.takes)
-    data = split_data(
-        clips,
-        featurizer,
-        _select(recordings, speakers, sd_train),
-        _select(recordings, speakers, sd_valid),
-        _select(recordings, speakers, test_takes),
-        synthetic_train,
+    sd_began = time.perf_counter()
+    mixed, data, chosen, choice = choose(
         protocol,
-        seed=seed,
-    )
-    mixed, out["seconds"]["speaker-dependent"] = train_recognizer(
-        config,
-        data.train_features,
-        data.train_texts,
-        (data.valid_features, data.valid_texts),
-        protocol,
+        lambda name, recipe: split_data(
+            clips,
+            featurizer,
+            _select(recordings, speakers, sd_train),
+            _select(recordings, speakers, sd_valid),
+            _select(recordings, speakers, test_takes),
+            synthetic_train[name],
+            recipe,
+            seed=seed,
+        ),
         seed,
+        log,
     )
+    out["seconds"]["speaker-dependent"] = round(time.perf_counter() - sd_began)
+    out["recipes"]["speaker-dependent"] = choice
     if model_dir is not None:
         mixed.save(model_dir)
-    sd = score_split(mixed, data, clips, sphinx, protocol)
+    sd = score_split(mixed, data, clips, sphinx, protocol, choice["word bonus"])
     out["rows"] += speaker_rows("speaker-dependent (takes 0-4)", sd, {})
     out["speaker_dependent"], out["sd_intervals"] = summary_table("speaker-dependent", sd)
     log(f"speaker-dependent split done; {time.perf_counter() - began:.0f} s so far")
@@ -580,11 +765,10 @@ def run_protocol(
     if synthetic["train"]:
         valid = synthetic["valid"]
         only, out["seconds"]["synthetic only"] = train_recognizer(
-            config,
-            synthetic_features,
-            synthetic_train[1],
+            chosen.recognizer,
+            *synthetic_train[choice["chosen"]],
             ([featurizer.featurize(u.audio) for u in valid], [u.text for u in valid]),
-            protocol,
+            chosen,
             seed,
         )
         models["rnnkit, synthetic only (greedy)"] = only

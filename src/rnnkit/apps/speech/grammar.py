@@ -85,12 +85,17 @@ class _LoopGraph:
         self.last_letter = np.array([text_to_ids(t)[-1] for t in words])
 
 
-def best_word_sequence(log_probs: torch.Tensor, words: Sequence[str]) -> str:
+def best_word_sequence(
+    log_probs: torch.Tensor, words: Sequence[str], word_bonus: float = 0.0
+) -> str:
     """The Viterbi word sequence through a loop of ``words`` (one or more of them).
 
     Args:
         log_probs: (frames, characters + blank) of one utterance.
         words: the grammar's words.
+        word_bonus: added to the log score for every word said (a word insertion bonus, as
+            in any word decoder): above 0 it favours more, shorter words over fewer, longer
+            ones. Chosen on validation data (`rnnkit.apps.speech.fsdd.choose`).
     Returns:
         the words said, separated by spaces.
     """
@@ -100,13 +105,13 @@ def best_word_sequence(log_probs: torch.Tensor, words: Sequence[str]) -> str:
     # Back pointers: a node is "word w ended, after history node p"; -1 is the start.
     node_word: list[int] = []
     node_parent: list[int] = []
-    score = np.where(graph.entry, lp[0, graph.label], -np.inf)
+    score = np.where(graph.entry, lp[0, graph.label] + word_bonus, -np.inf)
     history = np.full(len(score), -1)
     first_state = np.r_[0, graph.ends[:-1, 1] + 1]  # each word's state 0
     for t in range(1, frames):
         # Words that ended at t - 1 may be followed by any word from t on.
         end_states = graph.ends.reshape(-1)  # letter, blank, letter, blank, ...
-        end_scores = score[end_states]
+        end_scores = score[end_states] + word_bonus  # what entering a next word starts from
         end_nodes = np.arange(len(node_word), len(node_word) + len(end_states))
         node_word += list(np.repeat(np.arange(n_words), 2))
         node_parent += list(history[end_states])

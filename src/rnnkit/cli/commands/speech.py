@@ -321,6 +321,23 @@ def is_fsdd(folder: str) -> bool:
     )
 
 
+def recipe_rows(recipes: dict) -> list[dict]:
+    """One row per (split, candidate recipe) of `rnnkit.apps.speech.fsdd.choose`'s choices."""
+    return [
+        {
+            "split": split,
+            "recipe": name,
+            "chosen": "yes" if name == choice["chosen"] else "",
+            "isolated": c["valid WER isolated"],
+            "strings": c["valid WER strings"],
+            "word bonus": c["word bonus"],
+            "train seconds": c["train seconds"],
+        }
+        for split, choice in recipes.items()
+        for name, c in choice["candidates"].items()
+    ]
+
+
 def run_fsdd(args: argparse.Namespace) -> int:
     """The real-voice protocol of `rnnkit.apps.speech.fsdd` on an FSDD folder."""
     from rnnkit.apps.speech.fsdd import PARTS, QUICK, Protocol, run_protocol
@@ -349,6 +366,9 @@ def run_fsdd(args: argparse.Namespace) -> int:
         parts=parts,
         folds=args.folds.split(",") if args.folds else None,
     )
+    if result.get("recipes"):
+        print("\nrecipe chosen in each split on validation takes and strings (validation WER)")
+        print(table_to_text(recipe_rows(result["recipes"])))
     if "loso" in result:
         print("\nleave one speaker out: WER per held-out speaker (lower is better)")
         print(table_to_text(result["loso"]))
