@@ -17,6 +17,7 @@ from rnnkit.apps.caption import (
     Vocabulary,
     bleu,
     cider_d,
+    compare_bleu4,
     compare_captioners,
     fact_accuracy,
     synthetic_data,
@@ -277,6 +278,19 @@ def test_bleu_by_hand():
     assert scores["bleu4"] == 0.0  # no 4-gram in common, no smoothing
     several = bleu(["a red 7", "a blue bag"], [["a red 7"], ["the bag", "a blue bag"]])
     assert several["bleu3"] == pytest.approx(1.0)
+
+
+def test_compare_bleu4_is_the_corpus_difference_with_a_paired_interval():
+    references = [["a red 7", "the red 7"], ["a blue bag"], ["a small green 1"]] * 20
+    good = ["a red 7", "a blue bag", "a small green 1"] * 20
+    worse = ["a red 1", "a blue bag", "a small green 1"] * 20
+    interval = compare_bleu4(good, worse, references)
+    expected = bleu(good, references)["bleu4"] - bleu(worse, references)["bleu4"]
+    assert interval.estimate == pytest.approx(expected)
+    assert 0 < interval.low <= interval.estimate <= interval.high
+    assert interval.verdict(higher_is_better=True) == "beats"
+    same = compare_bleu4(good, good, references)
+    assert (same.low, same.high) == (0.0, 0.0) and same.verdict(higher_is_better=True) == "ties"
 
 
 def test_cider_d_by_hand():

@@ -19,11 +19,18 @@ from rnnkit.apps.caption.captioner import (
 )
 from rnnkit.apps.caption.experiment import (
     CaptionData,
+    baseline_comparisons,
     compare_captioners,
     evaluate_predictions,
     synthetic_data,
 )
-from rnnkit.apps.caption.metrics import bleu, caption_metrics, cider_d, fact_accuracy
+from rnnkit.apps.caption.metrics import (
+    bleu,
+    caption_metrics,
+    cider_d,
+    compare_bleu4,
+    fact_accuracy,
+)
 
 __all__ = [
     "CaptionConfig",
@@ -31,9 +38,11 @@ __all__ = [
     "Captioner",
     "NearestNeighbourCaptioner",
     "Vocabulary",
+    "baseline_comparisons",
     "bleu",
     "caption_metrics",
     "cider_d",
+    "compare_bleu4",
     "compare_captioners",
     "evaluate_predictions",
     "fact_accuracy",

@@ -10,6 +10,10 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
+from rnnkit.stats import Interval, paired_bootstrap
+
 
 def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     """Corpus BLEU-1..4 in [0, 1] (sacrebleu; cumulative, uniform weights, no smoothing, as in
@@ -19,16 +23,51 @@ def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dic
         >>> bleu(["a red 7 in the top left"], [["a red 7 in the top left", "a red 7"]])["bleu4"]
         1.0
     """
-    from sacrebleu.metrics import BLEU
-
-    # sacrebleu wants one stream per reference position; None fills the shorter lists.
-    width = max((len(r) for r in references), default=1)
-    streams = [[r[k] if k < len(r) else None for r in references] for k in range(width)]
+    streams = _reference_streams(references)
     scores = {}
     for n in range(1, 5):
-        metric = BLEU(max_ngram_order=n, tokenize="none", smooth_method="none")
+        metric = _bleu_metric(n)
         scores[f"bleu{n}"] = metric.corpus_score(list(predictions), streams).score / 100.0
     return scores
+
+
+def _bleu_metric(order: int):
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(max_ngram_order=order, tokenize="none", smooth_method="none")
+
+
+def _reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """sacrebleu wants one stream per reference position; None fills the shorter lists."""
+    width = max((len(r) for r in references), default=1)
+    return [[r[k] if k < len(r) else None for r in references] for k in range(width)]
+
+
+def compare_bleu4(
+    system_a: Sequence[str],
+    system_b: Sequence[str],
+    references: Sequence[Sequence[str]],
+    seed: int = 0,
+) -> Interval:
+    """Paired-bootstrap 95% interval of corpus BLEU-4(a) - BLEU-4(b) over items, in [0, 1] units.
+
+    As sacrebleu's own paired bootstrap does, each item contributes its sufficient statistics
+    (n-gram matches and counts, lengths) and a resample's score is the corpus BLEU-4 of the
+    resampled items, computed from their sums.
+
+    Example:
+        >>> refs = [["a red 7"], ["a blue bag"]] * 20
+        >>> compare_bleu4(["a red 7", "a blue bag"] * 20, ["a red 1", "a bag"] * 20, refs).low > 0
+        True
+    """
+    metric, streams = _bleu_metric(4), _reference_streams(references)
+    stats_a = np.array(metric._extract_corpus_statistics(list(system_a), streams), dtype=float)
+    stats_b = np.array(metric._extract_corpus_statistics(list(system_b), streams), dtype=float)
+
+    def corpus_bleu4(rows: np.ndarray) -> float:
+        return metric._compute_score_from_stats(list(rows.sum(axis=0))).score / 100.0
+
+    return paired_bootstrap(stats_a, stats_b, statistic=corpus_bleu4, resamples=1000, seed=seed)
 
 
 def _ngrams(words: list[str], n: int) -> Counter:

@@ -317,6 +317,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.caption import (
         Captioner,
         NearestNeighbourCaptioner,
+        baseline_comparisons,
         caption_metrics,
         compare_captioners,
         evaluate_predictions,
@@ -370,6 +371,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     rows, models, predictions = compare_captioners(
         data, _config(args, epochs), beam_width=args.beam, progress=not args.quick
     )
+    comparisons = baseline_comparisons(data, predictions, args.beam, seed=args.seed)
     report_metrics(
         rows,
         out,
@@ -379,8 +381,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "test_size": test_size,
             "epochs": epochs,
             "seed": args.seed,
+            "comparisons": comparisons,
         },
     )
+    for row in comparisons:
+        d = row["bleu4_difference"]
+        print(
+            f"BLEU-4 {row['system']} - {row['baseline']}: {d['estimate']:+.3f} "
+            f"[{d['low']:+.3f}, {d['high']:+.3f}] {row['verdict']}"
+        )
     lines = [f"{key}\t{i}\t{p}" for key, preds in predictions.items() for i, p in enumerate(preds)]
     write_text(out / "predictions.tsv", "model\titem\tcaption\n" + "\n".join(lines) + "\n")
     _draw_examples(models["attention"], data, out, count=4)
