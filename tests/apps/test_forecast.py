@@ -23,7 +23,10 @@ from rnnkit.apps.forecast import baselines as bl
 from rnnkit.apps.forecast import metrics as m
 from rnnkit.apps.forecast.backtest import (
     BacktestPlan,
+    BacktestResult,
+    Window,
     backtest,
+    mase_difference,
     recalibration_on_validation,
     rolling_interval_factors,
     targets_summary,
@@ -311,6 +314,28 @@ def test_backtest_scores_every_method_on_the_same_windows():
     for row in result.rows:
         assert all(np.isfinite(row[k]) for k in ("MAE", "RMSE", "sMAPE", "MASE", "sQL"))
     assert len(targets_summary([result])) == 1
+
+
+def test_mase_difference_is_the_paired_interval_of_the_scaled_errors():
+    rng = np.random.default_rng(0)
+    windows = []
+    for i in range(40):
+        truth = rng.normal(size=4)
+        window = Window("s", i, np.zeros(8), truth, scale=2.0)
+        # rnnkit misses by 0.2, the baseline by 0.6 (+-0.1): MASE 0.1 vs 0.3
+        miss = 0.6 + rng.uniform(-0.1, 0.1)
+        window.forecasts = {"rnnkit": {0.5: truth + 0.2}, "ets": {0.5: truth - miss}}
+        windows.append(window)
+    windows[0].truth = np.full(4, np.nan)  # no observed truth: left out of both
+    result = BacktestResult("toy", [], windows, {}, [])
+    interval = mase_difference(result, "ets")
+    expected = np.mean([np.abs(w.forecasts["ets"][0.5] - w.truth).mean() / 2 for w in windows[1:]])
+    assert interval.estimate == pytest.approx(expected - 0.1)
+    assert interval.verdict(higher_is_better=True) == "beats"
+    swapped = [Window("s", w.origin, w.history, w.truth, w.scale) for w in windows]
+    for new, old in zip(swapped, windows, strict=True):
+        new.forecasts = {"rnnkit": old.forecasts["ets"], "ets": old.forecasts["rnnkit"]}
+    assert mase_difference(BacktestResult("toy", [], swapped, {}, []), "ets").high < 0
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from rnnkit.apps.forecast.metrics import (
 )
 from rnnkit.data.timeseries import SeriesFrame, load_series
 from rnnkit.errors import UserError
+from rnnkit.stats import Interval, paired_bootstrap
 
 
 @dataclass
@@ -447,7 +448,7 @@ def _score(name: str, windows: list[Window], seconds: float) -> dict:
     median = np.concatenate([w.forecasts[name][0.5] for w in windows])
     lower = np.concatenate([w.forecasts[name][QUANTILES[0]] for w in windows])
     upper = np.concatenate([w.forecasts[name][QUANTILES[-1]] for w in windows])
-    scaled_mae = [mae(w.truth, w.forecasts[name][0.5]) / w.scale for w in windows]
+    scaled_mae = scaled_errors(windows, name)
     per_window = np.array(
         [
             coverage(w.truth, w.forecasts[name][QUANTILES[0]], w.forecasts[name][QUANTILES[-1]])
@@ -470,6 +471,21 @@ def _score(name: str, windows: list[Window], seconds: float) -> dict:
         "coverage_se": float(np.nanstd(per_window) / np.sqrt(np.isfinite(per_window).sum())),
         "seconds": round(seconds, 1),
     }
+
+
+def scaled_errors(windows: list[Window], name: str) -> np.ndarray:
+    """Each window's MAE of ``name``'s median, scaled by its series' in-sample seasonal naive
+    MAE (the mean over windows is the MASE); NaN where a window has no observed truth."""
+    return np.array([mae(w.truth, w.forecasts[name][0.5]) / w.scale for w in windows])
+
+
+def mase_difference(result: BacktestResult, baseline: str) -> Interval:
+    """``baseline``'s MASE minus rnnkit's, with a paired-bootstrap 95% interval over the test
+    windows (the windows of a series overlap in time, so read it as a lower bound on the
+    uncertainty). Positive: rnnkit's errors are smaller."""
+    ours, theirs = scaled_errors(result.windows, "rnnkit"), scaled_errors(result.windows, baseline)
+    observed = np.isfinite(ours) & np.isfinite(theirs)
+    return paired_bootstrap(theirs[observed], ours[observed])
 
 
 def run_evaluation(
@@ -524,15 +540,23 @@ def targets_summary(results: list[BacktestResult]) -> list[dict]:
         by = {row["method"]: row for row in result.rows}
         if "rnnkit" not in by:
             continue
-        best_stat = min(by[m]["MASE"] for m in ("ets", "arima") if m in by)  # ETS at least
+        best_stat = min(("ets", "arima"), key=lambda m: by[m]["MASE"] if m in by else np.inf)
+        # baseline minus rnnkit is rnnkit's improvement (higher is better): "beats" only
+        # where its interval lies above zero
+        versus_seasonal = mase_difference(result, "seasonal_naive")
+        versus_best = mase_difference(result, best_stat)
         summary.append(
             {
                 "data": result.name,
                 "rnnkit_MASE": by["rnnkit"]["MASE"],
                 "seasonal_naive_MASE": by["seasonal_naive"]["MASE"],
-                "best_ets_arima_MASE": best_stat,
-                "beats_seasonal_naive": bool(by["rnnkit"]["MASE"] < by["seasonal_naive"]["MASE"]),
-                "beats_ets_arima": bool(by["rnnkit"]["MASE"] < best_stat),
+                "best_ets_arima": best_stat,
+                "best_ets_arima_MASE": by[best_stat]["MASE"],
+                "naive_minus_rnnkit": str(mase_difference(result, "naive")),
+                "seasonal_naive_minus_rnnkit": str(versus_seasonal),
+                "best_minus_rnnkit": str(versus_best),
+                "beats_seasonal_naive": versus_seasonal.verdict(higher_is_better=True) == "beats",
+                "beats_ets_arima": versus_best.verdict(higher_is_better=True) == "beats",
                 "coverage_80": by["rnnkit"]["coverage_80"],
                 # the same intervals never recalibrated after training (for comparison)
                 "coverage_80_static": by["rnnkit"].get("coverage_80_static", float("nan")),
