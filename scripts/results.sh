@@ -11,7 +11,10 @@ models=$out/models
 step() { echo "== rnnkit $*"; CUDA_VISIBLE_DEVICES="" "$rnnkit" "$@"; }
 
 step experiment vanishing-gradient --out "$out/vanishing-gradient"
+step experiment adding --lengths 100 --cells rnn,lstm,gru --out "$out/vg100"
+step experiment adding --lengths 100 --cells lstm --forget-bias 1 --out "$out/vg100-fb1"
 step forecast evaluate --out "$out/forecast"
+step forecast evaluate --protocol original --out "$out/forecast-original"
 step forecast evaluate --data m3 --out "$out/m3"
 step anomaly evaluate --out "$out/anomaly"
 step sentiment train --out "$models/sentiment"
