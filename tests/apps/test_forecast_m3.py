@@ -87,14 +87,7 @@ def test_ets_search_keeps_multiplicative_parts_to_positive_data():
     assert {v["error"] for v in with_zero} == {"add"} and len(with_zero) == 6
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        *sorted(set(bl.COMPETITION_BASELINES) - {"arima"}),
-        # auto-ARIMA's stepwise search takes 5-35 s here, too long for every CI run
-        pytest.param("arima", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("method", sorted(bl.COMPETITION_BASELINES))
 def test_every_baseline_follows_a_clean_seasonal_series(method):
     steps = np.arange(52)  # quarterly: a season of 4 keeps auto-ARIMA's search short
     series = 100 + 0.5 * steps + 10 * np.sin(2 * np.pi * steps / 4 + 0.5)
@@ -102,6 +95,31 @@ def test_every_baseline_follows_a_clean_seasonal_series(method):
     assert forecast.shape == (12,) and np.all(np.isfinite(forecast))
     # seasonal naive lags the trend by 2, 4 and 6 in its three seasons: MAE 4
     assert np.mean(np.abs(forecast - series[40:])) < 4.01
+
+
+def test_auto_arima_searches_the_seasonally_adjusted_series():
+    rng = np.random.default_rng(0)
+    steps = np.arange(120)  # ten years of a seasonal monthly AR(1) around a level of 100
+    noise = np.zeros(len(steps))
+    for t in range(1, len(steps)):
+        noise[t] = 0.7 * noise[t - 1] + rng.normal(0, 1)
+    indices = 1 + 0.2 * np.sin(2 * np.pi * steps / 12)
+    series = (100 + noise) * indices
+    forecast = bl.auto_arima(series[:108], 12, 12)
+    # the season comes back from the adjustment: far closer than the unadjusted level
+    error = np.mean(np.abs(forecast - series[108:]))
+    assert error < 0.5 * np.mean(np.abs(np.mean(series[:108]) - series[108:]))
+    # a series with a zero has no multiplicative season: the search runs on it as it is
+    flat = np.r_[0.0, 100 + noise[1:60]]
+    assert np.all(np.isfinite(bl.auto_arima(flat, 6, 12)))
+
+
+def test_a_baseline_revision_changes_only_its_own_cache_key(monkeypatch):
+    split = comp.competition_split("m3-other", "validation", limit=3)
+    before = {m: comp._cache_key(m, split) for m in ("arima", "ets")}
+    monkeypatch.setitem(comp.BASELINE_REVISIONS, "arima", "next")
+    assert comp._cache_key("arima", split) != before["arima"]
+    assert comp._cache_key("ets", split) == before["ets"]  # the 63-minute ETS cache stays
 
 
 def test_protocol_is_frozen_and_hashed():

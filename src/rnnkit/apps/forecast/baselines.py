@@ -229,28 +229,31 @@ def ets_aicc(history: np.ndarray, horizon: int, season_length: int) -> np.ndarra
 
 
 def auto_arima(history: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
-    """pmdarima's ``auto_arima`` (stepwise search, seasonal with period m when m > 1).
+    """Auto-ARIMA on M3-style seasonally adjusted data, re-seasonalized. Returns (H,).
 
-    Returns (H,); a search that fails gives `naive2`'s forecast.
+    pmdarima's ``auto_arima`` (the stepwise search of Hyndman & Khandakar 2008 over
+    ARIMA(p, d, q) with a constant or drift, d by KPSS tests, orders by AIC, pmdarima's
+    defaults) on the data of `naive2` and `theta`: divided by the classical multiplicative
+    seasonal indices where the 90% autocorrelation test calls the series seasonal. The season
+    is taken out first, as for Theta, rather than searched as a seasonal ARIMA, for time
+    alone: the seasonal search fits state-space models with a 12-step season, about 5 s of
+    CPU per M3 monthly series here (two hours for the 1,428), the non-seasonal one 0.5 s.
+
+    A search that fails, or a forecast that is not finite, gives `naive2`'s forecast.
     """
     import pmdarima
 
-    y = fill_missing(history)
-    m = season_length
+    adjusted, future = _deseasonalized(history, season_length)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             model = pmdarima.auto_arima(
-                y,
-                seasonal=m > 1 and len(y) >= 2 * m,
-                m=m if m > 1 else 1,
-                suppress_warnings=True,
-                error_action="ignore",
+                adjusted, seasonal=False, suppress_warnings=True, error_action="ignore"
             )
-            forecast = np.asarray(model.predict(horizon))
+            forecast = np.asarray(model.predict(horizon)) * future(horizon)
         except (ValueError, np.linalg.LinAlgError):
-            return naive2(y, horizon, season_length)
-    return forecast if np.all(np.isfinite(forecast)) else naive2(y, horizon, season_length)
+            return naive2(history, horizon, season_length)
+    return forecast if np.all(np.isfinite(forecast)) else naive2(history, horizon, season_length)
 
 
 def seasonal_naive_point(history: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
