@@ -17,8 +17,9 @@ The protocol is fixed here, before any result, and `run_protocol` runs all of it
   real ``pocketsphinx-testdata`` recordings.
 
 Nothing is tuned on a test speaker or test take: the settings below were fixed before the
-first run, and the only choice made from data (which epoch's weights to keep) uses the
-validation takes of the training speakers. Decoders: rnnkit greedy (no task knowledge) and
+first run, and the choices made from data (which epoch's weights to keep; since the second run
+also which recipe, and the strings' word bonus, see below) use the validation takes of the
+training speakers. Decoders: rnnkit greedy (no task knowledge) and
 rnnkit under the digits grammar (`rnnkit.apps.speech.grammar`: one digit word for isolated
 digits, a loop of them for strings); PocketSphinx with its general language model (no task
 knowledge) and with the equivalent JSGF grammar. PocketSphinx's general model decodes about
@@ -42,6 +43,10 @@ validation takes and strings of the training speakers; `choose`):
   training speakers (one copy per epoch); speeds 0.85-1.15; vocal-tract-length perturbation
   +-15%; 128 hidden units; 12 epochs. Its size was set by a timing pilot of one fold whose
   test scores were not read.
+
+The strings' grammar decoder also got a word insertion bonus (`WORD_BONUSES`), chosen per
+split and recipe on the same validation strings: strings lost words (digits run together,
+seen in the validation strings of one fold), the usual remedy of a word decoder.
 """
 
 from __future__ import annotations
