@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -190,13 +191,22 @@ VALIDATION_VARIANTS = ["m8", "klatt4", "edward", "grandma", "steph2", "travis"]
 FLITE_VOICES = ["slt", "kal", "awb", "rms"]
 
 
-def _voices(variants: list[str], rng: np.random.Generator, n: int) -> list[Voice]:
+def random_voices(
+    variants: Sequence[str],
+    rng: np.random.Generator,
+    n: int,
+    accents: Sequence[str] = ESPEAK_ACCENTS,
+    speeds: tuple[int, int] = (120, 200),
+    pitches: tuple[int, int] = (25, 75),
+) -> list[Voice]:
+    """``n`` espeak-ng voices: a random accent and variant, speed (words/min) and pitch drawn
+    from the half-open ranges ``speeds`` and ``pitches``."""
     return [
         Voice(
             "espeak-ng",
-            f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(variants)}",
-            speed=int(rng.integers(120, 200)),
-            pitch=int(rng.integers(25, 75)),
+            f"{rng.choice(accents)}+{rng.choice(variants)}",
+            speed=int(rng.integers(*speeds)),
+            pitch=int(rng.integers(*pitches)),
         )
         for _ in range(n)
     ]
@@ -327,14 +337,14 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
         texts = generate_texts(n, seed=split_seed)
     if split in ("test", "unseen"):  # two thirds held-out espeak-ng variants, one third flite
         n_flite = n // 3
-        voices = _voices(HELD_OUT_VARIANTS, rng, n - n_flite) + [
+        voices = random_voices(HELD_OUT_VARIANTS, rng, n - n_flite) + [
             Voice("flite", str(rng.choice(FLITE_VOICES)), int(rng.integers(130, 190)))
             for _ in range(n_flite)
         ]
     elif split == "dev":
-        voices = _voices(VALIDATION_VARIANTS, rng, n)
+        voices = random_voices(VALIDATION_VARIANTS, rng, n)
     else:
-        voices = _voices(TRAIN_VARIANTS, rng, n)
+        voices = random_voices(TRAIN_VARIANTS, rng, n)
     utterances, rows = [], []
     for i, (text, voice) in enumerate(zip(texts, voices, strict=True)):
         audio = synthesize(text, voice)

@@ -38,6 +38,7 @@ from rnnkit.data.speech import (
     Voice,
     background,
     perturb_speed,
+    random_voices,
     synthesize,
     telephone_band,
 )
@@ -147,15 +148,9 @@ CACHE_FORMAT = 1  # bump when generation changes
 def digit_voices(n: int, seed: int = 0) -> list[Voice]:
     """``n`` random espeak-ng voices: accent, variant, 100-230 words/min, pitch 5-95."""
     rng = np.random.default_rng(seed)
-    return [
-        Voice(
-            "espeak-ng",
-            f"{rng.choice(DIGIT_ACCENTS)}+{rng.choice(DIGIT_VARIANTS)}",
-            speed=int(rng.integers(100, 231)),
-            pitch=int(rng.integers(5, 96)),
-        )
-        for _ in range(n)
-    ]
+    return random_voices(
+        DIGIT_VARIANTS, rng, n, accents=DIGIT_ACCENTS, speeds=(100, 231), pitches=(5, 96)
+    )
 
 
 def synthetic_digits(n_voices: int, seed: int = 0) -> list[Recording]:
