@@ -975,3 +975,32 @@ def test_refit_retrains_on_the_validation_windows_for_the_best_epochs():
     first = dict(held_out.net.named_parameters())
     assert any(not torch.equal(p, first[name]) for name, p in refitted.net.named_parameters())
     assert np.isfinite(refitted.predict()[["forecast", "lo_80", "hi_80"]].to_numpy()).all()
+
+
+def test_fill_missing_carries_the_last_value_forward_and_the_first_backward():
+    from rnnkit.apps.forecast.features import fill_missing
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        values = rng.normal(size=int(rng.integers(1, 12)))
+        values[rng.random(len(values)) < rng.random()] = np.nan
+        expected = pd.Series(values).ffill().bfill().fillna(0.0).to_numpy()
+        np.testing.assert_array_equal(fill_missing(values), expected)
+
+
+def test_calendar_cache_and_forecast_frame_keep_each_series_times():
+    from rnnkit.apps.forecast.features import CalendarCache
+    from rnnkit.apps.forecast.frame import forecast_frame
+
+    cache = CalendarCache()
+    hours = pd.date_range("2024-03-30", periods=5, freq="h", tz="Europe/Paris")
+    days = pd.date_range("2024-01-01", periods=5, freq="D").as_unit("s")
+    for times in (hours, days, hours):
+        np.testing.assert_array_equal(cache(times), calendar_features(times))
+    quantiles = {q: np.full((2, 5), q) for q in (0.1, 0.5, 0.9)}
+    frame = forecast_frame(["a", "b"], [hours, hours + pd.Timedelta("1D")], quantiles, (80,), 3)
+    assert list(frame["series"]) == ["a"] * 3 + ["b"] * 3
+    assert list(frame["time"]) == [*hours[:3], *(hours + pd.Timedelta("1D"))[:3]]
+    assert frame["lo_80"].eq(0.1).all() and frame["hi_80"].eq(0.9).all()
+    frame = forecast_frame(["c"], [days], {q: v[:1] for q, v in quantiles.items()}, (80,), 5)
+    assert list(frame["time"]) == list(days)

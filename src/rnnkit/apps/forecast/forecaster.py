@@ -43,7 +43,7 @@ from rnnkit.apps.forecast.distribution import (
     pooled_quantiles,
     to_data_units,
 )
-from rnnkit.apps.forecast.features import CALENDAR_FEATURES, calendar_features
+from rnnkit.apps.forecast.features import CALENDAR_FEATURES, CalendarCache
 from rnnkit.apps.forecast.frame import forecast_frame, future_covariates, future_times
 from rnnkit.apps.forecast.model import ForecastNet, forecast_loss
 from rnnkit.apps.forecast.series import (
@@ -558,13 +558,20 @@ class Forecaster:
         history = self.data if data is None else self._coerce_history(data)
         windows = self._windows(history)
         pairs = np.array([(s, n) for s, n in enumerate(windows.lengths)], dtype=np.int64)
-        times = [
-            future_times(t[-1], self.config.horizon, self._meta["freq"]) for t in windows.times
-        ]
+        after: dict[pd.Timestamp, pd.DatetimeIndex] = {}  # series that end together
+        for t in windows.times:
+            if t[-1] not in after:
+                after[t[-1]] = future_times(t[-1], self.config.horizon, self._meta["freq"])
+        times = [after[t[-1]] for t in windows.times]
+        calendar = CalendarCache()
         known = np.stack(
             [
                 np.concatenate(
-                    [self._calendar(stamps), self._future_covariates(sid, stamps, future)], axis=1
+                    [
+                        self._calendar(stamps, calendar),
+                        self._future_covariates(sid, stamps, future),
+                    ],
+                    axis=1,
                 )
                 for sid, stamps in zip(windows.ids, times, strict=True)
             ]
@@ -573,8 +580,8 @@ class Forecaster:
         forecast = self.forecast_windows(windows, pairs, known, tuple(quantiles))
         return forecast_frame(windows.ids, times, forecast, levels, horizon)
 
-    def _calendar(self, times: pd.DatetimeIndex) -> np.ndarray:
-        features = calendar_features(times)
+    def _calendar(self, times: pd.DatetimeIndex, calendar: CalendarCache) -> np.ndarray:
+        features = calendar(times)
         return features if self.config.calendar else np.zeros_like(features)
 
     def _future_covariates(self, sid: str, times: pd.DatetimeIndex, future) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from rnnkit.apps.forecast.features import calendar_features, fill_missing
+from rnnkit.apps.forecast.features import CalendarCache, fill_missing
 from rnnkit.data.timeseries import SeriesFrame, series_from_dataframe
 from rnnkit.errors import UserError
 
@@ -136,6 +136,7 @@ def series_arrays(
     ids, times, parts = [], [], []
     season = max(int(meta["season_length"]), 1)
     n_past = len(meta["past_covariates"])
+    calendar_features = CalendarCache()
     for sid, group in data.groups():
         stamps = pd.DatetimeIndex(group["time"])
         target = group[meta["target"]].to_numpy(float)
