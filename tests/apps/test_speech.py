@@ -512,6 +512,28 @@ def test_a_word_bonus_never_makes_the_digit_loop_say_fewer_words():
     assert grew >= 4
 
 
+def test_an_ensemble_averages_log_probabilities_and_checks_frames():
+    from rnnkit.apps.speech.fsdd import Ensemble
+
+    class Fixed:  # a stand-in recognizer with given posteriors
+        def __init__(self, log_probs):
+            self.log_probs = log_probs
+
+        def posteriors(self, features):
+            return [self.log_probs for _ in features]
+
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(7, 5, generator=generator).log_softmax(1) for _ in range(2))
+    combined = Ensemble([Fixed(a), Fixed(b)]).posteriors([None, None])
+    assert len(combined) == 2
+    expected = ((a + b) / 2).log_softmax(1)  # the renormalised geometric mean
+    torch.testing.assert_close(combined[0], expected)
+    assert torch.allclose(combined[0].exp().sum(1), torch.ones(7))
+    torch.testing.assert_close(Ensemble([Fixed(a), Fixed(a)]).posteriors([None])[0], a)
+    with pytest.raises(ValueError, match="frames"):
+        Ensemble([Fixed(a), Fixed(a[:6])]).posteriors([None])
+
+
 def test_word_errors_per_utterance_sum_to_the_corpus_wer():
     from rnnkit.apps.speech.fsdd import corpus_wer, word_errors
 
@@ -551,7 +573,7 @@ def test_cli_fsdd_protocol_quick_then_transcribe_a_recording(tmp_path, capsys):
             name: c["valid WER isolated"] + c["valid WER strings"]
             for name, c in choice["candidates"].items()
         }
-        assert list(scores) == ["2026-12-01", "more voices"]
+        assert list(scores) == ["2026-12-01", "more voices", "ensemble"]
         assert scores[choice["chosen"]] == min(scores.values())
     wav = FSDD / "recordings" / "7_jackson_3.wav"
     assert main(["speech", "transcribe", "--model", str(out / "model"), str(wav)]) == 0

@@ -47,6 +47,13 @@ validation takes and strings of the training speakers; `choose`):
 The strings' grammar decoder also got a word insertion bonus (`WORD_BONUSES`), chosen per
 split and recipe on the same validation strings: strings lost words (digits run together,
 seen in the validation strings of one fold), the usual remedy of a word decoder.
+
+**Changed after the second results (third run, 2026-12-01).** The second run still missed the
+targets (isolated digits better than PocketSphinx on 3 of 6 speakers, strings 0.29). That is why
+one more candidate was added, chosen the same way and nothing else changed: the `Ensemble` of
+the recipes already trained (their log-probabilities averaged frame by frame), the usual remedy
+for models that generalise to new speakers less well than they fit the training speakers
+(validation WER 0.03-0.08, new speakers 0.15-0.31). It trains nothing more.
 """
 
 from __future__ import annotations
@@ -122,6 +129,7 @@ class Protocol:
     digit_voices: int = 0  # synthetic voices saying the ten digits (`digits.synthetic_digits`)
     digit_strings: int = 0  # strings joined from those voices' digits, 2 speakers each
     string_copies: int = 1  # >1: each real training string re-spoken by that many speakers
+    ensemble: bool = True  # the ensemble of the recipes is a candidate too (third run)
     # The candidate recipes (name, settings that replace the ones above), trained in every
     # split; the one with the lowest validation WER is scored on the test set (`choose`).
     recipes: tuple[tuple[str, dict], ...] = (
@@ -373,7 +381,34 @@ def train_recognizer(
     return recognizer, time.perf_counter() - began
 
 
-def validation_wers(recognizer: SpeechRecognizer, data: SplitData) -> dict[str, float]:
+class Ensemble:
+    """Recognizers of the same features and frame rate, combined frame by frame.
+
+    Each frame's character distribution is the renormalized geometric mean of the members'
+    (the mean of their log-probabilities, a product of experts), so every decoder of
+    `decode` reads an ensemble as it reads one model.
+
+    Args:
+        members: trained `SpeechRecognizer` s whose `posteriors` have the same frames.
+    """
+
+    def __init__(self, members: Sequence[SpeechRecognizer]):
+        self.members = list(members)
+
+    def featurize(self, audio: np.ndarray) -> torch.Tensor:
+        return self.members[0].featurize(audio)
+
+    def posteriors(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        each = [m.posteriors(features) for m in self.members]
+        combined = []
+        for frames in zip(*each, strict=True):
+            if len({f.shape for f in frames}) != 1:
+                raise ValueError("ensemble members disagree on the frames of an utterance")
+            combined.append(torch.log_softmax(torch.stack(frames).mean(0), dim=-1))
+        return combined
+
+
+def validation_wers(recognizer: SpeechRecognizer | Ensemble, data: SplitData) -> dict[str, float]:
     """WER under the digits grammar on the split's validation isolated digits and strings,
     the strings with each of `WORD_BONUSES` ("strings, bonus 2.0", ...)."""
     posteriors = recognizer.posteriors(data.valid_features)
@@ -385,57 +420,79 @@ def validation_wers(recognizer: SpeechRecognizer, data: SplitData) -> dict[str, 
     return wers
 
 
+def validation_record(recognizer: SpeechRecognizer | Ensemble, data: SplitData) -> dict:
+    """One candidate's validation WERs (`validation_wers`), its best word bonus and its
+    score: the mean of the isolated-digit and the strings WER (ties: the smaller bonus)."""
+    wers = validation_wers(recognizer, data)
+    bonus = min(WORD_BONUSES, key=lambda b: round(wers[f"strings, bonus {b}"], 6))
+    strings = wers[f"strings, bonus {bonus}"]
+    return {
+        "valid WER isolated": round(wers["isolated"], 4),
+        "valid WER strings": round(strings, 4),
+        "word bonus": bonus,
+        "valid WER strings per bonus": {
+            b: round(wers[f"strings, bonus {b}"], 4) for b in WORD_BONUSES
+        },
+        "score": (wers["isolated"] + strings) / 2,
+    }
+
+
 def choose(
     protocol: Protocol,
     build: Callable[[str, Protocol], SplitData],
     seed: int,
     log: Callable[[str], None],
-) -> tuple[SpeechRecognizer, SplitData, Protocol, dict]:
-    """Train every candidate recipe of ``protocol``; keep the best on validation.
+) -> tuple[SpeechRecognizer | Ensemble, SplitData, Protocol, dict]:
+    """Train every candidate recipe of ``protocol``; keep the best candidate on validation.
 
-    The score is the mean of the validation WERs on isolated digits and on strings
-    (`validation_wers`; validation takes of the training speakers only, never the test
-    set), the strings decoded with the recipe's best word bonus; on a tie the earlier
-    recipe (and the smaller bonus) wins.
+    The candidates are the recipes and, with ``protocol.ensemble``, the `Ensemble` of all of
+    them. The score is the mean of the validation WERs on isolated digits and on strings
+    (`validation_record`; validation takes of the training speakers only, never the test
+    set), the strings decoded with the candidate's best word bonus; on a tie the earlier
+    candidate wins.
 
     Args:
         build: a recipe's name and settings -> its training and validation data
-            (`split_data`).
+            (`split_data`; every recipe's validation and test sets are the same).
     Returns:
-        the chosen model, its data and settings, and ``{"chosen": name, "word bonus": ...,
-        "candidates": every candidate's validation WERs}``.
+        the chosen model, its data, the settings of the best single recipe, and
+        ``{"chosen": name, "best single": name, "word bonus": ..., "candidates": every
+        candidate's validation WERs}``.
     """
-    candidates, best = {}, None
+    candidates, models, datas = {}, {}, {}
     for name, _ in protocol.recipes:
-        recipe = protocol.recipe(name)
-        data = build(name, recipe)
+        data = build(name, protocol.recipe(name))
         recognizer, seconds = train_recognizer(
-            recipe.recognizer,
+            protocol.recipe(name).recognizer,
             data.train_features,
             data.train_texts,
             (data.valid_features, data.valid_texts),
-            recipe,
+            protocol.recipe(name),
             seed,
         )
-        wers = validation_wers(recognizer, data)
-        bonus = min(WORD_BONUSES, key=lambda b: round(wers[f"strings, bonus {b}"], 6))
-        strings = wers[f"strings, bonus {bonus}"]
-        score = (wers["isolated"] + strings) / 2
-        candidates[name] = {
-            "valid WER isolated": round(wers["isolated"], 4),
-            "valid WER strings": round(strings, 4),
-            "word bonus": bonus,
-            "valid WER strings per bonus": {
-                b: round(wers[f"strings, bonus {b}"], 4) for b in WORD_BONUSES
-            },
-            "train seconds": round(seconds),
-        }
-        log(f"  recipe {name!r}: validation WER {score:.4f} ({candidates[name]})")
-        if best is None or round(score, 6) < round(best[0], 6):
-            best = (score, name, recognizer, data, recipe)
-    _, name, recognizer, data, recipe = best
-    choice = {"chosen": name, "word bonus": candidates[name]["word bonus"]}
-    return recognizer, data, recipe, {**choice, "candidates": candidates}
+        models[name], datas[name] = recognizer, data
+        candidates[name] = {**validation_record(recognizer, data), "train seconds": round(seconds)}
+        log(f"  recipe {name!r}: validation {candidates[name]}")
+    single = min(models, key=lambda n: round(candidates[n]["score"], 6))
+    if protocol.ensemble and len(models) > 1:
+        models["ensemble"] = Ensemble(list(models.values()))
+        datas["ensemble"] = datas[single]
+        candidates["ensemble"] = validation_record(models["ensemble"], datas[single])
+        log(f"  ensemble of the recipes: validation {candidates['ensemble']}")
+    chosen = min(candidates, key=lambda n: round(candidates[n]["score"], 6))
+    for c in candidates.values():
+        c["score"] = round(c["score"], 4)
+    choice = {
+        "chosen": chosen,
+        "best single": single,
+        "word bonus": candidates[chosen]["word bonus"],
+    }
+    return (
+        models[chosen],
+        datas[chosen],
+        protocol.recipe(single),
+        {**choice, "candidates": candidates},
+    )
 
 
 def synthetic_training(
@@ -756,8 +813,13 @@ def run_protocol(
     )
     out["seconds"]["speaker-dependent"] = round(time.perf_counter() - sd_began)
     out["recipes"]["speaker-dependent"] = choice
+    # The saved model and the synthetic comparison use the best single recipe: a model
+    # `rnnkit speech transcribe` loads, compared like for like with its synthetic-only twin.
+    single = mixed
+    if isinstance(mixed, Ensemble):
+        single = mixed.members[[n for n, _ in protocol.recipes].index(choice["best single"])]
     if model_dir is not None:
-        mixed.save(model_dir)
+        single.save(model_dir)
     sd = score_split(mixed, data, clips, sphinx, protocol, choice["word bonus"])
     out["rows"] += speaker_rows("speaker-dependent (takes 0-4)", sd, {})
     out["speaker_dependent"], out["sd_intervals"] = summary_table("speaker-dependent", sd)
@@ -766,12 +828,12 @@ def run_protocol(
         progress(out)
 
     # Synthetic + real (the speaker-dependent model) vs synthetic only.
-    models = {"rnnkit, synthetic + real (greedy)": mixed}
+    models = {"rnnkit, synthetic + real (greedy)": single}
     if synthetic["train"]:
         valid = synthetic["valid"]
         only, out["seconds"]["synthetic only"] = train_recognizer(
             chosen.recognizer,
-            *synthetic_train[choice["chosen"]],
+            *synthetic_train[choice["best single"]],
             ([featurizer.featurize(u.audio) for u in valid], [u.text for u in valid]),
             chosen,
             seed,

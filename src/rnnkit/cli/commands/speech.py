@@ -331,7 +331,7 @@ def recipe_rows(recipes: dict) -> list[dict]:
             "isolated": c["valid WER isolated"],
             "strings": c["valid WER strings"],
             "word bonus": c["word bonus"],
-            "train seconds": c["train seconds"],
+            "train seconds": c.get("train seconds", ""),  # an ensemble trains nothing more
         }
         for split, choice in recipes.items()
         for name, c in choice["candidates"].items()
