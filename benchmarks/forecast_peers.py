@@ -104,6 +104,11 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=1000, help="NeuralForecast steps")
     parser.add_argument("--rnnkit", default=None, help="per_series.json of an rnnkit run")
     parser.add_argument("--out", default="results/forecast-peers")
+    parser.add_argument(
+        "--peers",
+        default="neuralforecast,darts-block,darts-rnn",
+        help="which peers to run (one process each keeps a slow one from holding up the rest)",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--compare-only",
@@ -127,6 +132,13 @@ def main() -> None:
         "darts BlockRNNModel (LSTM)": lambda: darts_forecast(split, block=True, epochs=args.epochs),
         "darts RNNModel (LSTM)": lambda: darts_forecast(split, block=False, epochs=args.epochs),
     }
+    keys = dict(zip(("neuralforecast", "darts-block", "darts-rnn"), peers, strict=True))
+    unknown = set(args.peers.split(",")) - set(keys)
+    if unknown:
+        parser.error(
+            f"--peers: unknown {', '.join(sorted(unknown))}; choose from {', '.join(keys)}"
+        )
+    peers = {keys[k]: peers[keys[k]] for k in args.peers.split(",")}
     settings = {
         "series": len(split.ids),
         "input_chunk_length": INPUT,
