@@ -320,15 +320,20 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
     if not speech_tools_available():
         raise UserError(f"espeak-ng and flite are needed to synthesize speech; {INSTALL_HINT}")
     folder = cache_dir("speech", f"format{CACHE_FORMAT}", f"{split}-{n}-seed{seed}")
-    manifest = folder / "manifest.json"
-    if manifest.exists():
-        rows = json.loads(manifest.read_text())
-        return [
-            Utterance(
-                sf.read(folder / r["file"], dtype="float32")[0], r["text"], r["speaker"], r["file"]
-            )
-            for r in rows
-        ]
+    if not (folder / "manifest.json").exists():
+        _synthesize_split(folder, split, n, seed)
+    # Always the audio as the cache holds it (16-bit FLAC): the first run and every later
+    # one then train on the same samples, and give the same numbers.
+    return [
+        Utterance(
+            sf.read(folder / r["file"], dtype="float32")[0], r["text"], r["speaker"], r["file"]
+        )
+        for r in json.loads((folder / "manifest.json").read_text())
+    ]
+
+
+def _synthesize_split(folder: Path, split: str, n: int, seed: int) -> None:
+    """Synthesize split ``split`` of `synthetic_speech` into ``folder`` (FLAC + manifest)."""
     split_seed = {"train": 0, "valid": 1, "test": 2, "dev": 3, "unseen": 4}[split] + 10 * seed
     rng = np.random.default_rng(split_seed)
     if split == "unseen":
@@ -345,7 +350,7 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
         voices = random_voices(VALIDATION_VARIANTS, rng, n)
     else:
         voices = random_voices(TRAIN_VARIANTS, rng, n)
-    utterances, rows = [], []
+    rows = []
     for i, (text, voice) in enumerate(zip(texts, voices, strict=True)):
         audio = synthesize(text, voice)
         if split in ("train", "valid"):  # training voices get more variety; others as spoken
@@ -355,10 +360,8 @@ def synthetic_speech(split: str, n: int, seed: int = 0) -> list[Utterance]:
         name = f"{i:05d}.flac"
         with atomic_path(folder / name) as tmp:
             sf.write(tmp, audio, SAMPLE_RATE, format="FLAC")
-        utterances.append(Utterance(audio, text, str(voice), name))
         rows.append({"file": name, "text": text, "speaker": str(voice)})
-    write_json(manifest, rows)  # written last: its presence means the folder is complete
-    return utterances
+    write_json(folder / "manifest.json", rows)  # last: its presence means complete
 
 
 def normalize_transcript(text: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -165,19 +166,26 @@ def synthetic_digits(n_voices: int, seed: int = 0) -> list[Recording]:
     """
     folder = cache_dir("speech", f"digits{CACHE_FORMAT}", f"{n_voices}-seed{seed}")
     manifest = folder / "manifest.json"
-    if manifest.exists():
-        return [
-            Recording(
-                sf.read(folder / r["file"], dtype="float32")[0],
-                r["text"],
-                r["speaker"],
-                r["file"],
-                r["take"],
-            )
-            for r in json.loads(manifest.read_text())
-        ]
+    if not manifest.exists():
+        _synthesize_digits(folder, n_voices, seed)
+    # Always the audio as the cache holds it (16-bit FLAC): the first run and every later
+    # one then train on the same samples, and give the same numbers.
+    return [
+        Recording(
+            sf.read(folder / r["file"], dtype="float32")[0],
+            r["text"],
+            r["speaker"],
+            r["file"],
+            r["take"],
+        )
+        for r in json.loads(manifest.read_text())
+    ]
+
+
+def _synthesize_digits(folder: Path, n_voices: int, seed: int) -> None:
+    """Synthesize `synthetic_digits` into ``folder`` (FLAC + manifest)."""
     rng = np.random.default_rng(seed + 1)
-    recordings, rows = [], []
+    rows = []
     for take, voice in enumerate(digit_voices(n_voices, seed)):
         factor = float(rng.uniform(0.85, 1.15))
         for digit, word in enumerate(DIGIT_WORDS):
@@ -186,10 +194,8 @@ def synthetic_digits(n_voices: int, seed: int = 0) -> list[Recording]:
             name = f"{take:04d}_{digit}.flac"
             with atomic_path(folder / name) as tmp:
                 sf.write(tmp, audio, SAMPLE_RATE, format="FLAC")
-            recordings.append(Recording(audio, word, str(voice), name, take))
             rows.append({"file": name, "text": word, "speaker": str(voice), "take": take})
-    write_json(manifest, rows)  # written last: its presence means the folder is complete
-    return recordings
+    write_json(folder / "manifest.json", rows)  # last: its presence means complete
 
 
 def join_clips(clips: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
