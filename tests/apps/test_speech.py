@@ -597,7 +597,8 @@ def test_fsdd_fold_jackson_beats_pocketsphinx_with_the_digits_grammar():
     """One fold of the README's protocol (`rnnkit.apps.speech.fsdd.Protocol`, seed 0): trained
     on the other five speakers, tested on all 500 of jackson's recordings. Measured (second
     run of 2026-12-01, recipe "more voices" chosen on validation): WER 0.148 vs PocketSphinx
-    with the digits grammar 0.362, difference -0.214 [-0.264, -0.162] (first run: 0.236).
+    with the digits grammar 0.362, difference -0.214 [-0.264, -0.162] (first run: 0.236; the
+    third run, with the ensemble candidate, chose "more voices" again: the same figures).
     Both candidate recipes train: about 24 minutes on a machine loaded ~8x."""
     from rnnkit.apps.speech.fsdd import Protocol, run_protocol
 
