@@ -995,7 +995,8 @@ def test_calendar_cache_and_forecast_frame_keep_each_series_times():
     cache = CalendarCache()
     hours = pd.date_range("2024-03-30", periods=5, freq="h", tz="Europe/Paris")
     days = pd.date_range("2024-01-01", periods=5, freq="D").as_unit("s")
-    for times in (hours, days, hours):
+    utc_hours = hours.tz_convert("UTC")  # the same instants, another local time of day
+    for times in (hours, days, hours, utc_hours):
         np.testing.assert_array_equal(cache(times), calendar_features(times))
     quantiles = {q: np.full((2, 5), q) for q in (0.1, 0.5, 0.9)}
     frame = forecast_frame(["a", "b"], [hours, hours + pd.Timedelta("1D")], quantiles, (80,), 3)

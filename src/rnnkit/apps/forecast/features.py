@@ -38,10 +38,11 @@ class CalendarCache:
     """
 
     def __init__(self) -> None:
-        self._found: dict[bytes, np.ndarray] = {}
+        self._found: dict[tuple, np.ndarray] = {}
 
     def __call__(self, times: pd.DatetimeIndex) -> np.ndarray:
-        key = pd.DatetimeIndex(times).asi8.tobytes()
+        times = pd.DatetimeIndex(times)
+        key = (times.unit, str(times.tz), times.asi8.tobytes())  # the same instants, any zone
         if key not in self._found:
             self._found[key] = calendar_features(times)
         return self._found[key]

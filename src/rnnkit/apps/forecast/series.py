@@ -136,7 +136,7 @@ def series_arrays(
     ids, times, parts = [], [], []
     season = max(int(meta["season_length"]), 1)
     n_past = len(meta["past_covariates"])
-    calendar_features = CalendarCache()
+    calendar_of = CalendarCache()  # series on the same dates share their features
     for sid, group in data.groups():
         stamps = pd.DatetimeIndex(group["time"])
         target = group[meta["target"]].to_numpy(float)
@@ -145,7 +145,7 @@ def series_arrays(
         covs = (covs - np.array(mean)) / np.array(std) if covs.shape[1] else covs
         indices = seasonal_indices(target, season) if deseasonalize else np.ones(season)
         seasonal = indices[np.arange(len(target)) % season]
-        features = calendar_features(stamps)
+        features = calendar_of(stamps)
         features = features if calendar else np.zeros_like(features)
         parts.append((target, seasonal, indices, features, covs[:, :n_past], covs[:, n_past:]))
         ids.append(sid)

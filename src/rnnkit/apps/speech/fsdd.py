@@ -461,13 +461,14 @@ def choose(
     """
     candidates, models, datas = {}, {}, {}
     for name, _ in protocol.recipes:
-        data = build(name, protocol.recipe(name))
+        recipe = protocol.recipe(name)
+        data = build(name, recipe)
         recognizer, seconds = train_recognizer(
-            protocol.recipe(name).recognizer,
+            recipe.recognizer,
             data.train_features,
             data.train_texts,
             (data.valid_features, data.valid_texts),
-            protocol.recipe(name),
+            recipe,
             seed,
         )
         models[name], datas[name] = recognizer, data
