@@ -97,15 +97,21 @@ BUDGET_DATA = ["m3-monthly", "m3-quarterly", "m3-yearly", "m3-other"]
 # 3,003 series; the admissible candidate with the least fit time (summed over the four
 # frequencies, measured in the same sweep) wins.
 NON_INFERIORITY = 0.01
+# Amended after the monthly, yearly and other validation results of the sweep (before the
+# quarterly ones; no test data read): the first rule forgot the issue's interval target, and
+# the fastest non-inferior candidate covered 67% of the M3 monthly validation horizons with
+# its 80% intervals. A candidate must also cover this range there.
+MONTHLY_COVERAGE = (0.75, 0.85)
 
 
 def choose_budget(out: Path, limit: int | None = None) -> dict:
     """Apply the budget rule to the forecasts and fit times a sweep saved in ``out``."""
-    fit_minutes = {}
+    fit_minutes, coverage = {}, {}
     for line in (out / "results.jsonl").read_text().splitlines():
         row = json.loads(line)
         if "/" not in row["method"]:
             fit_minutes[(row["method"], row["data"])] = row["fit_minutes"]
+            coverage[(row["method"], row["data"])] = row["coverage_80"]
     splits = {data: competition_split(data, "validation", limit) for data in BUDGET_DATA}
 
     def scores(name: str, data: str):
@@ -127,12 +133,18 @@ def choose_budget(out: Path, limit: int | None = None) -> dict:
             np.concatenate([smape[d] for d in BUDGET_DATA]),
             np.concatenate([reference[d] for d in BUDGET_DATA]),
         )
+        covered = coverage[(name, "m3-monthly")]
         report[name] = {
             "smape": {data: round(float(np.mean(v)), 3) for data, v in smape.items()},
-            "fit_minutes": round(sum(fit_minutes[(name, d)] for d in BUDGET_DATA), 1),
+            "fit_minutes": round(sum(fit_minutes[(name, d)] for d in BUDGET_DATA), 2),
             "monthly_vs_defaults": monthly,
             "pooled_vs_defaults": pooled,
-            "admissible": monthly["ok"] and pooled["ok"],
+            "monthly_coverage_80": covered,
+            "admissible": bool(
+                monthly["ok"]
+                and pooled["ok"]
+                and MONTHLY_COVERAGE[0] <= covered <= MONTHLY_COVERAGE[1]
+            ),
         }
     admissible = [name for name, row in report.items() if row["admissible"]]
     chosen = min(admissible, key=lambda name: report[name]["fit_minutes"])
