@@ -911,6 +911,17 @@ def test_batched_damped_trend_matches_statsmodels_at_one_grid_point(monkeypatch)
     np.testing.assert_allclose(damped_forecast(padded, mask, 6, season=4)[0], ours)
 
 
+def test_theta_and_damped_trend_in_chunks_equal_one_pass(monkeypatch):
+    rng = np.random.default_rng(0)
+    history = 100 + np.cumsum(rng.normal(size=(7, 30)), axis=1)
+    observed = (rng.random((7, 30)) > 0.1).astype(float)
+    observed[2, :12] = 0.0  # a shorter series, padded
+    whole = {f: f(history, observed, 5) for f in (theta_forecast, damped_forecast)}
+    monkeypatch.setattr(combination, "CHUNK", 3)
+    for method, expected in whole.items():
+        np.testing.assert_array_equal(method(history, observed, 5), expected)
+
+
 def test_damped_trend_grid_follows_a_trend_that_flattens():
     """On a saturating curve the damped trend forecasts a flattening, Theta a straight line:
     the damped one is nearer the truth."""
@@ -1005,3 +1016,55 @@ def test_calendar_cache_and_forecast_frame_keep_each_series_times():
     assert frame["lo_80"].eq(0.1).all() and frame["hi_80"].eq(0.9).all()
     frame = forecast_frame(["c"], [days], {q: v[:1] for q, v in quantiles.items()}, (80,), 5)
     assert list(frame["time"]) == list(days)
+
+
+def test_series_on_their_grid_are_kept_and_the_rest_reindexed_like_before():
+    """`build_frame` reads series already on their grid as they are and reindexes the others:
+    the result is what reindexing every series onto its own grid gives."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for name, start, drop in [
+        ("a", "2020-01-01", []),
+        ("b", "2020-03-01", [2, 3]),
+        ("c", "2019-07-01", []),
+    ]:
+        times = pd.date_range(start, periods=20, freq="MS")
+        part = pd.DataFrame({"time": times, "series": name, "y": rng.normal(size=20)})
+        part["promo"] = np.where(rng.random(20) < 0.3, np.nan, rng.normal(size=20))
+        parts.append(part.drop(index=drop))
+    rows = pd.concat(parts).sample(frac=1, random_state=0)  # interleaved, out of order
+    data = build_frame(rows, target="y", past_covariates=["promo"])
+
+    expected = []
+    for name, part in sorted(rows.groupby("series"), key=lambda item: item[0]):
+        part = part.sort_values("time").set_index("time")
+        grid = pd.date_range(part.index[0], part.index[-1], freq="MS", name="time")
+        regular = part.reindex(grid).reset_index().assign(series=name)
+        regular["promo"] = regular["promo"].ffill().bfill()
+        expected.append(regular[["time", "series", "y", "promo"]])
+    expected = pd.concat(expected, ignore_index=True)
+    pd.testing.assert_frame_equal(data.frame, expected, check_dtype=False)
+    assert data.frame["y"].isna().sum() == 2 and not data.frame["promo"].isna().any()
+
+
+def test_series_arrays_follow_each_series_whatever_the_row_order():
+    from rnnkit.apps.forecast.series import covariate_stats, series_arrays
+
+    data = seasonal_frame(length=60)
+    shuffled = dataclasses.replace(
+        data, frame=data.frame.sample(frac=1, random_state=0).sort_values("time")
+    )
+    meta = {"season_length": SEASON, "target": "y", "past_covariates": [], "future_covariates": []}
+    arrays = series_arrays(data, meta, covariate_stats(data), deseasonalize=True)
+    again = series_arrays(shuffled, meta, covariate_stats(shuffled), deseasonalize=True)
+    assert arrays.ids == again.ids == ["a", "b"]
+    for name in ("target", "filled", "observed", "known", "seasonal", "offsets", "lengths"):
+        np.testing.assert_array_equal(getattr(arrays, name), getattr(again, name))
+    for s, sid in enumerate(arrays.ids):
+        rows = data.frame[data.frame["series"] == sid]
+        span = slice(arrays.offsets[s], arrays.offsets[s] + arrays.lengths[s])
+        np.testing.assert_array_equal(arrays.target[span], rows["y"].to_numpy())
+        assert arrays.times[s].equals(pd.DatetimeIndex(rows["time"]))
+        np.testing.assert_array_equal(
+            arrays.known[span], calendar_features(pd.DatetimeIndex(rows["time"]))
+        )

@@ -21,7 +21,7 @@ from rnnkit.errors import UserError
 #   - deseasonalised, level-scaled, median loss, Theta combination, context 36, the earlier
 #     budget (batch 64 x 50 batches x 20 epochs, constant rate): 14.315 (15.417), weight 0.
 #   - batch 256 x 100 batches x 15 epochs, plateau schedule: 14.086 (14.346), weight 0.25,
-#     80% coverage 0.796; fit 9.1 min. THE DEFAULT.
+#     80% coverage 0.796; fit 9.1 min. THE DEFAULT until the budget sweep below.
 #       one layer: 14.087 (14.454), coverage 0.727, 4.9 min.
 #       one-cycle schedule, no early stopping: 14.315 (14.374), weight 0.
 #       refit on the validation windows too (`refit`): 14.108 (14.622), 32 min: the network
@@ -58,6 +58,23 @@ from rnnkit.errors import UserError
 # series of rnnkit minus Theta): yearly 19.417 (network 22.871, weight 0.25) vs Theta 19.607,
 # -0.19 [-0.52, 0.12], ETS 21.035; quarterly 9.198 (network 9.546, weight 0.75) vs Theta 9.197,
 # 0.00 [-0.34, 0.29], 80% coverage 0.91. Ties with Theta everywhere; monthly -0.16 [-0.35, 0.04].
+# 2026-12-01, the training budget (issue 12 asks for training faster than Darts' and
+# NeuralForecast's LSTMs; `forecast_defaults.py` BUDGETS and `choose_budget`, its rule fixed
+# before the sweep and amended once, disclosed there, to require 75-85% coverage): every
+# candidate on the validation splits of all four M3 frequencies, two sweeps side by side on
+# the two cores. sMAPE monthly / quarterly / yearly / other, fit minutes summed over the four,
+# monthly minus the 15-epoch budget (paired 95% interval), monthly 80% coverage:
+#   15 epochs, hidden 64 (the budget before): 13.885 / 8.888 / 19.338 / 3.916, 6.07 min, 0.798
+#   6 epochs: 13.955 / 9.068 / 19.338 / 3.916, 3.03, +0.070 [+0.015, +0.127], 0.740
+#   4 epochs: 13.955 / 9.116 / 19.338 / 3.973, 1.96, +0.070 [+0.015, +0.127], 0.740
+#   3 epochs: 14.001 / 9.069 / 19.266 / 3.973, 1.48, +0.115 [+0.038, +0.197], 0.785
+#   batch 128, 6 epochs: 13.998 / 9.092 / 18.743 / 4.010, 1.35, +0.112 [+0.043, +0.190], 0.799
+#   hidden 32, 6 epochs: 13.937 / 8.960 / 19.250 / 4.032, 1.20, +0.051 [-0.022, +0.126],
+#     0.775; pooled over the 3,003 series +0.030 [-0.027, +0.088]. THE DEFAULT (the fastest
+#     within 1% of the earlier budget on monthly and pooled, and inside 75-85% coverage).
+#   one layer, 6 epochs: 13.963 / 8.988 / 18.634 / 3.918, 1.26, +0.077 [+0.039, +0.117], 0.706
+#   the pre-issue-12 budget (64 x 50 x 20, constant rate): 13.894 / 9.122 / 19.015 / 3.998,
+#     0.61, +0.008 [-0.071, +0.091], 0.670 (the first rule, without coverage, chose it).
 @dataclass
 class ForecasterConfig:
     """Everything that defines a forecaster (saved with the model).
@@ -120,14 +137,14 @@ class ForecasterConfig:
     horizon: int = 24
     context_length: int | None = None
     cell: str = "lstm"
-    hidden_size: int = 64
+    hidden_size: int = 32
     num_layers: int = 2
     dropout: float = 0.1
     likelihood: str = "student_t"
     loss: str = "mae_nll"
     scaling: str = "level"
     deseasonalize: bool = True
-    epochs: int = 15
+    epochs: int = 6
     batches_per_epoch: int = 100
     batch_size: int = 256
     lr: float = 3e-3
@@ -178,6 +195,7 @@ class ForecasterConfig:
 # backtest plans (`backtest.PLANS`, tuned before the change) and the anomaly detector keep
 # them, so their published results stay reproducible.
 EARLIER_DEFAULTS = dict(
+    hidden_size=64,
     scaling="last",
     deseasonalize=False,
     loss="nll",

@@ -44,7 +44,12 @@ from rnnkit.apps.forecast.distribution import (
     to_data_units,
 )
 from rnnkit.apps.forecast.features import CALENDAR_FEATURES, CalendarCache
-from rnnkit.apps.forecast.frame import forecast_frame, future_covariates, future_times
+from rnnkit.apps.forecast.frame import (
+    forecast_frame,
+    future_by_series,
+    future_covariates,
+    future_times,
+)
 from rnnkit.apps.forecast.model import ForecastNet, forecast_loss
 from rnnkit.apps.forecast.series import (
     SeriesArrays,
@@ -564,12 +569,13 @@ class Forecaster:
                 after[t[-1]] = future_times(t[-1], self.config.horizon, self._meta["freq"])
         times = [after[t[-1]] for t in windows.times]
         calendar = CalendarCache()
+        future_of = future_by_series(future)
         known = np.stack(
             [
                 np.concatenate(
                     [
                         self._calendar(stamps, calendar),
-                        self._future_covariates(sid, stamps, future),
+                        self._future_covariates(sid, stamps, future_of(sid)),
                     ],
                     axis=1,
                 )
@@ -584,11 +590,11 @@ class Forecaster:
         features = calendar(times)
         return features if self.config.calendar else np.zeros_like(features)
 
-    def _future_covariates(self, sid: str, times: pd.DatetimeIndex, future) -> np.ndarray:
+    def _future_covariates(self, sid: str, times: pd.DatetimeIndex, rows) -> np.ndarray:
         names = self._meta["future_covariates"]
         mean, std = self._covariate_stats.get(sid, self._covariate_stats["*"])
         n_past = len(self._meta["past_covariates"])
-        return future_covariates(sid, times, future, names, mean[n_past:], std[n_past:])
+        return future_covariates(sid, times, rows, names, mean[n_past:], std[n_past:])
 
     def _coerce_history(self, data: SeriesFrame | pd.DataFrame) -> SeriesFrame:
         meta = self._meta

@@ -3,6 +3,8 @@ and the DataFrame `Forecaster.predict` returns."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -16,10 +18,20 @@ def future_times(last: pd.Timestamp, horizon: int, freq: str) -> pd.DatetimeInde
     return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
 
 
+def future_by_series(future: pd.DataFrame | None) -> Callable[[str], pd.DataFrame | None]:
+    """``sid -> `` that series' rows of the user's known-future table (columns ``time``,
+    ``series`` when there are several series, and the covariates), grouped once: selecting
+    each series by comparison would read the whole table once per series."""
+    if future is None or SERIES not in future.columns:
+        return lambda sid: future
+    groups = {str(sid): rows for sid, rows in future.groupby(future[SERIES].astype(str))}
+    return lambda sid: groups.get(sid, future.iloc[:0])
+
+
 def future_covariates(
     sid: str,
     times: pd.DatetimeIndex,
-    future: pd.DataFrame | None,
+    rows: pd.DataFrame | None,
     names: list[str],
     mean: list[float],
     std: list[float],
@@ -27,18 +39,18 @@ def future_covariates(
     """(H, len(names)) standardised known-future covariates of series ``sid`` at ``times``.
 
     Args:
-        future: the user's table: columns ``time``, ``series`` (several series) and names.
+        rows: the rows of the user's known-future table for this series
+            (`future_by_series`): columns ``time`` and names.
         mean, std: the training statistics of these covariates.
     """
     if not names:
         return np.zeros((len(times), 0), np.float32)
-    if future is None:
+    if rows is None:
         raise UserError(
             f"this model uses known-future covariates ({', '.join(names)}); pass their "
             f"values for the horizon (future=, or --future FILE with columns time, series, "
             f"{', '.join(names)})"
         )
-    rows = future[future[SERIES].astype(str) == sid] if SERIES in future.columns else future
     missing = [c for c in ["time", *names] if c not in rows.columns]
     if missing:
         raise UserError(f"future covariates: no column(s) {', '.join(missing)}")

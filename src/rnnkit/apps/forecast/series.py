@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.apps.forecast.features import CalendarCache, fill_missing
-from rnnkit.data.timeseries import SeriesFrame, series_from_dataframe
+from rnnkit.data.timeseries import SERIES, SeriesFrame, series_from_dataframe
 from rnnkit.errors import UserError
 
 # Two-sided 90% normal quantile of the seasonality test (Assimakopoulos & Nikolopoulos'
@@ -68,15 +68,32 @@ def covariate_stats(data: SeriesFrame) -> dict[str, tuple[list[float], list[floa
     """Mean and std of each covariate per series (and over all, ``"*"``, for new series)."""
     columns = data.past_covariates + data.future_covariates
 
-    def stats(frame: pd.DataFrame) -> tuple[list[float], list[float]]:
-        values = frame[columns].to_numpy(float)
+    def stats(values: np.ndarray) -> tuple[list[float], list[float]]:
         std = np.nan_to_num(values.std(axis=0), nan=1.0) if len(columns) else np.zeros(0)
         mean = np.nan_to_num(values.mean(axis=0)) if len(columns) else np.zeros(0)
         return mean.tolist(), np.where(std > 1e-8, std, 1.0).tolist()
 
-    result = {sid: stats(group) for sid, group in data.groups()}
-    result["*"] = stats(data.frame)
+    ids, order, offsets, lengths = _grouped_rows(data.frame)
+    values = data.frame[columns].to_numpy(float)
+    # column-major like pandas' own arrays: the sums then add in the same order as ever
+    grouped = np.asfortranarray(values[order])
+    result = {
+        sid: stats(grouped[o : o + n]) for sid, o, n in zip(ids, offsets, lengths, strict=True)
+    }
+    result["*"] = stats(values)
     return result
+
+
+def _grouped_rows(frame: pd.DataFrame) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, order, offsets, lengths): ``frame``'s rows in ``order`` are grouped by series
+    (in order of first appearance, row order kept within each), series ``i`` at
+    ``offsets[i]:offsets[i] + lengths[i]``. Whole columns are then read at once: a pandas
+    group per series costs more than everything else a series needs."""
+    codes, uniques = pd.factorize(frame[SERIES], sort=False)
+    order = np.argsort(codes, kind="stable")
+    lengths = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return list(uniques), order, offsets, lengths
 
 
 def seasonal_indices(values: np.ndarray, season: int) -> np.ndarray:
@@ -133,40 +150,59 @@ def series_arrays(
         deseasonalize: divide each series by its `seasonal_indices` (computed on the
             history given here: the training data in `fit`, the history in `predict`).
     """
-    ids, times, parts = [], [], []
+    frame = data.frame
+    ids, order, offsets, lengths = _grouped_rows(frame)
+    stamps = pd.DatetimeIndex(frame["time"]).take(order)
+    times = [stamps[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
+    target = frame[meta["target"]].to_numpy(float)[order]
+
     season = max(int(meta["season_length"]), 1)
-    n_past = len(meta["past_covariates"])
+    indices = [
+        seasonal_indices(target[o : o + n], season) if deseasonalize else np.ones(season)
+        for o, n in zip(offsets, lengths, strict=True)
+    ]
+    series = np.repeat(np.arange(len(ids)), lengths)
+    position = np.arange(len(target)) - offsets[series]
+    seasonal = np.stack(indices)[series, position % season] if len(ids) else np.ones(0)
+
     calendar_of = CalendarCache()  # series on the same dates share their features
-    for sid, group in data.groups():
-        stamps = pd.DatetimeIndex(group["time"])
-        target = group[meta["target"]].to_numpy(float)
-        mean, std = stats.get(sid, stats["*"])
-        covs = group[meta["past_covariates"] + meta["future_covariates"]].to_numpy(float)
-        covs = (covs - np.array(mean)) / np.array(std) if covs.shape[1] else covs
-        indices = seasonal_indices(target, season) if deseasonalize else np.ones(season)
-        seasonal = indices[np.arange(len(target)) % season]
-        features = calendar_of(stamps)
-        features = features if calendar else np.zeros_like(features)
-        parts.append((target, seasonal, indices, features, covs[:, :n_past], covs[:, n_past:]))
-        ids.append(sid)
-        times.append(stamps)
-    lengths = np.array([len(p[0]) for p in parts])
-    target = np.concatenate([p[0] for p in parts])
+    features = np.concatenate([calendar_of(t) for t in times])
+    features = features if calendar else np.zeros_like(features)
+    covs = _standardised_covariates(frame, order, ids, lengths, meta, stats)
+    n_past = len(meta["past_covariates"])
+    filled = [fill_missing(target[o : o + n]) for o, n in zip(offsets, lengths, strict=True)]
     return SeriesArrays(
         ids=ids,
         times=times,
-        offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+        offsets=offsets,
         lengths=lengths,
         target=target,
-        filled=np.concatenate([fill_missing(p[0]) for p in parts]),
+        filled=np.concatenate(filled),
         observed=(~np.isnan(target)).astype(np.float32),
-        known=np.concatenate([np.concatenate([p[3], p[5]], axis=1) for p in parts]).astype(
-            np.float32
-        ),
-        past=np.concatenate([p[4] for p in parts]).astype(np.float32),
-        seasonal=np.concatenate([p[1] for p in parts]),
-        indices=[p[2] for p in parts],
+        known=np.concatenate([features, covs[:, n_past:]], axis=1).astype(np.float32),
+        past=covs[:, :n_past].astype(np.float32),
+        seasonal=seasonal,
+        indices=indices,
     )
+
+
+def _standardised_covariates(
+    frame: pd.DataFrame,
+    order: np.ndarray,
+    ids: list,
+    lengths: np.ndarray,
+    meta: dict,
+    stats: dict[str, tuple[list[float], list[float]]],
+) -> np.ndarray:
+    """(N, covariates) past then future covariates, rows in ``order``, each series
+    standardised by its `covariate_stats` (unknown series by those of all, ``"*"``)."""
+    columns = meta["past_covariates"] + meta["future_covariates"]
+    covs = frame[columns].to_numpy(float)[order]
+    if not columns:
+        return covs
+    mean = np.array([stats.get(sid, stats["*"])[0] for sid in ids], dtype=float)
+    std = np.array([stats.get(sid, stats["*"])[1] for sid in ids], dtype=float)
+    return (covs - np.repeat(mean, lengths, axis=0)) / np.repeat(std, lengths, axis=0)
 
 
 def refit_seasonal(arrays: SeriesArrays, ends: np.ndarray, season: int) -> SeriesArrays:

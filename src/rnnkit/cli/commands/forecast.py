@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--ensemble 3 --out models/nyc",
         ],
     )
-    add_common_flags(train, epochs=20)
+    add_common_flags(train)  # --epochs: default the Forecaster's (chosen on M3 validation)
     _add_data_flags(train)
     train.add_argument(
         "--horizon",
@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--cell", choices=["lstm", "gru", "rnn", "mingru", "minlstm"], default="lstm"
     )
-    train.add_argument("--hidden-size", type=int, default=64)
+    train.add_argument(
+        "--hidden-size", type=int, default=None, help="units per RNN layer (default: 32)"
+    )
     train.add_argument("--likelihood", choices=["student_t", "gaussian"], default="student_t")
     train.add_argument(
         "--decoder",
@@ -221,7 +223,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     data = load_data(args)
     horizon = args.horizon or (BUNDLED[args.data].horizon if args.data else data.season_length)
-    options = dict(epochs=args.epochs, hidden_size=args.hidden_size)
+    given = dict(epochs=args.epochs, hidden_size=args.hidden_size)
+    options = {name: value for name, value in given.items() if value is not None}
     if args.quick:
         data = data.tail_of_each(max(600, 6 * horizon))
         options = dict(epochs=2, batches_per_epoch=5, hidden_size=16)
