@@ -52,6 +52,13 @@ def test_m3_loader_keeps_the_competition_split():
         ("m3-quarterly", 756, 8),
         ("m3-monthly", 1428, 18),
         ("m3-other", 174, 8),
+        # checked once in the README with the defaults, nothing chosen on them
+        ("m1-yearly", 181, 6),
+        ("m1-quarterly", 203, 8),
+        ("m1-monthly", 617, 18),
+        ("tourism-yearly", 518, 4),
+        ("tourism-quarterly", 427, 8),
+        ("tourism-monthly", 366, 24),
     ],
 )
 def test_split_sizes(name, series, horizon):
