@@ -529,10 +529,9 @@ def build_frame(
     df[SERIES] = df[SERIES].astype(str)
     if df["time"].isna().any():
         raise UserError(f"{name}: some timestamps are missing")
-    df = df.sort_values([SERIES, "time"], kind="stable")
-    _check_duplicates(df.reset_index(drop=True), name, "time")
+    df = df.sort_values([SERIES, "time"], kind="stable", ignore_index=True)
+    _check_duplicates(df, name, "time")
     freq = freq or infer_frequency(df)
-    df = df.reset_index(drop=True)
     on_grid = _on_grid(df, freq)
     parts = [df[on_grid]]  # series already on their grid are kept as they are
     for sid, group in df[~on_grid].groupby(SERIES, sort=False):

@@ -20,6 +20,8 @@ chosen by the one-step squared error), on the same deseasonalised values the net
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from rnnkit.apps.forecast.series import SeriesArrays
@@ -152,7 +154,9 @@ def damped_forecast(
     return level[rows, best][:, None] + damping * slope[rows, best][:, None]
 
 
-def _in_chunks(method, history: np.ndarray, observed: np.ndarray, *args) -> np.ndarray:
+def _in_chunks(
+    method: Callable[..., np.ndarray], history: np.ndarray, observed: np.ndarray, *args
+) -> np.ndarray:
     """``method`` (a batched forecast) on `CHUNK` windows at a time, concatenated."""
     return np.concatenate(
         [

@@ -68,7 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cell", choices=["lstm", "gru", "rnn", "mingru", "minlstm"], default="lstm"
     )
     train.add_argument(
-        "--hidden-size", type=int, default=None, help="units per RNN layer (default: 32)"
+        "--hidden-size",
+        type=int,
+        default=None,
+        help="units per RNN layer (default: the Forecaster's)",
     )
     train.add_argument("--likelihood", choices=["student_t", "gaussian"], default="student_t")
     train.add_argument(
