@@ -28,13 +28,16 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
 
 import numpy as np
+import parselmouth
 import soundfile as sf
+from parselmouth.praat import call as praat
 from scipy.signal import fftconvolve, resample_poly
 
 from rnnkit.data.cache import cache_dir
@@ -290,6 +293,29 @@ def perturb_speed(audio: np.ndarray, factor: float) -> np.ndarray:
     model generalize to voices (and synthesizers) it never heard.
     """
     return resample(audio, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
+
+
+def convert_voice(
+    audio: np.ndarray, formant_ratio: float, pitch_median: float, pitch_range: float = 1.0
+) -> np.ndarray:
+    """The same words in another voice: Praat's "Change gender" (PSOLA, via parselmouth).
+
+    Unlike `perturb_speed`, pitch and vocal tract move independently, at the same speed: the
+    formants are scaled by ``formant_ratio`` (a shorter tract above 1), the pitch contour is
+    moved to a median of ``pitch_median`` Hz and its excursions scaled by ``pitch_range``.
+    One real speaker so becomes many plausible ones, the usual remedy when few speakers
+    are recorded. Audio without voiced frames (silence, noise) comes back unchanged.
+    """
+    sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=SAMPLE_RATE)
+    try:
+        with warnings.catch_warnings():  # "no voiced segments": handled below
+            warnings.simplefilter("ignore", parselmouth.PraatWarning)
+            converted = praat(
+                sound, "Change gender", 75, 600, formant_ratio, pitch_median, pitch_range, 1.0
+            )
+    except parselmouth.PraatError:  # no pitch to move
+        return audio.astype(np.float32)
+    return converted.values[0].astype(np.float32)
 
 
 def degrade(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:

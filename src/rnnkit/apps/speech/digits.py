@@ -1,12 +1,16 @@
-"""More voices and more strings for the digit recognizer: synthetic digits, re-spoken strings.
+"""More voices and more strings for the digit recognizer: synthetic digits, converted voices,
+re-spoken strings.
 
-Two sources of training variety for `rnnkit.apps.speech.fsdd` (its "digits" recipe):
+Three sources of training variety for `rnnkit.apps.speech.fsdd`:
 
 - `synthetic_digits`: the ten digit words spoken by many espeak-ng voices (every English
   accent x every voice variant not kept for the synthetic test or validation sets, random
   speed and pitch, a random vocal-tract stretch) and passed through the 8 kHz telephone channel
   FSDD was recorded through. Each voice is a "speaker" whose ten recordings can be joined
   into strings like the real speakers' ones.
+- `converted_voices`: every real training speaker said again in other voices (Praat's
+  "Change gender": another pitch and vocal-tract length at the same speed), so a few real
+  speakers become many, all of them real speech.
 - `respoken_strings`: connected digit strings whose every copy is the same digits said by
   another speaker (another take, pauses, levels): a training example with several copies
   serves a different one each epoch (`rnnkit.apps.speech.recognizer.FeatureBatches`), so
@@ -15,6 +19,9 @@ Two sources of training variety for `rnnkit.apps.speech.fsdd` (its "digits" reci
     >>> voices = synthetic_digits(30, seed=0)                  # doctest: +SKIP
     >>> len(voices), voices[0].text                            # doctest: +SKIP
     (300, 'zero')
+    >>> pseudo = converted_voices(real_recordings, per_speaker=6)   # doctest: +SKIP
+    >>> pseudo[0].speaker                                      # doctest: +SKIP
+    'george~0'
     >>> strings = respoken_strings(voices, 10, copies=3, seed=0)   # doctest: +SKIP
     >>> strings[0][0], len(strings[0][1])                      # doctest: +SKIP
     ('four two seven', 3)
@@ -38,6 +45,7 @@ from rnnkit.data.speech import (
     Recording,
     Voice,
     background,
+    convert_voice,
     perturb_speed,
     random_voices,
     synthesize,
@@ -196,6 +204,43 @@ def _synthesize_digits(folder: Path, n_voices: int, seed: int) -> None:
                 sf.write(tmp, audio, SAMPLE_RATE, format="FLAC")
             rows.append({"file": name, "text": word, "speaker": str(voice), "take": take})
     write_json(folder / "manifest.json", rows)  # last: its presence means complete
+
+
+def converted_voices(
+    recordings: Sequence[Recording], per_speaker: int, seed: int = 0
+) -> list[Recording]:
+    """``per_speaker`` new voices for every speaker of ``recordings`` (`convert_voice`).
+
+    Voice k of a speaker keeps one setting for all of that speaker's recordings (a
+    consistent "speaker" whose clips can be joined into strings): formants scaled by
+    0.88-1.15, a pitch median of 75-240 Hz (log-uniform: men, women and children), pitch
+    excursions scaled by 0.7-1.5. Drawn from a generator seeded by ``seed`` and the speaker's
+    name, so a recording's copies do not depend on which others are converted with it.
+
+    Returns:
+        ``per_speaker`` copies of each recording, speaker ``"{speaker}~{k}"`` and source
+        ``"{source}~{k}"``; text and take as the original's.
+    """
+    settings = {}
+    for speaker in sorted({r.speaker for r in recordings}):
+        rng = np.random.default_rng([seed, *speaker.encode()])
+        for k in range(per_speaker):
+            settings[speaker, k] = (
+                float(rng.uniform(0.88, 1.15)),
+                float(np.exp(rng.uniform(np.log(75), np.log(240)))),
+                float(rng.uniform(0.7, 1.5)),
+            )
+    return [
+        Recording(
+            convert_voice(r.audio, *settings[r.speaker, k]),
+            r.text,
+            f"{r.speaker}~{k}",
+            f"{r.source}~{k}",
+            r.take,
+        )
+        for r in recordings
+        for k in range(per_speaker)
+    ]
 
 
 def join_clips(clips: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
