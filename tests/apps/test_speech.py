@@ -475,6 +475,89 @@ def test_clips_at_a_recipes_speeds_do_not_depend_on_other_recipes_speeds(tmp_pat
     assert slower.shape[1] > both.variants(recordings[0], (1.0,))[0].shape[1]
 
 
+def buzz(f0: float = 120.0, seconds: float = 0.6) -> np.ndarray:
+    """A voiced vowel-like sound: a pulse train at ``f0`` Hz through two resonances."""
+    from scipy.signal import lfilter
+
+    pulses = np.zeros(int(seconds * SAMPLE_RATE))
+    pulses[:: int(SAMPLE_RATE / f0)] = 1.0
+    for formant in (700.0, 1200.0):  # two-pole resonators, 80 Hz bandwidth
+        r, theta = np.exp(-np.pi * 80 / SAMPLE_RATE), 2 * np.pi * formant / SAMPLE_RATE
+        pulses = lfilter([1.0], [1.0, -2 * r * np.cos(theta), r * r], pulses)
+    return (0.5 * pulses / np.abs(pulses).max()).astype(np.float32)
+
+
+def median_pitch(audio: np.ndarray) -> float:
+    import parselmouth
+    from parselmouth.praat import call
+
+    sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=SAMPLE_RATE)
+    return call(call(sound, "To Pitch", 0.0, 75, 600), "Get quantile", 0, 0, 0.5, "Hertz")
+
+
+def mean_formant(audio: np.ndarray, number: int) -> float:
+    import parselmouth
+    from parselmouth.praat import call
+
+    sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=SAMPLE_RATE)
+    formants = call(sound, "To Formant (burg)", 0.0, 5, 5500, 0.025, 50)
+    return call(formants, "Get mean", number, 0, 0, "hertz")
+
+
+def test_voice_conversion_moves_pitch_and_formants_apart_at_the_same_length():
+    from rnnkit.data.speech import convert_voice
+
+    voice = buzz(120.0)
+    assert median_pitch(voice) == pytest.approx(120, rel=0.05)
+    higher = convert_voice(voice, 1.0, 200.0)
+    assert len(higher) == len(voice) and higher.dtype == np.float32
+    assert median_pitch(higher) == pytest.approx(200, rel=0.08)
+    # The vocal tract alone: formants up (shorter tract) or down, the pitch where it was.
+    shorter, longer = convert_voice(voice, 1.15, 120.0), convert_voice(voice, 0.88, 120.0)
+    assert median_pitch(shorter) == pytest.approx(120, rel=0.08)
+    for number, hz in ((1, 700), (2, 1200)):  # the resonances, scaled by the ratio
+        assert mean_formant(voice, number) == pytest.approx(hz, rel=0.05)
+        assert mean_formant(shorter, number) == pytest.approx(1.15 * hz, rel=0.05)
+        assert mean_formant(longer, number) == pytest.approx(0.88 * hz, rel=0.05)
+    # Praat jitters the pulses of unvoiced stretches at random; the seed fixes them.
+    mixed = np.concatenate([voice, 0.05 * tone(3000), buzz(110.0)])
+    np.testing.assert_array_equal(
+        convert_voice(mixed, 1.1, 180.0, seed=3), convert_voice(mixed, 1.1, 180.0, seed=3)
+    )
+    silence = np.zeros(4000, np.float32)  # nothing voiced: unchanged, no warning
+    np.testing.assert_array_equal(convert_voice(silence, 1.1, 150.0), silence)
+
+
+def test_converted_voices_are_consistent_per_speaker_and_independent_of_others(tmp_path):
+    from rnnkit.apps.speech.digits import converted_voices
+    from rnnkit.apps.speech.fsdd import prepare_clips
+
+    write_fsdd(tmp_path)
+    recordings = fsdd_recordings(tmp_path)
+    pseudo = converted_voices(recordings, 3, seed=0)
+    assert len(pseudo) == 3 * len(recordings)
+    assert {p.speaker for p in pseudo} == {f"{s}~{k}" for s in ("ann", "bob") for k in range(3)}
+    bob = [r for r in recordings if r.speaker == "bob"]
+    for a, b in zip(
+        [p for p in pseudo if p.speaker.startswith("bob")],
+        converted_voices(bob, 3, seed=0),
+        strict=True,
+    ):
+        assert (a.source, a.text, a.take) == (b.source, b.text, b.take)
+        np.testing.assert_array_equal(a.audio, b.audio)
+    # A recipe without converted voices gets the same copies as before they existed.
+    featurizer = SpeechRecognizer(RecognizerConfig(n_mels=40, f_max=4000))
+    plain = prepare_clips(recordings, featurizer, (0.9, 1.0), seed=0)
+    clips = prepare_clips(recordings, featurizer, (0.9, 1.0), seed=0, pseudo=pseudo)
+    for r in recordings:
+        for a, b in zip(plain.variants(r, (0.9, 1.0)), clips.variants(r, (0.9, 1.0)), strict=True):
+            torch.testing.assert_close(a, b)
+        assert len(clips.variants(r, (0.9, 1.0), voices=2)) == 4
+    chosen = clips.pseudo_speakers(bob, 2)
+    assert sorted({p.speaker for p in chosen}) == ["bob~0", "bob~1"]
+    assert len(chosen) == 2 * len(bob)
+
+
 def test_telephone_band_keeps_speech_frequencies_and_drops_the_rest():
     rng = np.random.default_rng(0)
     low = telephone_band(tone(1000), rng)

@@ -296,7 +296,11 @@ def perturb_speed(audio: np.ndarray, factor: float) -> np.ndarray:
 
 
 def convert_voice(
-    audio: np.ndarray, formant_ratio: float, pitch_median: float, pitch_range: float = 1.0
+    audio: np.ndarray,
+    formant_ratio: float,
+    pitch_median: float,
+    pitch_range: float = 1.0,
+    seed: int = 0,
 ) -> np.ndarray:
     """The same words in another voice: Praat's "Change gender" (PSOLA, via parselmouth).
 
@@ -305,8 +309,11 @@ def convert_voice(
     moved to a median of ``pitch_median`` Hz and its excursions scaled by ``pitch_range``.
     One real speaker so becomes many plausible ones, the usual remedy when few speakers
     are recorded. Audio without voiced frames (silence, noise) comes back unchanged.
+    Praat places the pulses of unvoiced stretches at random: ``seed`` seeds its generator,
+    so the same call gives the same samples.
     """
     sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=SAMPLE_RATE)
+    parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
     try:
         with warnings.catch_warnings():  # "no voiced segments": handled below
             warnings.simplefilter("ignore", parselmouth.PraatWarning)

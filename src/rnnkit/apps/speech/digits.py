@@ -30,6 +30,7 @@ Three sources of training variety for `rnnkit.apps.speech.fsdd`:
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -230,9 +231,12 @@ def converted_voices(
                 float(np.exp(rng.uniform(np.log(75), np.log(240)))),
                 float(rng.uniform(0.7, 1.5)),
             )
+    # Praat's own generator, seeded per recording and voice: the same samples every run.
     return [
         Recording(
-            convert_voice(r.audio, *settings[r.speaker, k]),
+            convert_voice(
+                r.audio, *settings[r.speaker, k], seed=zlib.crc32(f"{seed}:{r.source}~{k}".encode())
+            ),
             r.text,
             f"{r.speaker}~{k}",
             f"{r.source}~{k}",
