@@ -665,6 +665,26 @@ def test_cli_fsdd_protocol_quick_then_transcribe_a_recording(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"{wav}\t")
 
 
+@needs_tools
+def test_fsdd_protocol_runs_on_a_users_speakers_and_names_what_a_folder_lacks(tmp_path, capsys):
+    mine = tmp_path / "mine"  # the layout, but none of FSDD's speakers
+    write_fsdd(mine, speakers=("03", "01", "02"), digits=3, takes=4)
+    args = ["speech", "evaluate", "--quick", "--no-pocketsphinx", "--part", "loso"]
+    assert main([*args, "--data", str(mine), "--out", str(tmp_path / "out")]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [row["speaker"] for row in metrics["loso"]] == ["01", "02", "mean of speakers"]
+    capsys.readouterr()
+    write_fsdd(tmp_path / "one", speakers=("01",))
+    assert main([*args, "--data", str(tmp_path / "one"), "--out", str(tmp_path / "x")]) == 2
+    assert "needs 2 speakers or more" in capsys.readouterr().err
+    write_fsdd(tmp_path / "few", takes=1)  # takes 0 only: nothing left to train on
+    assert main([*args, "--data", str(tmp_path / "few"), "--out", str(tmp_path / "x")]) == 2
+    assert "no recordings with takes 1-3 for the leave-one-speaker-out training" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "x").exists()  # nothing written for a folder that fails
+
+
 def test_cli_evaluate_needs_a_model_or_an_fsdd_folder(tmp_path, capsys):
     assert main(["speech", "evaluate", "--out", str(tmp_path)]) == 2
     assert "--model is needed" in capsys.readouterr().err

@@ -134,7 +134,10 @@ THIRD_RUN_RECIPES = (("2026-12-01", {}), ("more voices", MORE_VOICES))
 class Protocol:
     """Every setting of the FSDD protocol (fixed before any result; see the module docstring)."""
 
+    # FSDD's speakers, in the order that seeds the folds; a folder's other speakers (a user's
+    # own recordings) follow them by name (`speaker_order`).
     speakers: tuple[str, ...] = ("jackson", "theo", "nicolas", "yweweler", "lucas", "george")
+    max_speakers: int | None = None  # use only the first this many (`QUICK`)
     digits: int = 10  # digits 0..digits-1
     takes: int = 50  # takes 0..takes-1
     valid_takes: int = 5  # leave-one-speaker-out: takes 0-4 of the training speakers
@@ -174,7 +177,7 @@ class Protocol:
 
 
 QUICK = Protocol(
-    speakers=("jackson", "theo"),
+    max_speakers=2,
     digits=3,
     takes=4,
     valid_takes=1,
@@ -268,6 +271,22 @@ def prepare_clips(
 
 def _select(recordings: list[Recording], speakers: Sequence[str], takes: range) -> list[Recording]:
     return [r for r in recordings if r.speaker in speakers and r.take in takes]
+
+
+def speaker_order(present: set[str], protocol: Protocol) -> list[str]:
+    """The speakers of a folder in the protocol's order: FSDD's as in `Protocol.speakers`
+    (which seeds each fold), then any others, a user's own, by name."""
+    known = [s for s in protocol.speakers if s in present]
+    return known + sorted(present - set(known))
+
+
+def _require(recordings: list[Recording], takes: range, speakers: Sequence[str], what: str, folder):
+    """A one-line error when a split of the protocol would be empty."""
+    if not _select(recordings, speakers, takes):
+        raise UserError(
+            f"{folder}: no recordings with takes {takes.start}-{takes.stop - 1} for the "
+            f"{what}; the protocol needs takes 0-{takes.stop - 1} of every speaker"
+        )
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -571,7 +590,8 @@ def score_split(
     """Per test speaker, per test set ("isolated", "strings"), per system: transcripts
     (strings under the grammar decoded with ``word_bonus``, the one `choose` picked)."""
     result: dict[str, dict[str, dict[str, Scored]]] = {}
-    for speaker in sorted({r.speaker for r in data.isolated}, key=protocol.speakers.index):
+    speakers = speaker_order({r.speaker for r in data.isolated}, protocol)
+    for speaker in speakers:
         isolated = [r for r in data.isolated if r.speaker == speaker]
         strings = [u for u in data.strings if u.speaker == speaker]
         general = [r for r in isolated if r.take < protocol.pocketsphinx_general_takes]
@@ -758,13 +778,21 @@ def run_protocol(
     began = time.perf_counter()
     config = protocol.recognizer
     featurizer = SpeechRecognizer(replace(config))
-    recordings = fsdd_recordings(
-        folder, list(protocol.speakers), range(protocol.takes), range(protocol.digits)
-    )
-    missing = set(protocol.speakers) - {r.speaker for r in recordings}
-    if missing:
-        log(f"speakers without recordings in {folder}: {', '.join(sorted(missing))}")
-    speakers = [s for s in protocol.speakers if s not in missing]
+    recordings = fsdd_recordings(folder, None, range(protocol.takes), range(protocol.digits))
+    speakers = speaker_order({r.speaker for r in recordings}, protocol)[: protocol.max_speakers]
+    recordings = [r for r in recordings if r.speaker in speakers]
+    log(f"{len(recordings)} recordings of {len(speakers)} speakers: {', '.join(speakers)}")
+    valid_takes = range(protocol.valid_takes)
+    train_takes = range(protocol.valid_takes, protocol.takes)
+    if "loso" in parts:
+        if len(speakers) < 2:
+            raise UserError(f"{folder}: leaving one speaker out needs 2 speakers or more")
+        _require(recordings, train_takes, speakers, "leave-one-speaker-out training", folder)
+    test_takes = range(protocol.sd_test_takes)
+    sd_valid = range(protocol.sd_test_takes, 2 * protocol.sd_test_takes)
+    sd_train = range(2 * protocol.sd_test_takes, protocol.takes)
+    if "speaker-dependent" in parts:
+        _require(recordings, sd_train, speakers, "speaker-dependent training", folder)
     recipes = [protocol.recipe(name) for name, _ in protocol.recipes]
     if any(
         (r.recognizer.n_mels, r.recognizer.f_max) != (config.n_mels, config.f_max) for r in recipes
@@ -800,14 +828,12 @@ def run_protocol(
     # Leave one speaker out.
     loso: dict = {}
     seconds: dict[str, float] = {}
-    valid_takes = range(protocol.valid_takes)
-    train_takes = range(protocol.valid_takes, protocol.takes)
     for held_out in (folds or speakers) if "loso" in parts else []:
         if held_out not in speakers:
             raise UserError(f"--folds: {held_out!r} is not a speaker of {folder}")
         k = speakers.index(held_out)  # the fold's seed depends on the speaker only
         others = [s for s in speakers if s != held_out]
-        log(f"fold {held_out}: training {len(recipes)} recipes")
+        log(f"fold {held_out}: training {len(recipes)} recipe{'s' if len(recipes) > 1 else ''}")
         fold_began = time.perf_counter()
         recognizer, data, _, choice = choose(
             protocol,
@@ -842,9 +868,6 @@ def run_protocol(
         return out
 
     # Speaker-dependent: takes 0-4 test, 5-9 validation, the rest training.
-    test_takes = range(protocol.sd_test_takes)
-    sd_valid = range(protocol.sd_test_takes, 2 * protocol.sd_test_takes)
-    sd_train = range(2 * protocol.sd_test_takes, protocol.takes)
     sd_began = time.perf_counter()
     mixed, data, chosen, choice = choose(
         protocol,

@@ -345,7 +345,9 @@ def run_fsdd(args: argparse.Namespace) -> int:
 
     protocol = QUICK if args.quick else Protocol()
     parts = PARTS if args.part == "all" else (args.part,)
-    out = out_dir(args, "results/speech_fsdd")
+    # Created by the first write (after the folder's recordings passed the protocol's
+    # checks): a folder that fails them leaves nothing behind.
+    out = Path(args.out or "results/speech_fsdd")
     header = {
         "command": " ".join(["rnnkit", *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
