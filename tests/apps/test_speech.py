@@ -697,11 +697,10 @@ def test_cli_evaluate_needs_a_model_or_an_fsdd_folder(tmp_path, capsys):
 @pytest.mark.slow
 def test_fsdd_fold_jackson_beats_pocketsphinx_with_the_digits_grammar():
     """One fold of the README's protocol (`rnnkit.apps.speech.fsdd.Protocol`, seed 0): trained
-    on the other five speakers, tested on all 500 of jackson's recordings. Measured (second
-    run of 2026-12-01, recipe "more voices" chosen on validation): WER 0.148 vs PocketSphinx
-    with the digits grammar 0.362, difference -0.214 [-0.264, -0.162] (first run: 0.236; the
-    third run, with the ensemble candidate, chose "more voices" again: the same figures).
-    Both candidate recipes train: about 24 minutes on a machine loaded ~8x."""
+    on the other five speakers, tested on all 500 of jackson's recordings. Measured (fourth
+    run of 2026-12-01, the one recipe "voice conversion"): WER 0.122 vs PocketSphinx with the
+    digits grammar 0.362, difference -0.240 [-0.288, -0.192] (first run 0.236; second and
+    third, "more voices": 0.148). About 13 minutes with another training on the second core."""
     from rnnkit.apps.speech.fsdd import Protocol, run_protocol
 
     result = run_protocol(FSDD, Protocol(), parts=("loso",), folds=["jackson"], log=print)
