@@ -663,6 +663,26 @@ def test_cli_fsdd_protocol_quick_then_transcribe_a_recording(tmp_path, capsys):
     wav = FSDD / "recordings" / "7_jackson_3.wav"
     assert main(["speech", "transcribe", "--model", str(out / "model"), str(wav)]) == 0
     assert capsys.readouterr().out.startswith(f"{wav}\t")
+    # Under the digits grammar: the protocol's own decoder, from the command line.
+    from rnnkit.apps.speech.fsdd import decode
+
+    model = SpeechRecognizer.load(out / "model")
+    audios = [load_audio(wav)[0], load_audio(FSDD / "recordings" / "3_theo_1.wav")[0]]
+    posteriors = model.posteriors([model.featurize(a) for a in audios])
+    for flag, grammar in (["--one-word"], "digit"), ([], "digits"):
+        said = decode(posteriors, grammar)
+        two = [str(wav), str(FSDD / "recordings" / "3_theo_1.wav")]
+        transcribe = ["speech", "transcribe", "--model", str(out / "model"), "--words", "digits"]
+        assert main([*transcribe, *flag, *two]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split("\t")[1] for line in lines] == said
+        assert all(w in DIGIT_WORDS for text in said for w in text.split())
+    assert (
+        main(["speech", "transcribe", "--model", str(out / "model"), "--one-word", str(wav)]) == 2
+    )
+    assert "need --words" in capsys.readouterr().err
+    assert main([*transcribe, "--words", "yes, no 2", str(wav)]) == 2
+    assert "word 'no 2': only letters" in capsys.readouterr().err
 
 
 @needs_tools

@@ -143,6 +143,15 @@ def test_speech_transcribes_a_wav_upload(client, served):
     assert answer.status_code == 200, answer.text
     assert answer.json()["text"] == served["speech"].model.transcribe([audio], beam_width=1)[0]
     assert answer.json()["seconds"] == pytest.approx(1.0)
+    # Under a word grammar the text is made of the grammar's words only.
+    grammar = {"beam": 1, "words": "digits", "one_word": "true"}
+    answer = client.post("/v1/models/speech/transcribe", files=files, data=grammar)
+    assert answer.status_code == 200, answer.text
+    digits = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    expected = served["speech"].model.transcribe([audio], words=digits, one_word=True)[0]
+    assert answer.json()["text"] == expected and expected in digits
+    bad = client.post("/v1/models/speech/transcribe", files=files, data={"words": "r2d2"})
+    assert error(bad, 400) == "word 'r2d2': only letters and apostrophes can be spelled"
 
 
 def test_caption_with_one_attention_map_per_word(client):

@@ -274,11 +274,16 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         name: str,
         file: Annotated[UploadFile, File(description="a WAV (or FLAC/OGG) recording")],
         beam: Annotated[int, Form(ge=1, le=32)] = 8,
+        words: Annotated[
+            str | None,
+            Form(description="a word grammar: 'digits' or a comma-separated list of words"),
+        ] = None,
+        one_word: Annotated[bool, Form(description="with words: exactly one word")] = False,
     ) -> dict:
         """The transcript of an uploaded recording (any rate; stereo is mixed down)."""
         served = model(name, "speech")
         async with uploaded(file, settings) as path:
-            return await timed(workers[name].run(served.transcribe, path, beam))
+            return await timed(workers[name].run(served.transcribe, path, beam, words, one_word))
 
     @app.post("/v1/models/{name}/caption", tags=["caption"], dependencies=guarded)
     async def caption(

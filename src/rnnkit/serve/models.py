@@ -335,12 +335,17 @@ class ServedRecognizer(Served):
     def info(self) -> dict:
         return {**super().info(), "language_model": self.model.language_model is not None}
 
-    def transcribe(self, path: Path, beam: int) -> dict:
-        """The transcript of an audio file (any rate, mono or stereo) and its warnings."""
+    def transcribe(
+        self, path: Path, beam: int, words: str | None = None, one_word: bool = False
+    ) -> dict:
+        """The transcript of an audio file (any rate, mono or stereo) and its warnings;
+        ``words``: decode under that word grammar (`rnnkit.apps.speech.grammar.word_list`)."""
+        from rnnkit.apps.speech.grammar import word_list
         from rnnkit.data.speech import SAMPLE_RATE, load_audio
 
+        grammar = word_list(words) if words is not None else None
         audio, warnings = load_audio(path)
-        text = self.model.transcribe([audio], beam_width=beam)[0]
+        text = self.model.transcribe([audio], beam_width=beam, words=grammar, one_word=one_word)[0]
         # The warnings name the file as the client called it, not its temporary copy.
         warnings = [w.replace(f"{path.parent}/", "") for w in warnings]
         return {"text": text, "seconds": len(audio) / SAMPLE_RATE, "warnings": warnings}

@@ -12,6 +12,8 @@ This is the same task knowledge a JSGF grammar gives PocketSphinx (``<digit>`` o
     'two'
     >>> best_word_sequence(log_probs, ["zero", "one", "two"])  # doctest: +SKIP
     'two one one zero'
+    >>> word_list("digits")[:3], word_list("Yes, no")
+    (['zero', 'one', 'two'], ['yes', 'no'])
 """
 
 from __future__ import annotations
@@ -22,9 +24,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit.apps.speech.model import BLANK, text_to_ids
+from rnnkit.apps.speech.model import ALPHABET, BLANK, text_to_ids
+from rnnkit.data.speech import DIGIT_WORDS
+from rnnkit.errors import UserError
 
 SPACE = text_to_ids(" ")[0]
+
+
+def word_list(spec: str) -> list[str]:
+    """A grammar's words from ``"digits"`` (zero .. nine) or a comma-separated list.
+
+    Raises:
+        UserError: for an empty list, or a word with characters the model cannot spell
+            (letters and apostrophes only).
+    """
+    if spec.strip().lower() == "digits":
+        return list(DIGIT_WORDS)
+    words = [w.strip().lower() for w in spec.split(",") if w.strip()]
+    if not words:
+        raise UserError(f"words {spec!r}: expected 'digits' or a comma-separated list of words")
+    for word in words:
+        if any(ch not in ALPHABET or ch == " " for ch in word):
+            raise UserError(f"word {word!r}: only letters and apostrophes can be spelled")
+    return words
 
 
 def word_log_likelihoods(log_probs: torch.Tensor, words: Sequence[str]) -> torch.Tensor:

@@ -28,6 +28,7 @@ from torchmetrics.functional.text import char_error_rate, word_error_rate
 from rnnkit.apps.common import LengthBucketedBatches
 from rnnkit.apps.lm import LanguageModel, LMConfig
 from rnnkit.apps.speech.features import LogMel, spec_augment, warp_frequency
+from rnnkit.apps.speech.grammar import best_word, best_word_sequence
 from rnnkit.apps.speech.lm_fusion import CharLMScorer, language_model_text
 from rnnkit.apps.speech.model import (
     ALPHABET,
@@ -284,14 +285,30 @@ class SpeechRecognizer:
         batch_size: int = 32,
         use_lm: bool = True,
         fusion: tuple[float, float] | None = None,
+        words: Sequence[str] | None = None,
+        one_word: bool = False,
+        word_bonus: float = 0.0,
     ) -> list[str]:
         """Texts of mono 16 kHz recordings; ``beam_width > 1`` uses CTC prefix beam search.
 
         With ``use_lm`` and a language model (`fit_language_model`), beam search adds
         ``config.lm_weight`` times its log-probability and ``config.lm_bonus`` per character;
         ``fusion=(weight, bonus)`` overrides them.
+
+        With ``words`` (e.g. `rnnkit.apps.speech.grammar.word_list` ``("digits")``) the text
+        is a sequence of those words (`grammar.best_word_sequence`, ``word_bonus`` per word),
+        or with ``one_word`` exactly one of them (`grammar.best_word`): the task knowledge a
+        grammar gives, which is what a small vocabulary needs most on voices never heard.
+        The beam and the language model do not apply then.
         """
         self._check_fitted()
+        if words is not None:
+            posteriors = self.posteriors([self.featurize(a) for a in audios], batch_size)
+            texts = [
+                best_word(lp, words) if one_word else best_word_sequence(lp, words, word_bonus)
+                for lp in posteriors
+            ]
+            return self._silent_says_nothing(texts, audios)
         weight, bonus = fusion or (self.config.lm_weight, self.config.lm_bonus)
         scorer = None
         if use_lm and self.language_model is not None and weight and beam_width > 1:
@@ -308,7 +325,11 @@ class SpeechRecognizer:
                 )
             else:
                 texts += ctc_greedy_decode(log_probs, out_lengths)
-        # Silence has nothing to say: no speech, no text.
+        return self._silent_says_nothing(texts, audios)
+
+    @staticmethod
+    def _silent_says_nothing(texts: list[str], audios: Sequence[np.ndarray]) -> list[str]:
+        """Silence has nothing to say: no speech, no text (a grammar would name a word)."""
         return [
             t if np.abs(a).max(initial=0.0) >= 1e-4 else ""
             for t, a in zip(texts, audios, strict=True)

@@ -91,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "print the text of WAV files (any sample rate)",
         [
             "rnnkit speech transcribe --model models/speech recording.wav other.wav",
+            "rnnkit speech transcribe --model results/fsdd/model --words digits phone_number.wav",
         ],
     )
     transcribe.add_argument("files", nargs="+", help="WAV files")
@@ -98,6 +99,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     transcribe.add_argument("--beam", type=int, default=8, help="CTC beam width; 1 is greedy")
     transcribe.add_argument(
         "--no-lm", action="store_true", help="beam search without the model's character LM"
+    )
+    transcribe.add_argument(
+        "--words",
+        help="decode under a word grammar: 'digits' (zero..nine) or a comma-separated list; "
+        "the text is a sequence of them (no beam or LM then)",
+    )
+    transcribe.add_argument(
+        "--one-word", action="store_true", help="with --words: exactly one word per file"
+    )
+    transcribe.add_argument(
+        "--word-bonus",
+        type=float,
+        default=0.0,
+        help="with --words: log-score added per word; above 0 favours more words (default 0)",
     )
     transcribe.add_argument("--device", default="auto")
     transcribe.set_defaults(func=run_transcribe)
@@ -224,8 +239,13 @@ def add_language_model(recognizer, seed: int = 0) -> list[dict]:
 
 def run_transcribe(args: argparse.Namespace) -> int:
     from rnnkit.apps.speech import SpeechRecognizer
+    from rnnkit.apps.speech.grammar import word_list
     from rnnkit.data.speech import load_audio
+    from rnnkit.errors import UserError
 
+    if args.words is None and (args.one_word or args.word_bonus):
+        raise UserError("--one-word and --word-bonus need --words (a word grammar)")
+    words = word_list(args.words) if args.words is not None else None
     recognizer = SpeechRecognizer.load(model_folder(args.model), device=resolve_device(args.device))
     audios = []
     for name in args.files:
@@ -235,7 +255,14 @@ def run_transcribe(args: argparse.Namespace) -> int:
         audios.append(audio)
     for name, text in zip(
         args.files,
-        recognizer.transcribe(audios, beam_width=args.beam, use_lm=not args.no_lm),
+        recognizer.transcribe(
+            audios,
+            beam_width=args.beam,
+            use_lm=not args.no_lm,
+            words=words,
+            one_word=args.one_word,
+            word_bonus=args.word_bonus,
+        ),
         strict=True,
     ):
         print(f"{name}\t{text}")
