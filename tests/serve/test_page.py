@@ -164,6 +164,17 @@ def test_speech_panel_transcribes_an_upload_and_a_recording(page, live_server, t
     files = {"file": ("clip.wav", wav.read_bytes(), "audio/wav")}
     expected = post(live_server, "/v1/models/speech/transcribe", files=files)["text"]
     assert panel.locator(".transcript").inner_text() == (expected or "(no speech heard)")
+    # Under a word grammar, as `speech transcribe --words digits --one-word`.
+    page.evaluate("() => { delete document.querySelector('#panel-speech').dataset.done; }")
+    panel.get_by_label("words").fill("digits")
+    panel.get_by_label("one word").check()
+    panel.get_by_role("button", name="Transcribe").click()
+    page.wait_for_selector("#panel-speech[data-done='1']")
+    data = {"words": "digits", "one_word": "true"}
+    expected = post(live_server, "/v1/models/speech/transcribe", files=files, data=data)["text"]
+    assert panel.locator(".transcript").inner_text() == expected
+    assert len(expected.split()) == 1
+    panel.get_by_label("words").fill("")
     # The microphone (chromium's fake device): 3 s recorded, encoded as WAV in the page.
     page.evaluate("() => { delete document.querySelector('#panel-speech').dataset.done; }")
     panel.locator("button.record").click()

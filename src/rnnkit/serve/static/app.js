@@ -251,10 +251,16 @@ const PANELS = {
   speech(model) {
     const panel = panelFor(model, "Record with the microphone or upload a WAV; read the transcript.");
     const input = fileInput(".wav,.flac,.ogg,audio/*");
+    // A word grammar (optional): only these words are heard, as in `speech transcribe --words`.
+    const words = el("input", { type: "text", "aria-label": "words", size: 24,
+      placeholder: "words: any, or digits, or yes,no" });
+    const oneWord = el("input", { type: "checkbox", "aria-label": "one word" });
     const out = el("div", { class: "output transcript" });
     const send = (blob, name) => busy(panel, button, async () => {
+      const grammar = words.value.trim()
+        ? { words: words.value.trim(), one_word: String(oneWord.checked) } : {};
       const result = await call(`/v1/models/${model.name}/transcribe`,
-        upload(new File([blob], name)));
+        upload(new File([blob], name), grammar));
       out.textContent = result.text || "(no speech heard)";
       panel.dataset.done = "1";
     });
@@ -268,7 +274,8 @@ const PANELS = {
       const wav = await recordWav(3);
       await send(wav, "recording.wav");
     }));
-    return finish(panel, el("div", { class: "row" }, record, input, button), out);
+    return finish(panel, el("div", { class: "row" }, record, input, button),
+      el("div", { class: "row" }, words, el("label", {}, oneWord, " one word")), out);
   },
 
   caption(model) {
