@@ -528,6 +528,16 @@ def test_voice_conversion_moves_pitch_and_formants_apart_at_the_same_length():
     np.testing.assert_array_equal(convert_voice(silence, 1.1, 150.0), silence)
 
 
+def test_voice_conversion_without_parselmouth_says_what_to_install(monkeypatch):
+    import sys
+
+    from rnnkit.data.speech import convert_voice
+
+    monkeypatch.setitem(sys.modules, "parselmouth", None)  # as if not installed
+    with pytest.raises(UserError, match=r"pip install 'rnnkit\[voices\]'"):
+        convert_voice(buzz(120.0), 1.1, 150.0)
+
+
 def test_converted_voices_are_consistent_per_speaker_and_independent_of_others(tmp_path):
     from rnnkit.apps.speech.digits import converted_voices
     from rnnkit.apps.speech.fsdd import prepare_clips

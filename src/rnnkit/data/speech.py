@@ -35,9 +35,7 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
-import parselmouth
 import soundfile as sf
-from parselmouth.praat import call as praat
 from scipy.signal import fftconvolve, resample_poly
 
 from rnnkit.data.cache import cache_dir
@@ -311,7 +309,17 @@ def convert_voice(
     are recorded. Audio without voiced frames (silence, noise) comes back unchanged.
     Praat places the pulses of unvoiced stretches at random: ``seed`` seeds its generator,
     so the same call gives the same samples.
+
+    Needs ``praat-parselmouth`` (GPL-3, so not a required dependency of rnnkit): ``pip install
+    'rnnkit[voices]'``; without it a `UserError` says so.
     """
+    try:
+        import parselmouth
+        from parselmouth.praat import call as praat
+    except ImportError:
+        raise UserError(
+            "voice conversion needs Praat's parselmouth (GPL-3): pip install 'rnnkit[voices]'"
+        ) from None
     sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=SAMPLE_RATE)
     parselmouth.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
     try:
