@@ -545,12 +545,14 @@ def test_converted_voices_are_consistent_per_speaker_and_independent_of_others(t
     write_fsdd(tmp_path)
     recordings = fsdd_recordings(tmp_path)
     pseudo = converted_voices(recordings, 3, seed=0)
-    assert len(pseudo) == 3 * len(recordings)
-    assert {p.speaker for p in pseudo} == {f"{s}~{k}" for s in ("ann", "bob") for k in range(3)}
+    voices = [p for r in recordings for p in pseudo[r.source]]
+    assert len(voices) == 3 * len(recordings)
+    assert {p.speaker for p in voices} == {f"{s}~{k}" for s in ("ann", "bob") for k in range(3)}
     bob = [r for r in recordings if r.speaker == "bob"]
+    alone = converted_voices(bob, 3, seed=0)
     for a, b in zip(
-        [p for p in pseudo if p.speaker.startswith("bob")],
-        converted_voices(bob, 3, seed=0),
+        [p for p in voices if p.speaker.startswith("bob")],
+        [p for r in bob for p in alone[r.source]],
         strict=True,
     ):
         assert (a.source, a.text, a.take) == (b.source, b.text, b.take)
@@ -704,6 +706,8 @@ def test_fsdd_protocol_runs_on_a_users_speakers_and_names_what_a_folder_lacks(tm
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert [row["speaker"] for row in metrics["loso"]] == ["01", "02", "mean of speakers"]
     capsys.readouterr()
+    assert main([*args, "--data", str(mine), "--folds", "04", "--out", str(tmp_path / "x")]) == 2
+    assert "--folds: '04' is not a speaker of" in capsys.readouterr().err
     write_fsdd(tmp_path / "one", speakers=("01",))
     assert main([*args, "--data", str(tmp_path / "one"), "--out", str(tmp_path / "x")]) == 2
     assert "needs 2 speakers or more" in capsys.readouterr().err

@@ -20,8 +20,8 @@ Three sources of training variety for `rnnkit.apps.speech.fsdd`:
     >>> len(voices), voices[0].text                            # doctest: +SKIP
     (300, 'zero')
     >>> pseudo = converted_voices(real_recordings, per_speaker=6)   # doctest: +SKIP
-    >>> pseudo[0].speaker                                      # doctest: +SKIP
-    'george~0'
+    >>> pseudo["0_george_0.wav"][2].speaker                    # doctest: +SKIP
+    'george~2'
     >>> strings = respoken_strings(voices, 10, copies=3, seed=0)   # doctest: +SKIP
     >>> strings[0][0], len(strings[0][1])                      # doctest: +SKIP
     ('four two seven', 3)
@@ -209,7 +209,7 @@ def _synthesize_digits(folder: Path, n_voices: int, seed: int) -> None:
 
 def converted_voices(
     recordings: Sequence[Recording], per_speaker: int, seed: int = 0
-) -> list[Recording]:
+) -> dict[str, list[Recording]]:
     """``per_speaker`` new voices for every speaker of ``recordings`` (`convert_voice`).
 
     Voice k of a speaker keeps one setting for all of that speaker's recordings (a
@@ -219,8 +219,8 @@ def converted_voices(
     name, so a recording's copies do not depend on which others are converted with it.
 
     Returns:
-        ``per_speaker`` copies of each recording, speaker ``"{speaker}~{k}"`` and source
-        ``"{source}~{k}"``; text and take as the original's.
+        by each recording's source, its ``per_speaker`` copies in voice order: speaker
+        ``"{speaker}~{k}"``, source ``"{source}~{k}"``, text and take as the original's.
     """
     settings = {}
     for speaker in sorted({r.speaker for r in recordings}):
@@ -232,19 +232,23 @@ def converted_voices(
                 float(rng.uniform(0.7, 1.5)),
             )
     # Praat's own generator, seeded per recording and voice: the same samples every run.
-    return [
-        Recording(
-            convert_voice(
-                r.audio, *settings[r.speaker, k], seed=zlib.crc32(f"{seed}:{r.source}~{k}".encode())
-            ),
-            r.text,
-            f"{r.speaker}~{k}",
-            f"{r.source}~{k}",
-            r.take,
-        )
+    return {
+        r.source: [
+            Recording(
+                convert_voice(
+                    r.audio,
+                    *settings[r.speaker, k],
+                    seed=zlib.crc32(f"{seed}:{r.source}~{k}".encode()),
+                ),
+                r.text,
+                f"{r.speaker}~{k}",
+                f"{r.source}~{k}",
+                r.take,
+            )
+            for k in range(per_speaker)
+        ]
         for r in recordings
-        for k in range(per_speaker)
-    ]
+    }
 
 
 def join_clips(clips: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:

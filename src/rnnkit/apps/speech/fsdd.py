@@ -87,7 +87,7 @@ from rnnkit.apps.speech.baselines import (
     task_jsgf,
 )
 from rnnkit.apps.speech.digits import converted_voices, respoken_strings, synthetic_digits
-from rnnkit.apps.speech.grammar import best_word, best_word_sequence
+from rnnkit.apps.speech.grammar import decode_words
 from rnnkit.apps.speech.model import ctc_greedy_decode
 from rnnkit.apps.speech.recognizer import RecognizerConfig, SpeechRecognizer, error_rates
 from rnnkit.data.speech import (
@@ -205,13 +205,13 @@ QUICK = Protocol(
 @dataclass
 class Clips:
     """Recordings with their cached features: ``train`` (per speed) and ``clean``; and the
-    voice-converted copies (`converted_voices`): their audio (``pseudo``, for strings) and
-    features (``converted``, by the original's source, in voice order)."""
+    voice-converted copies (`converted_voices`), by the original's source in voice order:
+    their audio (``pseudo``, for strings) and features (``converted``)."""
 
     recordings: list[Recording]
     train: dict[str, dict[float, torch.Tensor]]
     clean: dict[str, torch.Tensor]
-    pseudo: list[Recording] = field(default_factory=list)
+    pseudo: dict[str, list[Recording]] = field(default_factory=dict)
     converted: dict[str, list[torch.Tensor]] = field(default_factory=dict)
 
     def variants(
@@ -224,12 +224,7 @@ class Clips:
 
     def pseudo_speakers(self, recordings: Sequence[Recording], voices: int) -> list[Recording]:
         """The first ``voices`` converted voices of ``recordings`` (as recordings)."""
-        sources = {r.source for r in recordings}
-        return [
-            p
-            for p in self.pseudo
-            if p.source.rsplit("~", 1)[0] in sources and int(p.source.rsplit("~", 1)[1]) < voices
-        ]
+        return [p for r in recordings for p in self.pseudo.get(r.source, [])[:voices]]
 
 
 def prepare_clips(
@@ -238,7 +233,7 @@ def prepare_clips(
     speeds: Sequence[float],
     seed: int,
     more_speeds: Sequence[float] = (),
-    pseudo: Sequence[Recording] = (),
+    pseudo: dict[str, list[Recording]] | None = None,
 ) -> Clips:
     """Featurize every recording once: clean, and per speed a perturbed noisy copy; and
     ``pseudo``, the recordings' voice-converted copies (`converted_voices`), with noise.
@@ -263,10 +258,10 @@ def prepare_clips(
         train[r.source] = {s: copy(r.audio, s, rng) for s in speeds}
         for s in more_speeds:
             train[r.source].setdefault(s, copy(r.audio, s, more_rng))
-    for p in pseudo:
-        original = p.source.rsplit("~", 1)[0]
-        converted.setdefault(original, []).append(copy(p.audio, 1.0, pseudo_rng))
-    return Clips(recordings, train, clean, list(pseudo), converted)
+    pseudo = pseudo or {}
+    for source, voices in pseudo.items():
+        converted[source] = [copy(p.audio, 1.0, pseudo_rng) for p in voices]
+    return Clips(recordings, train, clean, pseudo, converted)
 
 
 def _select(recordings: list[Recording], speakers: Sequence[str], takes: range) -> list[Recording]:
@@ -298,10 +293,9 @@ def decode(
     """rnnkit's transcripts from `SpeechRecognizer.posteriors`: greedy (``grammar`` None),
     under ``"digit"`` (one digit word) or ``"digits"`` (a loop of them, with ``word_bonus``
     per word: `rnnkit.apps.speech.grammar.best_word_sequence`)."""
-    if grammar == "digit":
-        return [best_word(lp, DIGIT_WORDS) for lp in posteriors]
-    if grammar == "digits":
-        return [best_word_sequence(lp, DIGIT_WORDS, word_bonus) for lp in posteriors]
+    if grammar in ("digit", "digits"):
+        one_word = grammar == "digit"
+        return [decode_words(lp, DIGIT_WORDS, one_word, word_bonus) for lp in posteriors]
     return [ctc_greedy_decode(lp[None], torch.tensor([lp.shape[0]]))[0] for lp in posteriors]
 
 
@@ -787,6 +781,9 @@ def run_protocol(
     if "loso" in parts:
         if len(speakers) < 2:
             raise UserError(f"{folder}: leaving one speaker out needs 2 speakers or more")
+        for name in folds or []:  # before minutes of featurizing
+            if name not in speakers:
+                raise UserError(f"--folds: {name!r} is not a speaker of {folder}")
         _require(recordings, train_takes, speakers, "leave-one-speaker-out training", folder)
     test_takes = range(protocol.sd_test_takes)
     sd_valid = range(protocol.sd_test_takes, 2 * protocol.sd_test_takes)
@@ -800,8 +797,10 @@ def run_protocol(
         raise ValueError("every recipe must use the protocol's features (n_mels, f_max)")
     speeds = sorted({s for r in recipes for s in r.speeds} - set(protocol.speeds))
     conversions = max(r.voice_conversions for r in recipes)
-    log(f"converting every speaker to {conversions} other voices")
-    pseudo = converted_voices(recordings, conversions, seed) if conversions else []
+    pseudo = {}
+    if conversions:
+        log(f"converting every speaker to {conversions} other voices")
+        pseudo = converted_voices(recordings, conversions, seed)
     log(
         f"featurizing {len(recordings)} recordings x "
         f"{len(protocol.speeds) + len(speeds) + 1 + conversions} versions"
@@ -834,8 +833,6 @@ def run_protocol(
     loso: dict = {}
     seconds: dict[str, float] = {}
     for held_out in (folds or speakers) if "loso" in parts else []:
-        if held_out not in speakers:
-            raise UserError(f"--folds: {held_out!r} is not a speaker of {folder}")
         k = speakers.index(held_out)  # the fold's seed depends on the speaker only
         others = [s for s in speakers if s != held_out]
         log(f"fold {held_out}: training {len(recipes)} recipe{'s' if len(recipes) > 1 else ''}")

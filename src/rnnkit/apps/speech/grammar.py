@@ -68,6 +68,16 @@ def word_log_likelihoods(log_probs: torch.Tensor, words: Sequence[str]) -> torch
     return -nll
 
 
+def decode_words(
+    log_probs: torch.Tensor, words: Sequence[str], one_word: bool = False, word_bonus: float = 0.0
+) -> str:
+    """One utterance under a word grammar: exactly one of ``words`` (`best_word`), or a
+    sequence of them with ``word_bonus`` per word (`best_word_sequence`)."""
+    if one_word:
+        return best_word(log_probs, words)
+    return best_word_sequence(log_probs, words, word_bonus)
+
+
 def best_word(log_probs: torch.Tensor, words: Sequence[str]) -> str:
     """The most probable single word of ``words`` (an isolated-word grammar)."""
     return words[int(word_log_likelihoods(log_probs, words).argmax())]

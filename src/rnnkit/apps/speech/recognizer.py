@@ -28,7 +28,7 @@ from torchmetrics.functional.text import char_error_rate, word_error_rate
 from rnnkit.apps.common import LengthBucketedBatches
 from rnnkit.apps.lm import LanguageModel, LMConfig
 from rnnkit.apps.speech.features import LogMel, spec_augment, warp_frequency
-from rnnkit.apps.speech.grammar import best_word, best_word_sequence
+from rnnkit.apps.speech.grammar import decode_words
 from rnnkit.apps.speech.lm_fusion import CharLMScorer, language_model_text
 from rnnkit.apps.speech.model import (
     ALPHABET,
@@ -304,10 +304,7 @@ class SpeechRecognizer:
         self._check_fitted()
         if words is not None:
             posteriors = self.posteriors([self.featurize(a) for a in audios], batch_size)
-            texts = [
-                best_word(lp, words) if one_word else best_word_sequence(lp, words, word_bonus)
-                for lp in posteriors
-            ]
+            texts = [decode_words(lp, words, one_word, word_bonus) for lp in posteriors]
             return self._silent_says_nothing(texts, audios)
         weight, bonus = fusion or (self.config.lm_weight, self.config.lm_bonus)
         scorer = None
