@@ -15,6 +15,16 @@ The training budget (`BUDGETS`, each on all four M3 frequencies, then the rule):
         OMP_NUM_THREADS=1 python benchmarks/forecast_defaults.py --data $data \
             --candidates budgets --out results/forecast-budget; done
     python benchmarks/forecast_defaults.py --choose-budget --out results/forecast-budget
+
+The MASE sweep (`SWEEP`, after the test tables showed M3 `other` and Tourism monthly losing to
+ETS in MASE; each candidate on the validation splits of all ten M3, M1 and Tourism data sets,
+then `SWEEP_RULE`):
+
+    for data in m3-yearly m3-quarterly m3-monthly m3-other m1-yearly m1-quarterly m1-monthly \
+        tourism-yearly tourism-quarterly tourism-monthly; do
+        OMP_NUM_THREADS=1 python benchmarks/forecast_defaults.py --data $data \
+            --candidates sweep --out results/forecast-sweep; done
+    python benchmarks/forecast_defaults.py --choose-sweep --out results/forecast-sweep
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit.apps.forecast import Forecaster
+from rnnkit.apps.forecast import Forecaster, combination, series
 from rnnkit.apps.forecast.competition import (
     PROTOCOL,
     compare,
@@ -125,6 +135,131 @@ NON_INFERIORITY = 0.01
 MONTHLY_COVERAGE = (0.75, 0.85)
 
 
+# The MASE sweep (2026-12-01, evening; written down before any of its results). The test
+# tables showed rnnkit losing to ETS in MASE on M3 `other` (+0.275 [+0.116, +0.444]) and on
+# Tourism monthly, while their validation splits showed ties: single validation splits of a
+# few hundred series were not enough to see it. So every candidate is scored on the
+# validation splits of all ten data sets at once (5,315 series; the test parts are not read),
+# and chosen by MASE pooled over them. Candidates, each the usual remedy for what MASE
+# punishes:
+#   - ``loss_mase``: the network's absolute errors divided by each window's mean one-step
+#     change (`model.forecast_loss`, ``mase_nll``), so smooth series count as MASE counts them;
+#   - ``damped_phi1``: the damped trend's grid also holds phi = 1 (Holt's undamped trend, one
+#     of the variants ETS chooses from by AICc);
+#   - ``recent_seasons``: seasonal indices estimated on the last `RECENT_SEASONS` whole seasons
+#     of each history instead of all of it (seasons drift; ETS updates its seasonal states);
+#   - ``all_three``: the three together.
+SWEEP = ["defaults", "loss_mase", "damped_phi1", "recent_seasons", "all_three"]
+SWEEP_DATA = [
+    "m3-yearly",
+    "m3-quarterly",
+    "m3-monthly",
+    "m3-other",
+    "m1-yearly",
+    "m1-quarterly",
+    "m1-monthly",
+    "tourism-yearly",
+    "tourism-quarterly",
+    "tourism-monthly",
+]
+RECENT_SEASONS = 5
+SWEEP_RULE = (
+    "a candidate replaces the defaults when, on the validation splits, (1) its MASE pooled "
+    "over the ten data sets is lower than the defaults' with a paired 95% interval whose "
+    "upper end is below 0, (2) its sMAPE pooled over them and on M3 monthly is non-inferior "
+    "(interval's upper end at most 1% of the defaults' sMAPE), (3) its 80% intervals cover "
+    "75-85% of the M3 monthly validation horizons; among such candidates the lowest pooled "
+    "MASE wins; none: the defaults stay"
+)
+
+
+def _recent_seasonal_indices(values: np.ndarray, season: int) -> np.ndarray:
+    """`series.seasonal_indices` on the last `RECENT_SEASONS` whole seasons (and one more
+    for the centred moving average), phase kept; the whole history's when that is not
+    seasonal or too short."""
+    whole = _SEASONAL_INDICES(values, season)
+    if season <= 1 or np.all(whole == 1.0) or len(values) <= (RECENT_SEASONS + 1) * season:
+        return whole
+    cut = len(values) - (RECENT_SEASONS + 1) * season
+    cut -= cut % season  # start on a season's first position
+    recent = _SEASONAL_INDICES(values[cut:], season)
+    return whole if np.all(recent == 1.0) else recent
+
+
+_SEASONAL_INDICES = series.seasonal_indices
+_DAMPED_PHIS = combination.DAMPED_PHIS
+# name -> (options over the defaults, code changes to apply while it runs)
+SWEEP_CANDIDATES: dict[str, tuple[dict, list[str]]] = {
+    "defaults": ({}, []),
+    "loss_mase": ({"loss": "mase_nll"}, []),
+    "damped_phi1": ({}, ["damped_phi1"]),
+    "recent_seasons": ({}, ["recent_seasons"]),
+    "all_three": ({"loss": "mase_nll"}, ["damped_phi1", "recent_seasons"]),
+}
+
+
+def apply_patches(patches: list[str]) -> None:
+    """Set the sweep's code changes (and undo those not named)."""
+    combination.DAMPED_PHIS = (
+        np.append(_DAMPED_PHIS, 1.0) if "damped_phi1" in patches else _DAMPED_PHIS
+    )
+    series.seasonal_indices = (
+        _recent_seasonal_indices if "recent_seasons" in patches else _SEASONAL_INDICES
+    )
+
+
+def choose_sweep(out: Path) -> dict:
+    """Apply `SWEEP_RULE` to the forecasts and coverages a sweep saved in ``out``."""
+    coverage = {}
+    for line in (out / "results.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        coverage[(row["method"], row["data"])] = row["coverage_80"]
+    splits = {data: competition_split(data, "validation") for data in SWEEP_DATA}
+
+    def scores(name: str) -> dict:
+        return {d: score(splits[d], np.load(out / f"{d}_{name}.npy"), name) for d in SWEEP_DATA}
+
+    def interval(candidate: np.ndarray, reference: np.ndarray) -> dict:
+        return paired_bootstrap(candidate, reference, seed=PROTOCOL.seed).to_dict()
+
+    def pooled(found: dict, metric: str) -> np.ndarray:
+        return np.concatenate([getattr(found[d], metric) for d in SWEEP_DATA])
+
+    reference = scores("defaults")
+    report = {}
+    for name in SWEEP:
+        if not all((name, d) in coverage for d in SWEEP_DATA):
+            continue
+        found = scores(name)
+        row = {
+            "mase": round(float(pooled(found, "mase").mean()), 4),
+            "smape": round(float(pooled(found, "smape").mean()), 3),
+            "per_data": {
+                d: [round(float(s.mase.mean()), 4), round(float(s.smape.mean()), 3)]
+                for d, s in found.items()
+            },
+            "monthly_coverage_80": coverage[(name, "m3-monthly")],
+        }
+        if name != "defaults":
+            margin = 0.01 * float(pooled(reference, "smape").mean())
+            monthly_margin = 0.01 * float(reference["m3-monthly"].smape.mean())
+            row["mase_vs_defaults"] = interval(pooled(found, "mase"), pooled(reference, "mase"))
+            row["smape_vs_defaults"] = interval(pooled(found, "smape"), pooled(reference, "smape"))
+            row["monthly_smape_vs_defaults"] = interval(
+                found["m3-monthly"].smape, reference["m3-monthly"].smape
+            )
+            row["admissible"] = bool(
+                row["mase_vs_defaults"]["high"] < 0
+                and row["smape_vs_defaults"]["high"] <= margin
+                and row["monthly_smape_vs_defaults"]["high"] <= monthly_margin
+                and MONTHLY_COVERAGE[0] <= row["monthly_coverage_80"] <= MONTHLY_COVERAGE[1]
+            )
+        report[name] = row
+    admissible = [n for n, r in report.items() if r.get("admissible")]
+    chosen = min(admissible, key=lambda n: report[n]["mase"]) if admissible else "defaults"
+    return {"rule": SWEEP_RULE, "chosen": chosen, "candidates": report}
+
+
 def choose_budget(out: Path, limit: int | None = None) -> dict:
     """Apply the budget rule to the forecasts and fit times a sweep saved in ``out``."""
     fit_minutes, coverage = {}, {}
@@ -182,6 +317,11 @@ def main() -> None:
     parser.add_argument("--baselines", default="theta", help="comma-separated, cached")
     parser.add_argument("--out", default="results/forecast-defaults")
     parser.add_argument(
+        "--choose-sweep",
+        action="store_true",
+        help="no training: apply SWEEP_RULE to the SWEEP runs saved in --out",
+    )
+    parser.add_argument(
         "--choose-budget",
         action="store_true",
         help="no training: apply the budget rule to the BUDGETS runs saved in --out",
@@ -192,13 +332,21 @@ def main() -> None:
     if args.choose_budget:
         print(json.dumps(choose_budget(out, args.limit), indent=1))
         return
+    if args.choose_sweep:
+        print(json.dumps(choose_sweep(out), indent=1))
+        return
     out.mkdir(parents=True, exist_ok=True)
     split = competition_split(args.data, "validation", limit=args.limit)
     baselines = {b: score_baseline(b, split) for b in args.baselines.split(",")}
-    names = BUDGETS if args.candidates == ["budgets"] else args.candidates
+    names = {"budgets": BUDGETS, "sweep": SWEEP}.get(args.candidates[0], args.candidates)
     for name in names:
         base, _, extra = name.partition("+")  # "more_training+num_layers=1"
-        options = {**CANDIDATES[base], "seed": PROTOCOL.seed}
+        if args.candidates == ["sweep"]:
+            sweep_options, patches = SWEEP_CANDIDATES[name]
+            apply_patches(patches)
+            options = {**sweep_options, "seed": PROTOCOL.seed}
+        else:
+            options = {**CANDIDATES[base], "seed": PROTOCOL.seed}
         for setting in filter(None, extra.split(",")):
             key, value = setting.split("=")
             options[key] = json.loads(value) if value[0] in "0123456789-[{tfn" else value

@@ -226,7 +226,8 @@ class Forecaster:
         target = batch["target"]
         previous = torch.cat([torch.zeros_like(target[:, :1]), target[:, :-1]], dim=1)
         params = net(batch["encoder"], batch["decoder"], previous)
-        return {"loss": forecast_loss(net, params, target, batch["mask"], self.config.loss)}
+        loss = forecast_loss(net, params, target, batch["mask"], self.config.loss, batch["step"])
+        return {"loss": loss}
 
     def context_length_for(self, data: SeriesFrame) -> int:
         if self.config.context_length:

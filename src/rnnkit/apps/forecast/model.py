@@ -19,7 +19,7 @@ from torch.nn import functional as F
 import rnnkit
 
 LIKELIHOODS = ("gaussian", "student_t")
-LOSSES = ("nll", "mae_nll")
+LOSSES = ("nll", "mae_nll", "mase_nll")
 # cell name -> (rnnkit layer, its cell option); minGRU/minLSTM run as a parallel scan.
 CELLS = {
     "lstm": ("LSTM", "lstm"),
@@ -184,7 +184,12 @@ def masked_nll(net: ForecastNet, params: dict, target: torch.Tensor, mask: torch
 
 
 def forecast_loss(
-    net: ForecastNet, params: dict, target: torch.Tensor, mask: torch.Tensor, loss: str = "nll"
+    net: ForecastNet,
+    params: dict,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    loss: str = "nll",
+    step: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The training loss of a batch (observed targets only).
 
@@ -192,9 +197,16 @@ def forecast_loss(
     location (so the location is a median, the point forecast that sMAPE and MASE reward;
     a likelihood pulls it towards the mean of skewed errors) plus the likelihood of the
     spread around that location, held fixed (so the intervals come from the same head).
+    ``mase_nll``: as ``mae_nll``, each window's absolute errors divided by ``step`` (B,), its
+    context's mean one-step change, as MASE divides them (weights normalised to mean 1 in
+    the batch): a smooth series' small errors count as much as a noisy one's large ones.
     """
     if loss == "nll":
         return masked_nll(net, params, target, mask)
-    absolute = ((params["loc"] - target).abs() * mask).sum() / mask.sum().clamp(min=1.0)
+    absolute = (params["loc"] - target).abs() * mask
+    if loss == "mase_nll":
+        weight = 1.0 / step
+        absolute = absolute * (weight / weight.mean())[:, None]
+    absolute = absolute.sum() / mask.sum().clamp(min=1.0)
     spread = masked_nll(net, {**params, "loc": params["loc"].detach()}, target, mask)
     return absolute + spread

@@ -15,6 +15,9 @@ from rnnkit.apps.forecast.series import SeriesArrays
 from rnnkit.errors import UserError
 
 SCALINGS = ("last", "level")
+# The smallest one-step change a window's ``step`` reports (scaled units: 0.1% of the level
+# under ``level`` scaling), so that a flat context cannot weigh without bound in a loss.
+STEP_FLOOR = 1e-3
 
 
 def first_origin(length: int, context: int, min_history: int, needed_after: int) -> int:
@@ -130,7 +133,9 @@ def make_batch(
 
     Returns:
         ``encoder`` (B, C, 2 + K + P), ``decoder`` (B, H, K + 1 [+ 1]), ``target`` and
-        ``mask`` (B, H) in scaled units, ``location`` and ``scale`` (B,) float64.
+        ``mask`` (B, H) in scaled units, ``location`` and ``scale`` (B,) float64, ``step``
+        (B,) the context's mean absolute one-step change in scaled units (at least
+        `STEP_FLOOR`).
     """
     series_start = arrays.offsets[pairs[:, 0]]
     start = series_start + pairs[:, 1]
@@ -173,6 +178,12 @@ def make_batch(
         parts.append(((lagged - location[:, None]) / scale[:, None])[..., None])
     decoder = np.concatenate(parts, axis=2)
     mask = ~np.isnan(target)
+    # The context's mean absolute one-step change (scaled units): MASE's yardstick for the
+    # window, which the ``mase_nll`` loss divides its errors by.
+    steps_seen = observed[:, 1:] * observed[:, :-1]
+    step = (np.abs(np.diff(scaled, axis=1)) * steps_seen).sum(axis=1) / np.maximum(
+        steps_seen.sum(axis=1), 1
+    )
     return {
         "encoder": torch.from_numpy(encoder.astype(np.float32)),
         "decoder": torch.from_numpy(decoder.astype(np.float32)),
@@ -180,6 +191,7 @@ def make_batch(
         "mask": torch.from_numpy(mask.astype(np.float32)),
         "location": torch.from_numpy(location),
         "scale": torch.from_numpy(scale),
+        "step": torch.from_numpy(np.maximum(step, STEP_FLOOR).astype(np.float32)),
     }
 
 
