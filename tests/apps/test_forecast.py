@@ -39,6 +39,7 @@ from rnnkit.apps.forecast.forecaster import (
     _location_scale,
     interval_factors,
 )
+from rnnkit.apps.forecast.model import ForecastNet, forecast_loss, masked_nll
 from rnnkit.apps.forecast.series import seasonal_indices
 from rnnkit.cli import main
 from rnnkit.data.timeseries import build_frame, read_series_file
@@ -142,6 +143,34 @@ def test_vectorised_scaling_matches_the_reference():
     for row in range(5):
         expected = window_location_scale(filled[row], observed[row])
         assert (location[row], scale[row]) == pytest.approx(expected)
+
+
+def test_mase_loss_divides_each_windows_errors_by_its_one_step_change():
+    net = ForecastNet(2, 1, hidden_size=4, likelihood="gaussian")
+    params = {"loc": torch.zeros(2, 3), "scale": torch.ones(2, 3)}
+    target = torch.tensor([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    mask = torch.ones(2, 3)
+    spread = masked_nll(net, params, target, mask)
+    mae = forecast_loss(net, params, target, mask, "mae_nll") - spread
+    assert float(mae) == pytest.approx(1.5)
+    # equal steps: the MAE itself; window 0 twice as smooth: weights 4/3 and 2/3
+    same = forecast_loss(net, params, target, mask, "mase_nll", torch.tensor([0.1, 0.1]))
+    assert float(same - spread) == pytest.approx(1.5)
+    smooth = forecast_loss(net, params, target, mask, "mase_nll", torch.tensor([0.05, 0.1]))
+    assert float(smooth - spread) == pytest.approx((4 / 3 * 1 + 2 / 3 * 2) / 2)
+
+
+def test_batches_carry_the_contexts_mean_one_step_change():
+    frame = seasonal_frame(length=60)
+    model = Forecaster(horizon=4, context_length=8, epochs=1, batches_per_epoch=1, seed=0)
+    model.fit(frame)
+    windows = model._windows(frame)
+    pairs = np.array([[0, 30], [1, 40]])
+    batch = model._batch(windows, pairs)
+    rows = windows.offsets[pairs[:, 0]][:, None] + pairs[:, 1:] + np.arange(-8, 0)
+    context = windows.filled[rows] / windows.seasonal[rows]  # what the network reads
+    expected = np.abs(np.diff(context, axis=1)).mean(axis=1) / batch["scale"].numpy()
+    np.testing.assert_allclose(batch["step"].numpy(), expected, rtol=1e-5)
 
 
 def test_naive_baselines_repeat_the_past():

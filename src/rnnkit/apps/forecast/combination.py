@@ -36,10 +36,11 @@ MEAN_WEIGHTS = (0.0, 1 / 3, 0.5, 1.0)
 # SES smoothing constants tried for each window (the one-step squared error picks one).
 ALPHAS = np.linspace(0.02, 1.0, 50)
 # The damped trend's grid: level and slope smoothing (the slope's as a share of the level's,
-# ``beta = alpha * share``) and damping factors.
+# ``beta = alpha * share``) and damping factors (phi = 1: Holt's undamped trend, added by the
+# MASE sweep of `benchmarks/forecast_defaults.py`).
 DAMPED_ALPHAS = np.linspace(0.05, 1.0, 20)
 DAMPED_SHARES = np.array([0.01, 0.05, 0.1, 0.2, 0.3])
-DAMPED_PHIS = np.array([0.8, 0.85, 0.9, 0.95, 0.98])
+DAMPED_PHIS = np.array([0.8, 0.85, 0.9, 0.95, 0.98, 1.0])
 # Windows per numpy pass of Theta and the damped trend (each holds a (chunk, grid) state):
 # a state that outgrows the CPU caches makes every step slower, so that one pass over 100,000
 # windows took 28 times as long as one over 10,000.

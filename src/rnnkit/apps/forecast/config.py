@@ -86,13 +86,17 @@ class ForecasterConfig:
             Series (or origins) with less history are padded as "not observed".
         cell, hidden_size, num_layers, dropout: the RNNs (see `ForecastNet`).
         likelihood: ``student_t`` (heavy tails, robust to outliers) or ``gaussian``.
-        loss: ``nll`` (the likelihood) or ``mae_nll`` (the location by absolute error, a
-            median, the spread by the likelihood around it; see `model.forecast_loss`).
+        loss: ``nll`` (the likelihood), ``mae_nll`` (the location by absolute error, a
+            median, the spread by the likelihood around it) or ``mase_nll`` (as ``mae_nll``,
+            each window's errors divided by its mean one-step change, as MASE scales them);
+            see `model.forecast_loss`.
         scaling: how each window is scaled (`windows.location_scale`): ``last`` (last value,
             std) or ``level`` (the last season's mean, relative changes).
         deseasonalize: divide each series by its classical multiplicative seasonal indices
             (`series.seasonal_indices`, when a seasonality test passes) before windowing and
             multiply the forecast back.
+        recent_seasons: estimate those indices on the last this many seasons of each
+            history (None: all of it; `series.seasonal_indices`).
         epochs, batches_per_epoch, batch_size, lr: training; each epoch draws
             ``batches_per_epoch`` batches of random windows.
         validation_windows: windows per series held out at the end of the training data for
@@ -141,9 +145,10 @@ class ForecasterConfig:
     num_layers: int = 2
     dropout: float = 0.1
     likelihood: str = "student_t"
-    loss: str = "mae_nll"
+    loss: str = "mase_nll"
     scaling: str = "level"
     deseasonalize: bool = True
+    recent_seasons: int | None = 5
     epochs: int = 6
     batches_per_epoch: int = 100
     batch_size: int = 256
@@ -182,6 +187,8 @@ class ForecasterConfig:
             raise UserError(f"combine must be one of {', '.join(COMBINATIONS)}")
         if self.ensemble < 1:
             raise UserError(f"ensemble must be at least 1, got {self.ensemble}")
+        if self.recent_seasons is not None and self.recent_seasons < 2:
+            raise UserError(f"recent seasons must be at least 2, got {self.recent_seasons}")
         if self.season_length is not None and self.season_length < 1:
             raise UserError(f"season length must be at least 1, got {self.season_length}")
         if self.decoder not in ("direct", "autoregressive"):

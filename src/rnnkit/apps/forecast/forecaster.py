@@ -121,7 +121,8 @@ class Forecaster:
             ends = windows.lengths.copy()
             for s, origin in val_origins[::-1]:
                 ends[s] = origin
-            windows = refit_seasonal(windows, ends, int(self._meta["season_length"]))
+            season = int(self._meta["season_length"])
+            windows = refit_seasonal(windows, ends, season, self.config.recent_seasons)
         val_batches = (
             [
                 self._batch(windows, chunk)
@@ -263,6 +264,7 @@ class Forecaster:
             self._covariate_stats,
             calendar=self.config.calendar,
             deseasonalize=self.config.deseasonalize,
+            recent_seasons=self.config.recent_seasons,
         )
 
     def _split_origins(self, windows: SeriesArrays, context: int) -> tuple[np.ndarray, np.ndarray]:
@@ -679,6 +681,7 @@ LEGACY_OPTIONS = {
     "loss": "nll",
     "scaling": "last",
     "deseasonalize": False,
+    "recent_seasons": None,
     "season_length": None,
     "combine": "none",
     "refit": False,

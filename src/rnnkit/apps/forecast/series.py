@@ -96,7 +96,9 @@ def _grouped_rows(frame: pd.DataFrame) -> tuple[list, np.ndarray, np.ndarray, np
     return list(uniques), order, offsets, lengths
 
 
-def seasonal_indices(values: np.ndarray, season: int) -> np.ndarray:
+def seasonal_indices(
+    values: np.ndarray, season: int, recent_seasons: int | None = None
+) -> np.ndarray:
     """(season,) multiplicative seasonal indices of a series by position (step ``t`` has
     index ``[t % season]``), averaging to 1; all ones when the series is not seasonal.
 
@@ -105,11 +107,34 @@ def seasonal_indices(values: np.ndarray, season: int) -> np.ndarray:
     divided by the mean ratio of each position to a centred moving average. Anything else
     (short, non-positive, not seasonal) is left as it is.
 
+    Args:
+        values: the series (NaN where missing).
+        season: steps per season.
+        recent_seasons: estimate the ratios on the last this many whole seasons only (and one
+            season more for the moving average), when the whole history is seasonal and
+            longer: seasons drift over the years, and the recent ones say more about the
+            next. None: the whole history. Where the recent part alone fails the test, the
+            whole history's indices are kept.
+
     Example:
         >>> y = 10 + np.tile([1.0, -1.0], 12)
         >>> seasonal_indices(y, 2).round(2)
         array([1.1, 0.9])
     """
+    whole = _classical_indices(values, season)
+    length = len(values)
+    if recent_seasons is None or season <= 1 or length <= (recent_seasons + 1) * season:
+        return whole
+    if np.all(whole == 1.0):
+        return whole
+    cut = length - (recent_seasons + 1) * season
+    cut -= cut % season  # start on a season's first position, so positions keep their phase
+    recent = _classical_indices(values[cut:], season)
+    return whole if np.all(recent == 1.0) else recent
+
+
+def _classical_indices(values: np.ndarray, season: int) -> np.ndarray:
+    """`seasonal_indices` of the whole of ``values``."""
     ones = np.ones(max(season, 1))
     y = np.asarray(values, float)
     seen = y[np.isfinite(y)]
@@ -139,6 +164,7 @@ def series_arrays(
     stats: dict[str, tuple[list[float], list[float]]],
     calendar: bool = True,
     deseasonalize: bool = False,
+    recent_seasons: int | None = None,
 ) -> SeriesArrays:
     """Read every series of ``data`` into a `SeriesArrays`.
 
@@ -149,6 +175,7 @@ def series_arrays(
         calendar: calendar features (zeros when False: a time axis that is only an index).
         deseasonalize: divide each series by its `seasonal_indices` (computed on the
             history given here: the training data in `fit`, the history in `predict`).
+        recent_seasons: see `seasonal_indices`.
     """
     frame = data.frame
     ids, order, offsets, lengths = _grouped_rows(frame)
@@ -158,7 +185,9 @@ def series_arrays(
 
     season = max(int(meta["season_length"]), 1)
     indices = [
-        seasonal_indices(target[o : o + n], season) if deseasonalize else np.ones(season)
+        seasonal_indices(target[o : o + n], season, recent_seasons)
+        if deseasonalize
+        else np.ones(season)
         for o, n in zip(offsets, lengths, strict=True)
     ]
     series = np.repeat(np.arange(len(ids)), lengths)
@@ -205,14 +234,16 @@ def _standardised_covariates(
     return (covs - np.repeat(mean, lengths, axis=0)) / np.repeat(std, lengths, axis=0)
 
 
-def refit_seasonal(arrays: SeriesArrays, ends: np.ndarray, season: int) -> SeriesArrays:
+def refit_seasonal(
+    arrays: SeriesArrays, ends: np.ndarray, season: int, recent_seasons: int | None = None
+) -> SeriesArrays:
     """``arrays`` with each series' seasonal indices estimated on its first ``ends[s]``
     steps only (`fit` keeps its validation windows out of the indices it scores them with).
     """
     indices, seasonal = [], []
     for s, (offset, length) in enumerate(zip(arrays.offsets, arrays.lengths, strict=True)):
         target = arrays.target[offset : offset + length]
-        found = seasonal_indices(target[: int(ends[s])], season)
+        found = seasonal_indices(target[: int(ends[s])], season, recent_seasons)
         indices.append(found)
         seasonal.append(found[np.arange(length) % len(found)])
     return replace(arrays, indices=indices, seasonal=np.concatenate(seasonal))
