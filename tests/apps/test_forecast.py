@@ -902,6 +902,23 @@ def test_seasonal_indices_follow_the_theta_methods_test():
     assert (seasonal_indices(seasonal - 100, 12) == 1).all()  # not positive: left alone
 
 
+def test_recent_seasons_follow_a_season_that_changed():
+    # ten and a half years whose seasonal peak moves from month 3 to month 9 after five
+    t = np.arange(127)  # the last 4 + 1 seasons and the 7 months after them start at t = 60
+    peak = np.where(t < 60, 3, 9)
+    values = 100 * (1 + 0.3 * np.cos(2 * np.pi * (t % 12 - peak) / 12))
+    whole = seasonal_indices(values, 12)
+    recent = seasonal_indices(values, 12, recent_seasons=4)
+    assert np.argmax(recent) == 9 and np.argmax(whole) != 9
+    np.testing.assert_allclose(recent.mean(), 1.0)
+    # too short for the recent part, or not seasonal: the whole history's indices
+    np.testing.assert_array_equal(
+        seasonal_indices(values[:60], 12, 4), seasonal_indices(values[:60], 12)
+    )
+    flat = 100 + np.random.default_rng(0).normal(size=127)
+    np.testing.assert_array_equal(seasonal_indices(flat, 12, 4), seasonal_indices(flat, 12))
+
+
 def test_batched_theta_matches_statsmodels_on_a_trend():
     from statsmodels.tsa.forecasting.theta import ThetaModel
 

@@ -120,10 +120,10 @@ def damped_forecast(
     error ``e``; unobserved steps carry the prediction on. The grid point with the lowest
     one-step squared error forecasts ``l + (phi + ... + phi^h) b``.
 
-    Example:
+    Example (a straight line: the grid's phi = 1, Holt's undamped trend, fits it best):
         >>> y = np.arange(1.0, 21.0)[None]
         >>> damped_forecast(y, np.ones_like(y), 3).round(1)
-        array([[20.9, 21.9, 22.8]])
+        array([[21., 22., 23.]])
     """
     history = np.asarray(history, float)
     if len(history) > CHUNK:
