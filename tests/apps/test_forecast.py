@@ -42,7 +42,7 @@ from rnnkit.apps.forecast.forecaster import (
 from rnnkit.apps.forecast.model import ForecastNet, forecast_loss, masked_nll
 from rnnkit.apps.forecast.series import seasonal_indices
 from rnnkit.cli import main
-from rnnkit.data.timeseries import build_frame, read_series_file
+from rnnkit.data.timeseries import build_frame, guess_season_length, read_series_file
 from rnnkit.errors import UserError
 
 SEASON = 12
@@ -829,6 +829,16 @@ def _frame(values_by_series: dict[str, np.ndarray], freq: str, start="2000-01-01
         for sid, y in values_by_series.items()
     ]
     return build_frame(pd.concat(parts), target="y")
+
+
+@pytest.mark.parametrize(
+    "freq, season",
+    [("YS", 1), ("QE", 4), ("MS", 12), ("2MS", 6), ("W-SAT", 52), ("B", 5), ("D", 7)]
+    + [("h", 24), ("2h", 12), ("30min", 48), ("min", 1440), ("7min", 1), ("5D", 1)],
+)
+def test_season_length_is_guessed_from_the_frequency(freq, season):
+    # "30min" was once read as months (12): minutes and months share the letter M
+    assert guess_season_length(freq) == season
 
 
 @pytest.mark.parametrize(

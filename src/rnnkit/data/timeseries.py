@@ -607,28 +607,40 @@ def infer_frequency(df: pd.DataFrame) -> str:
 
 def guess_season_length(freq: str) -> int:
     """Steps in the most natural season of ``freq``: a day for sub-daily data, a week for
-    daily data, a year for monthly and quarterly data."""
+    daily data, a year for weekly, monthly and quarterly data; a multiple of the unit divides
+    it (``30min``: 48, ``2MS``: 6) when it divides evenly, else there is no season (1).
+
+    Example:
+        >>> [guess_season_length(f) for f in ("MS", "QE", "W-SAT", "D", "h", "30min", "B")]
+        [12, 4, 52, 7, 24, 48, 5]
+    """
     offset = pd.tseries.frequencies.to_offset(freq)
-    base = offset.rule_code.upper()
-    if base == "B":
-        return 5
-    if base.startswith(("W",)):
-        return 52
-    if base.startswith(("M", "BM", "MS")):
-        return 12
-    if base.startswith(("Q",)):
-        return 4
-    if base.startswith(("A", "Y")):
-        return 1
-    try:
-        step = pd.Timedelta(offset.nanos)  # fixed steps only (hours, days, minutes)
-    except ValueError:
-        return 1
-    if step < pd.Timedelta(days=1):
-        return max(1, int(pd.Timedelta(days=1) / step))
-    if step == pd.Timedelta(days=1):
-        return 7
-    return 1
+    per_year = {
+        pd.offsets.Week: 52,
+        pd.offsets.MonthBegin: 12,
+        pd.offsets.MonthEnd: 12,
+        pd.offsets.BusinessMonthBegin: 12,
+        pd.offsets.BusinessMonthEnd: 12,
+        pd.offsets.QuarterBegin: 4,
+        pd.offsets.QuarterEnd: 4,
+        pd.offsets.BQuarterBegin: 4,
+        pd.offsets.BQuarterEnd: 4,
+    }
+    if isinstance(offset, pd.offsets.BusinessDay):
+        season = 5
+    elif type(offset) in per_year:
+        season = per_year[type(offset)]
+    else:
+        try:
+            step = pd.Timedelta(offset.nanos)  # fixed steps (days, hours, minutes, seconds)
+        except ValueError:
+            return 1  # years and anything else without a shorter natural cycle
+        day = pd.Timedelta(days=1)
+        if step < day:
+            return max(1, int(day / step)) if day % step == pd.Timedelta(0) else 1
+        return 7 if step == day else 1
+    n = abs(offset.n) or 1
+    return season // n if season % n == 0 else 1
 
 
 # --- anomaly data ---------------------------------------------------------------------------
