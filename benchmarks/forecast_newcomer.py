@@ -149,7 +149,9 @@ def compare(results: list[dict]) -> dict:
         for metric in ("mase", "smape"):
             ours = np.array([r["scores"]["rnnkit"][metric] for r in results])
             theirs = np.array([r["scores"][method][metric] for r in results])
-            out[method][metric] = paired_bootstrap(ours, theirs, seed=0).to_dict()
+            interval = paired_bootstrap(ours, theirs, seed=0)
+            verdict = interval.verdict(higher_is_better=False)
+            out[method][metric] = {**interval.to_dict(), "verdict": verdict}
     return out
 
 
@@ -191,7 +193,7 @@ def main() -> None:
         for metric, interval in metrics.items():
             print(
                 f"rnnkit - {method} {metric}: {interval['estimate']:+.3f} "
-                f"[{interval['low']:+.3f}, {interval['high']:+.3f}] {interval.get('verdict', '')}"
+                f"[{interval['low']:+.3f}, {interval['high']:+.3f}] rnnkit {interval['verdict']}"
             )
 
 
