@@ -261,6 +261,17 @@ def test_save_and_load_give_the_same_forecast(trained, tmp_path):
     pd.testing.assert_frame_equal(again.predict(data=model.data), model.predict())
 
 
+def test_models_saved_before_an_option_existed_load_with_its_old_behaviour(trained, tmp_path):
+    model, _ = trained
+    config_file = model.save(tmp_path / "model") / "config.json"
+    saved = json.loads(config_file.read_text())
+    for option in ("recent_seasons", "loss", "combine"):
+        del saved["config"][option]  # as written before these options existed
+    config_file.write_text(json.dumps(saved))
+    old = Forecaster.load(tmp_path / "model").config
+    assert (old.recent_seasons, old.loss, old.combine) == (None, "nll", "none")
+
+
 def test_training_is_reproducible():
     data = seasonal_frame(length=200)
     options = dict(
