@@ -39,6 +39,7 @@ import torch
 
 from rnnkit.apps.forecast import Forecaster, combination
 from rnnkit.apps.forecast.competition import (
+    COLLECTIONS,
     PROTOCOL,
     compare,
     competition_split,
@@ -151,18 +152,7 @@ MONTHLY_COVERAGE = (0.75, 0.85)
 #     `series.seasonal_indices`, first run as a patch of it that did the same);
 #   - ``all_three``: the three together.
 SWEEP = ["defaults", "loss_mase", "damped_phi1", "recent_seasons", "all_three"]
-SWEEP_DATA = [
-    "m3-yearly",
-    "m3-quarterly",
-    "m3-monthly",
-    "m3-other",
-    "m1-yearly",
-    "m1-quarterly",
-    "m1-monthly",
-    "tourism-yearly",
-    "tourism-quarterly",
-    "tourism-monthly",
-]
+SWEEP_DATA = [name for names in COLLECTIONS.values() for name in names]  # all ten
 RECENT_SEASONS = 5
 SWEEP_RULE = (
     "a candidate replaces the defaults when, on the validation splits, (1) its MASE pooled "
@@ -298,7 +288,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="m3-monthly")
     parser.add_argument(
-        "--candidates", nargs="+", default=["defaults"], help="names, or 'budgets' for BUDGETS"
+        "--candidates",
+        nargs="+",
+        default=["defaults"],
+        help="names, or 'budgets' (BUDGETS) or 'sweep' (SWEEP)",
     )
     parser.add_argument("--limit", type=int, default=None, help="series (smoke runs)")
     parser.add_argument("--baselines", default="theta", help="comma-separated, cached")
@@ -325,10 +318,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     split = competition_split(args.data, "validation", limit=args.limit)
     baselines = {b: score_baseline(b, split) for b in args.baselines.split(",")}
-    names = {"budgets": BUDGETS, "sweep": SWEEP}.get(args.candidates[0], args.candidates)
+    sweep = args.candidates == ["sweep"]
+    names = BUDGETS if args.candidates == ["budgets"] else SWEEP if sweep else args.candidates
     for name in names:
         base, _, extra = name.partition("+")  # "more_training+num_layers=1"
-        if args.candidates == ["sweep"]:
+        if sweep:
             sweep_options, combination.DAMPED_PHIS = SWEEP_CANDIDATES[name]
             options = {**sweep_options, "seed": PROTOCOL.seed}
         else:

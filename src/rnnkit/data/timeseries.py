@@ -605,6 +605,21 @@ def infer_frequency(df: pd.DataFrame) -> str:
     return pd.tseries.frequencies.to_offset(step).freqstr
 
 
+# Calendar offsets whose natural season is a year (by type: "MIN", minutes, and "MS", month
+# starts, share a letter).
+STEPS_PER_YEAR = {
+    pd.offsets.Week: 52,
+    pd.offsets.MonthBegin: 12,
+    pd.offsets.MonthEnd: 12,
+    pd.offsets.BusinessMonthBegin: 12,
+    pd.offsets.BusinessMonthEnd: 12,
+    pd.offsets.QuarterBegin: 4,
+    pd.offsets.QuarterEnd: 4,
+    pd.offsets.BQuarterBegin: 4,
+    pd.offsets.BQuarterEnd: 4,
+}
+
+
 def guess_season_length(freq: str) -> int:
     """Steps in the most natural season of ``freq``: a day for sub-daily data, a week for
     daily data, a year for weekly, monthly and quarterly data; a multiple of the unit divides
@@ -615,21 +630,10 @@ def guess_season_length(freq: str) -> int:
         [12, 4, 52, 7, 24, 48, 5]
     """
     offset = pd.tseries.frequencies.to_offset(freq)
-    per_year = {
-        pd.offsets.Week: 52,
-        pd.offsets.MonthBegin: 12,
-        pd.offsets.MonthEnd: 12,
-        pd.offsets.BusinessMonthBegin: 12,
-        pd.offsets.BusinessMonthEnd: 12,
-        pd.offsets.QuarterBegin: 4,
-        pd.offsets.QuarterEnd: 4,
-        pd.offsets.BQuarterBegin: 4,
-        pd.offsets.BQuarterEnd: 4,
-    }
     if isinstance(offset, pd.offsets.BusinessDay):
         season = 5
-    elif type(offset) in per_year:
-        season = per_year[type(offset)]
+    elif type(offset) in STEPS_PER_YEAR:
+        season = STEPS_PER_YEAR[type(offset)]
     else:
         try:
             step = pd.Timedelta(offset.nanos)  # fixed steps (days, hours, minutes, seconds)
