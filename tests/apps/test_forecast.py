@@ -940,6 +940,11 @@ def test_recent_seasons_follow_a_season_that_changed():
     np.testing.assert_array_equal(seasonal_indices(flat, 12, 4), seasonal_indices(flat, 12))
 
 
+def test_too_few_recent_seasons_are_refused_in_one_line():
+    with pytest.raises(UserError, match="recent seasons must be at least 2, got 1"):
+        Forecaster(horizon=4, recent_seasons=1)
+
+
 def test_batched_theta_matches_statsmodels_on_a_trend():
     from statsmodels.tsa.forecasting.theta import ThetaModel
 
