@@ -275,3 +275,75 @@ def test_bible_char_lm_beats_xz_and_bzip2():
     lm = LanguageModel(config).fit(split.train, split.val[:30_000])
     rows = {r["model"]: r["bits_per_char"] for r in compare_with_compressors(lm, split, False)}
     assert rows["rnnkit LSTM (char)"] < min(rows["xz"], rows["bzip2"])
+
+
+# ---------------------------------------------------------------------------- audit fixes
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "--model", "no-such-model", "the", "--temperature", "-1"],
+        ["generate", "--model", "no-such-model", "the", "--top-p", "0"],
+        ["generate", "--model", "no-such-model", "the", "--top-p", "1.5"],
+        ["generate", "--model", "no-such-model", "the", "--top-k", "-3"],
+        ["generate", "--model", "no-such-model", "the", "--length", "0"],
+        ["train", "--bptt", "0"],
+        ["train", "--bptt", "-5"],
+        ["train", "--hidden-size", "0"],
+        ["train", "--layers", "-1"],
+        ["train", "--layers", "0"],
+        ["train", "--max-batches", "0"],
+    ],
+)
+def test_cli_bad_numbers_stop_at_parsing_before_any_output(args, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["lm", *args])
+    captured = capsys.readouterr()
+    assert stopped.value.code == 2 and captured.out == ""
+    assert f"argument {args[-2]}: expected" in captured.err
+
+
+def test_lm_config_rejects_sizes_that_make_no_model():
+    for bad in ({"num_layers": 0}, {"bptt": -5}, {"hidden_size": 0}, {"max_batches": 0}):
+        with pytest.raises(ValueError, match=f"LMConfig {next(iter(bad))}: expected a positive"):
+            LMConfig(**bad)
+    with pytest.raises(ValueError, match="tokens: expected 'char' or 'subword'"):
+        LMConfig(tokens="word")
+
+
+def test_split_keeps_every_part_non_empty_when_a_long_line_spans_a_cut():
+    lines = "".join(f"verse number {i} of the text\n" for i in range(400))
+    # Where the first line break after each point works, the split is the one it always was.
+    split = split_text(lines)
+    test_start = lines.index("\n", int(len(lines) * 0.95)) + 1
+    val_start = lines.index("\n", int(len(lines) * 0.94)) + 1
+    assert (len(split.train), len(split.train) + len(split.val)) == (val_start, test_start)
+    # A last line across the 95% point: the test part starts at that line, not at the end.
+    last_long = lines + "x" * (len(lines) // 10) + "\n"
+    split = split_text(last_long)
+    assert split.test == "x" * (len(lines) // 10) + "\n"
+    assert split.val == "verse number 399 of the text\n"
+    # One line across both points: cut inside it, all three parts non-empty.
+    both = lines[:2000] + "y" * 20_000 + "\n"
+    split = split_text(both)
+    assert split.train + split.val + split.test == both
+    assert split.val and split.test and len(split.test) < 0.06 * len(both)
+
+
+def test_cli_evaluate_finds_the_training_text_from_another_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "corpus.txt").write_text(make_text(1500, seed=4))
+    monkeypatch.chdir(tmp_path / "train")
+    train = ["lm", "train", "--text", "corpus.txt", "--quick", "--max-batches", "2"]
+    assert main([*train, "--out", str(tmp_path / "model")]) == 0
+    saved = json.loads((tmp_path / "model" / "metrics.json").read_text())["text"]
+    assert saved == str(tmp_path / "train" / "corpus.txt")
+    monkeypatch.chdir(tmp_path)
+    evaluate = ["lm", "evaluate", "--model", "model", "--quick", "--out", "eval"]
+    assert main(evaluate) == 0
+    (tmp_path / "a-file").write_text("")
+    capsys.readouterr()
+    assert main([*train, "--out", str(tmp_path / "a-file")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file; expected a folder" in err

@@ -26,6 +26,7 @@ from rnnkit.apps.sentiment.benchmark import (
     training_data,
     verdict_sentences,
 )
+from rnnkit.apps.sentiment.classifier import Prediction
 from rnnkit.apps.sentiment.model import SentimentNet
 from rnnkit.cli import main
 from rnnkit.data.text import load_vader_snippets, read_labelled_texts, read_text
@@ -351,3 +352,96 @@ def test_movie_snippets_reproduce_the_readme_table():
         r["minus"]: r["verdict"] for r in accuracy_intervals(predictions) if r["rnnkit"] == ENSEMBLE
     }
     assert verdicts == README_VERDICTS
+
+
+# ---------------------------------------------------------------------------- audit fixes
+
+
+@pytest.mark.parametrize(
+    "args", [["--hidden-size", "0"], ["--recurrent-dropout", "2"], ["--ensemble", "0"]]
+)
+def test_cli_bad_numbers_stop_at_parsing(args, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["sentiment", "train", "--quick", *args])
+    assert stopped.value.code == 2 and f"argument {args[0]}: expected" in capsys.readouterr().err
+
+
+def test_user_split_is_stratified_and_keeps_a_rare_class_in_training(tmp_path):
+    rows = [f"bad movie {i},neg" for i in range(20)] + [f"good movie {i},pos" for i in range(20)]
+    data = tmp_path / "rare.csv"
+    data.write_text("text,label\n" + "\n".join([*rows, "odd movie,rare"]) + "\n")
+    with pytest.warns(UserWarning, match="'rare' have a single example"):
+        split = training_data(str(data))
+    assert set(split.train["label"]) == {"neg", "pos", "rare"}
+    for part in (split.val, split.test):
+        assert sorted(part["label"]) == ["neg", "neg", "pos", "pos"]  # 10% of each class
+
+
+def test_bad_label_cells_are_one_line_errors_naming_the_line(tmp_path):
+    empty = tmp_path / "empty_label.csv"
+    empty.write_text("text,label\ngood,pos\nbad,\n")
+    with pytest.raises(UserError, match="line 3: empty label in column 'label'"):
+        read_labelled_texts(empty)
+    listed = tmp_path / "list.jsonl"
+    listed.write_text('{"text": "good", "label": "pos"}\n{"text": "ok", "label": ["a", "b"]}\n')
+    with pytest.raises(UserError, match="line 2: the label is list"):
+        read_labelled_texts(listed)
+    number = tmp_path / "number.jsonl"
+    number.write_text('{"text": 5, "label": "pos"}\n')
+    with pytest.raises(UserError, match="line 1: the text is int 5; expected a JSON string"):
+        read_labelled_texts(number)
+
+
+def test_python_api_errors_name_the_argument():
+    texts, labels, _ = make_reviews(20, seed=8)
+    classifier = SentimentClassifier(tiny_config(epochs=1))
+    with pytest.raises(ValueError, match="val_texts and val_labels go together"):
+        classifier.fit(texts, labels, texts[:5])
+    with pytest.raises(ValueError, match="20 texts but 15 labels"):
+        classifier.fit(texts, labels[:-5])
+    with pytest.raises(ValueError, match=r"labels\[3\]: missing label nan"):
+        classifier.fit(texts, [*labels[:3], float("nan"), *labels[4:]])
+    with pytest.raises(ValueError, match="cell: expected one of lstm, gru, got 'rnn'"):
+        SentimentConfig(cell="rnn")
+    with pytest.raises(ValueError, match="ensemble: expected a positive integer, got 0"):
+        SentimentConfig(ensemble=0)
+
+
+def test_int_labels_come_back_as_ints_and_one_text_gives_one_prediction(tmp_path):
+    texts, labels, _ = make_reviews(64, seed=9)
+    numbers = [int(label == "positive") for label in labels]
+    classifier = SentimentClassifier(tiny_config(epochs=1)).fit(texts, numbers)
+    assert classifier.classes == [0, 1]
+    single = classifier.predict("the film is superb")
+    assert isinstance(single, Prediction) and single.label in (0, 1)
+    classifier.save(tmp_path / "model")
+    assert SentimentClassifier.load(tmp_path / "model").predict(["a dull film"])[0].label in (0, 1)
+    assert classifier._targets(["1", 0]) == [1, 0]  # a CSV's "1" is the class 1
+
+
+def test_cli_train_is_quiet_and_predict_checks_the_method_first(tmp_path, capfd):
+    texts, labels, _ = make_reviews(60, seed=10)
+    data = tmp_path / "reviews.csv"
+    data.write_text(
+        "text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(texts, labels, strict=True))
+    )
+    model = tmp_path / "model"
+    assert main(["sentiment", "train", "--data", str(data), "--quick", "--out", str(model)]) == 0
+    assert "\n\n" not in capfd.readouterr().out  # the tokenizer trainers print nothing
+    predict = ["sentiment", "predict", "--model", str(model), "great film", "--method"]
+    assert main([*predict, "attention", "--explain", str(tmp_path / "why.html")]) == 2
+    captured = capfd.readouterr()
+    assert captured.out == "" and "needs a model trained with attention pooling" in captured.err
+    (tmp_path / "a-file").write_text("")
+    train = [
+        "sentiment",
+        "train",
+        "--data",
+        str(data),
+        "--quick",
+        "--out",
+        str(tmp_path / "a-file"),
+    ]
+    assert main(train) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "is a file; expected a folder" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from resume_support import check_resume_of_a_killed_run
@@ -407,3 +409,85 @@ def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, capsys, monkeyp
     pairs.write_text("".join(f"{p.source}\t{p.target}\n" for p in toy_pairs(240, seed=5)))
     train = ["translate", "train", "--pairs", str(pairs), "--quick", "--device", "cpu"]
     assert check_resume_of_a_killed_run(train, tmp_path, capsys, monkeypatch) == [3]
+
+
+# ---------------------------------------------------------------------------- audit fixes
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--hidden-size", "0"],
+        ["train", "--lr", "-1"],
+        ["train", "--vocab-size", "0"],
+        ["train", "--max-words", "0"],
+        ["predict", "--model", "m", "--beam", "0", "x"],
+        ["predict", "--model", "m", "--beam", "-2", "x"],
+        ["predict", "--model", "m", "--length-penalty", "-1", "x"],
+        ["evaluate", "--model", "m", "--limit", "0"],
+        ["evaluate", "--model", "m", "--limit", "-5"],
+    ],
+)
+def test_cli_bad_numbers_stop_at_parsing(args, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["translate", *args])
+    flag = next(a for a in reversed(args) if a.startswith("--") and a != "--model")
+    assert stopped.value.code == 2 and f"argument {flag}: expected" in capsys.readouterr().err
+
+
+def test_cli_pairs_and_line_files_together_are_an_error(tmp_path, capsys):
+    for name in ("p.tsv", "a.en", "b.es"):
+        (tmp_path / name).write_text("one\tuno\n" if name == "p.tsv" else "one\n")
+    files = ["--source-file", str(tmp_path / "a.en"), "--target-file", str(tmp_path / "b.es")]
+    train = ["translate", "train", "--pairs", str(tmp_path / "p.tsv"), *files]
+    assert main([*train, "--out", str(tmp_path / "m")]) == 2
+    assert "--pairs and --source-file/--target-file" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_readers_drop_the_bom_and_split_lines_at_newlines_only(tmp_path):
+    (tmp_path / "p.tsv").write_bytes("\ufeffhello\thola\r\nthe\u2028end\tel fin\n".encode())
+    pairs = read_parallel_tsv(tmp_path / "p.tsv")
+    assert [(p.source, p.target) for p in pairs] == [("hello", "hola"), ("the\u2028end", "el fin")]
+    (tmp_path / "a.en").write_bytes("\ufeffhello\nthe\u2028end\n".encode())
+    (tmp_path / "b.es").write_text("hola\nel fin\n")
+    pairs = read_parallel_files(tmp_path / "a.en", tmp_path / "b.es")
+    assert [p.source for p in pairs] == ["hello", "the\u2028end"]
+
+
+def test_tuples_blank_lines_and_single_strings_in_the_python_api():
+    pairs = [(p.source, p.target) for p in toy_pairs(64, seed=2)]
+    translator = Translator(small_config())
+    translator.fit(pairs, pairs[:8], epochs=1, seed=0)
+    assert translator.translate(["", "   ", "\t", pairs[0][0]], beam_width=2)[:3] == ["", "", ""]
+    single = translator.translate(pairs[0][0], beam_width=1)
+    assert single == translator.translate([pairs[0][0]], beam_width=1)[0]
+    with pytest.raises(TypeError, match=r"train\[0\]: expected a SentencePair or a \(source"):
+        translator.fit([("only one side",)])
+    with pytest.raises(ValueError, match="beam_width: expected an integer of at least 1"):
+        translator.translate(["x"], beam_width=0)
+    with pytest.raises(ValueError, match="vocab_size: expected an integer of at least 1"):
+        Translator(small_config(vocab_size=0)).fit(pairs)
+
+
+def test_cli_evaluate_on_user_pairs_names_no_languages_unless_told(tmp_path, capsys):
+    pairs = toy_pairs(120, seed=3)
+    data = tmp_path / "pairs.tsv"
+    data.write_text("".join(f"{p.source}\t{p.target}\n" for p in pairs))
+    common = ["--pairs", str(data), "--quick", "--epochs", "1"]
+    for name, extra in (("plain", []), ("named", ["--source", "en"])):
+        model = tmp_path / name
+        assert main(["translate", "train", *common, *extra, "--out", str(model)]) == 0
+        capsys.readouterr()
+        evaluate = ["translate", "evaluate", "--model", str(model), "--pairs", str(data)]
+        assert (
+            main([*evaluate, "--limit", "4", "--beam", "1", "--out", str(tmp_path / name / "e")])
+            == 0
+        )
+        rows = json.loads((tmp_path / name / "e" / "metrics.json").read_text())["rows"]
+        err = capsys.readouterr().err
+        if name == "plain":
+            assert all("direction" not in r and "Apertium" not in r["system"] for r in rows)
+            assert "languages are not known" in err
+        else:
+            assert all(r["direction"] == "en->es" for r in rows)

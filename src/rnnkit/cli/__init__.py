@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import shutil
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from rnnkit import __version__
@@ -47,10 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rnnkit`` command. Returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    out = getattr(args, "out", None)
+    new_out = Path(out) if isinstance(out, str) and not Path(out).exists() else None
     try:
         result = args.func(args)
     except UserError as error:
         print(f"rnnkit: error: {error}", file=sys.stderr)
+        if new_out is not None and new_out.is_dir():
+            # The folder did not exist before this command: what is in it is half-made.
+            shutil.rmtree(new_out, ignore_errors=True)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)

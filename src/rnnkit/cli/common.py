@@ -65,10 +65,61 @@ def add_command(
     return parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
 
+# Argument types: a bad number stops at parsing with argparse's one-line error (exit 2),
+# before anything is read, trained or written.
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int, "an integer")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, "a number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text, float, "a number")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive number, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A share in (0, 1], such as nucleus sampling's top-p."""
+    value = _number(text, float, "a number")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return value
+
+
+def dropout_rate(text: str) -> float:
+    """A dropout probability in [0, 1)."""
+    value = _number(text, float, "a number")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _number(text: str, kind: type, what: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and value != value:  # NaN
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
@@ -87,9 +138,16 @@ def resolve_device(name: str) -> str:
 
 def out_dir(args: argparse.Namespace, default: str) -> Path:
     """The ``--out`` folder (``default`` when not given), created."""
+    check_out_folder(args)
     path = Path(args.out or default)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def check_out_folder(args: argparse.Namespace) -> None:
+    """``--out`` must not be a file: a one-line error before any work, not mkdir's traceback."""
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: is a file; expected a folder (new or existing)")
 
 
 def check_resume(args: argparse.Namespace, out: Path) -> bool:
@@ -119,8 +177,13 @@ def existing_file(path: str | os.PathLike, what: str = "file") -> Path:
 
 def model_folder(path: str | os.PathLike) -> Path:
     """A model folder given on the command line (``--model``): it must hold ``config.json``
-    (written by ``save_model``); raise a one-line UserError naming that file if not."""
-    return existing_file(Path(path) / "config.json").parent
+    (written by ``save_model``); raise a one-line UserError naming what is wrong if not."""
+    folder = Path(path)
+    if not folder.exists():
+        raise UserError(f"{folder}: no such model folder; expected one written by 'train'")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: is a file; --model takes the folder written by 'train'")
+    return existing_file(folder / "config.json").parent
 
 
 def input_lines(arguments: list[str], file: str | None) -> list[str]:
@@ -130,13 +193,13 @@ def input_lines(arguments: list[str], file: str | None) -> list[str]:
     lines are kept, so outputs can stay line-aligned with the input; drop them if they mean
     nothing to the command.
     """
-    from rnnkit.data.text import read_text  # read lazily: `rnnkit --help` stays fast
+    from rnnkit.data.text import read_text, text_lines  # lazily: `rnnkit --help` stays fast
 
     if arguments:
         return list(arguments)
     if file:
-        return read_text(existing_file(file)).splitlines()
-    return sys.stdin.read().splitlines()
+        return text_lines(read_text(existing_file(file)))
+    return text_lines(sys.stdin.read().removeprefix("\ufeff").replace("\r\n", "\n"))
 
 
 def report_metrics(rows: list[dict], out: Path, title: str = "", extra: dict | None = None) -> None:

@@ -223,13 +223,12 @@ def split_pairs(
 
 
 def _read_lines(path: Path) -> list[str]:
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
-    return text.splitlines()
+    """The lines of a UTF-8 file: BOM dropped, line endings normalised, split at ``\n`` only
+    (``str.splitlines`` also splits at U+2028 and the like, so aligned files would seem to
+    differ in length)."""
+    from rnnkit.data.text import read_text, text_lines  # lazily: it imports pandas
+
+    return text_lines(read_text(path))
 
 
 def _check_sentence(text: str, path: Path, line: int, column: str) -> str:

@@ -172,13 +172,26 @@ def read_text(path: str | os.PathLike) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of ``text`` split at ``\n`` only (after `read_text`'s normalisation).
+
+    ``str.splitlines`` also splits at U+2028, U+0085, form feeds and more, so a file that
+    ``wc -l`` counts as N lines could come back longer, and outputs would lose their
+    alignment with the input's lines. A final newline ends the last line; it adds none.
+    """
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def read_labelled_texts(
     path: str | os.PathLike, text_column: str = "text", label_column: str = "label"
 ) -> pd.DataFrame:
     """Read a CSV (``.csv``, ``.tsv``) or JSON Lines (``.jsonl``) file of texts and labels.
 
     Returns a DataFrame with columns ``text`` and ``label`` (labels kept as they are: strings
-    for classes, numbers for ratings). Empty texts are an error naming their line.
+    for classes, numbers for ratings). Empty texts and empty labels are an error naming their
+    line; so are JSON texts that are not strings and JSON labels that are not a string or a
+    number (a list or an object would silently become a class of its own).
     """
     path = Path(path)
     read_text(path)  # the UTF-8 check, with line and column
@@ -203,6 +216,7 @@ def read_labelled_texts(
                         f"{path}, line {number}: no field {column!r}; expected fields "
                         f"{text_column!r} and {label_column!r} (see --text-column/--label-column)"
                     )
+            _check_json_fields(record[text_column], record[label_column], path, number)
             records.append({"text": record[text_column], "label": record[label_column]})
         frame = pd.DataFrame(records, columns=["text", "label"])
         first_line = 1
@@ -229,7 +243,27 @@ def read_labelled_texts(
             raise UserError(
                 f"{path}, line {index + first_line}: empty text in column {text_column!r}"
             )
+    for index, label in enumerate(frame["label"]):
+        if label is None or (isinstance(label, str) and not label.strip()):
+            raise UserError(
+                f"{path}, line {index + first_line}: empty label in column {label_column!r}; "
+                "expected a class name or a number"
+            )
     return frame
+
+
+def _check_json_fields(text: object, label: object, path: Path, number: int) -> None:
+    """A JSON Lines record's text must be a string, its label a string or a number."""
+    if not isinstance(text, str):
+        raise UserError(
+            f"{path}, line {number}: the text is {type(text).__name__} {text!r}; "
+            "expected a JSON string"
+        )
+    if isinstance(label, (list, dict)) or (isinstance(label, float) and label != label):
+        raise UserError(
+            f"{path}, line {number}: the label is {type(label).__name__} {label!r}; "
+            "expected a string or a number"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,16 +362,20 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+    # show_progress=False everywhere: the trainers' progress bars print blank lines to a
+    # stdout that is not a terminal, in the middle of the command's own output.
     if kind == "word":
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         trainer = trainers.WordLevelTrainer(
-            vocab_size=vocab_size, min_frequency=1, special_tokens=[PAD, UNK]
+            vocab_size=vocab_size, min_frequency=1, special_tokens=[PAD, UNK], show_progress=False
         )
     elif kind == "subword":
         # No "##" continuing-piece prefix: with it, the trainer breaks ties differently from
         # one process to the next, and the same seed must give the same model.
         tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK])
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=[PAD, UNK], show_progress=False
+        )
     elif kind == "bytes":
         # Byte-level BPE keeps case, spaces and newlines: decoding gives back the exact text,
         # and no input is ever unknown (what a language model that generates text needs).
@@ -346,6 +384,7 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
             vocab_size=vocab_size,
             special_tokens=[PAD],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         )
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()

@@ -24,29 +24,48 @@ class TextSplit:
 
 
 def split_text(text: str, test_fraction: float = 0.05, val_fraction: float = 0.01) -> TextSplit:
-    """Train / validation / test parts of ``text``, cut at the line breaks nearest the fractions."""
+    """Train / validation / test parts of ``text``, cut at the line breaks nearest the fractions.
+
+    Each cut is at the first line break after its point (at the point itself when no line
+    break follows it). Where that line break would leave a part empty (a long last line),
+    the cut is at the last line break before the point if it is near (within the part's
+    own length), else mid-line at the point, so no part is empty in a text of a few KB.
+    Texts that the first rule splits keep their split (a model's ``evaluate`` relies on it).
+    """
     if not text.strip():
         raise UserError("empty text: expected a UTF-8 text with some lines")
-
-    def cut(fraction: float) -> int:
-        position = int(len(text) * (1 - fraction))
-        newline = text.find("\n", position)
-        return position if newline < 0 else newline + 1
-
-    test_start = cut(test_fraction)
-    val_start = min(cut(test_fraction + val_fraction), test_start)
+    test_start = _cut(text, test_fraction, end=len(text))
+    val_start = _cut(text, test_fraction + val_fraction, end=test_start)
     split = TextSplit(text[:val_start], text[val_start:test_start], text[test_start:])
-    if len(split.train) < 100 or not split.test:
+    if len(split.train) < 100 or not split.val or not split.test:
         raise UserError(
             f"the text is too short ({len(text)} characters); expected at least a few KB"
         )
     return split
 
 
+def _cut(text: str, fraction: float, end: int) -> int:
+    """Where the part ``text[cut:end]`` (about ``fraction`` of the text) starts; ``0 < cut <
+    end`` whenever the text allows it, so that neither side of the cut is empty."""
+    position = min(int(len(text) * (1 - fraction)), end - 1)
+    newline = text.find("\n", position, end - 1)
+    if newline >= 0:  # the first line break after the point (what the benchmarks use)
+        return newline + 1
+    if text.find("\n", position) < 0:  # no line break after the point at all: as before
+        return position
+    # The line that spans the point runs up to `end`: going forward would leave the part
+    # empty, so go back to the line's start when that is near, else cut inside the line.
+    newline = text.rfind("\n", 0, position)
+    near = len(text) * fraction
+    return newline + 1 if newline >= 0 and position - newline - 1 <= near else position
+
+
+CORPORA = {"web": "engWEB2015eb", "kjv": "engKJV2006eb"}  # bundled names: SWORD modules
+
+
 def load_corpus(source: str = "web") -> str:
     """``web`` (World English Bible), ``kjv`` (King James Version) or a path to a UTF-8 file."""
-    modules = {"web": "engWEB2015eb", "kjv": "engKJV2006eb"}
-    text = read_sword_text(modules[source]) if source in modules else read_text(source)
+    text = read_sword_text(CORPORA[source]) if source in CORPORA else read_text(source)
     if not text.strip():
         raise UserError(f"{source}: empty text; expected a UTF-8 text with some lines")
     return text

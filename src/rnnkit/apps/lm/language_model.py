@@ -60,6 +60,39 @@ class LMConfig:
     seed: int = 0
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        # Checked here, not deep in torch: `num_layers=0` would even train a model that
+        # ignores its input, and `bptt=0` fails with a division by zero.
+        if self.tokens not in ("char", "subword"):
+            raise ValueError(f"LMConfig tokens: expected 'char' or 'subword', got {self.tokens!r}")
+        for name in POSITIVE_INTS:
+            _check_positive_int(name, getattr(self, name))
+        for name in ("max_batches", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _check_positive_int(name, getattr(self, name))
+        for name in ("dropout", "embedding_dropout", "weight_drop"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"LMConfig {name}: expected a number in [0, 1), got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"LMConfig lr: expected a positive number, got {self.lr!r}")
+
+
+POSITIVE_INTS = (
+    "subword_vocab_size",
+    "embedding_dim",
+    "hidden_size",
+    "num_layers",
+    "bptt",
+    "batch_size",
+    "epochs",
+)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"LMConfig {name}: expected a positive integer, got {value!r}")
+
 
 class TBPTTBatches:
     """A token stream cut into ``batch_size`` parallel rows, served in ``bptt``-long windows.

@@ -7,6 +7,7 @@ seed, independent of the training seed): 80% train, 10% validation, 10% held-out
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,15 +216,69 @@ def training_data(
             frame = frame.assign(rating=numbers)
         else:
             frame = frame.assign(label=frame["label"].astype(str))
-        order = np.random.default_rng(SPLIT_SEED).permutation(len(frame))
-        n_held = max(len(frame) // 10, 1)
-        parts = np.split(order, [n_held, 2 * n_held])
-        split = PolaritySplit(*(frame.iloc[p].reset_index(drop=True) for p in parts[::-1]))
+            _warn_about_single_examples(frame["label"], path)
+        strata = frame["label"] if task == "classify" else None
+        train, val, test = user_split(len(frame), strata)
+        split = PolaritySplit(*(frame.iloc[p].reset_index(drop=True) for p in (train, val, test)))
         if split.train.empty or split.val.empty:
             raise UserError(f"{path}: too few rows ({len(frame)}); expected at least 10")
     if quick:
         split = PolaritySplit(split.train.head(1000), split.val.head(300), split.test.head(300))
     return split
+
+
+def user_split(
+    n: int, strata: pd.Series | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of the 80/10/10 train / validation / test split of a user's file.
+
+    Rows are shuffled with the fixed split seed. With ``strata`` (the class labels) each
+    class is split 80/10/10 on its own, rounding the held-out parts down, so every class
+    that has a validation example also has training examples, and a rare class (fewer
+    than 10 examples) stays in training. If that leaves a part empty, it gets one example
+    of the largest class (when that class keeps at least one in training).
+    """
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    if strata is None:
+        n_held = max(n // 10, 1)
+        test, val, train = np.split(order, [n_held, 2 * n_held])
+        return train, val, test
+    labels = np.asarray(strata)[order]
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
+    largest = None
+    for label in sorted(set(labels)):
+        members = list(order[labels == label])
+        n_held = len(members) // 10
+        parts["test"] += members[:n_held]
+        parts["val"] += members[n_held : 2 * n_held]
+        parts["train"] += members[2 * n_held :]
+        if largest is None or len(members) > len(largest):
+            largest = members[2 * n_held :]  # its training examples, in shuffled order
+    for name in ("val", "test"):
+        if not parts[name] and largest is not None and len(largest) > 1:
+            moved = largest.pop(0)
+            parts["train"].remove(moved)
+            parts[name].append(moved)
+    # Back to the shuffled order: classes stay mixed within each part.
+    rank = np.empty(n, dtype=int)
+    rank[order] = np.arange(n)
+    return tuple(
+        np.array(sorted(parts[name], key=lambda i: rank[i]), dtype=int)
+        for name in ("train", "val", "test")
+    )
+
+
+def _warn_about_single_examples(labels: pd.Series, path: str) -> None:
+    """A class with one example is learned from that example alone and never validated."""
+    counts = labels.value_counts()
+    single = sorted(counts[counts == 1].index)
+    if single:
+        shown = ", ".join(map(repr, single[:5]))
+        warnings.warn(
+            f"{path}: class(es) {shown} have a single example; it goes to training, so the "
+            "model cannot be validated or tested on them; add examples for a useful classifier",
+            stacklevel=3,
+        )
 
 
 def evaluate_on_file(
@@ -244,5 +299,5 @@ def evaluate_on_file(
         ]
     labels = [str(label) for label in frame["label"]]
     classifier._targets(labels)  # a clear error for labels that are not one of the classes
-    predicted = [p.label for p in classifier.predict(texts)]
+    predicted = [str(p.label) for p in classifier.predict(texts)]  # int classes too
     return [{"data": str(path), "n": len(texts), **accuracy_and_macro_f1(labels, predicted)}]

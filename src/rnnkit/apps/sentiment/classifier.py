@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -63,13 +64,53 @@ class SentimentConfig:
     seed: int = 0
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        # A bad choice fails here with the choices listed, not as a KeyError deep in the model.
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"SentimentConfig {name}: expected one of {', '.join(choices)}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        for name in POSITIVE_INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"SentimentConfig {name}: expected a positive integer, got {value!r}"
+                )
+        for name in ("dropout", "embedding_dropout", "recurrent_dropout"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(
+                    f"SentimentConfig {name}: expected a number in [0, 1), got {value!r}"
+                )
+        if not self.lr > 0:
+            raise ValueError(f"SentimentConfig lr: expected a positive number, got {self.lr!r}")
+
+
+CHOICES = {
+    "tokens": ("word", "subword", "word+subword"),
+    "cell": ("lstm", "gru"),
+    "pooling": ("max", "attention", "max+attention"),
+    "task": ("classify", "regress"),
+}
+POSITIVE_INTS = (
+    "vocab_size",
+    "subword_vocab_size",
+    "embedding_dim",
+    "hidden_size",
+    "ensemble",
+    "epochs",
+    "batch_size",
+)
+
 
 @dataclass
 class Prediction:
     """One prediction: the label and its probability (for regression: the rating, 1.0)."""
 
     text: str
-    label: str | float
+    label: str | int | float
     probability: float
 
 
@@ -81,7 +122,7 @@ class SentimentClassifier:
 
     def __init__(self, config: SentimentConfig | None = None):
         self.config = config or SentimentConfig()
-        self.classes: list[str] = []
+        self.classes: list[str] | list[int] = []  # ints when every training label was one
         self.word_tokenizer = None
         self.subword_tokenizer = None
         self.model: nn.ModuleList | None = None  # the ensemble's networks (usually one)
@@ -102,6 +143,10 @@ class SentimentClassifier:
     ) -> SentimentClassifier:
         """Train tokenizers and the network. Labels are class names (or ratings to regress).
 
+        Class names are strings, or ints when every label is an int (`predict` then gives
+        ints back); anything else is turned into a string. ``val_texts`` and ``val_labels``
+        go together; each list must be as long as its texts.
+
         ``ratings`` (optional, with ``task="classify"``): a numeric rating per text (e.g. the
         mean human rating -4..4) learned by an auxiliary output besides the labels.
 
@@ -112,19 +157,26 @@ class SentimentClassifier:
         so a resumed run ends with the weights of a run never interrupted.
         """
         config = self.config
+        texts, labels = _as_list(texts, "texts"), _as_list(labels, "labels")
+        if (val_texts is None) != (val_labels is None):
+            raise ValueError(
+                "val_texts and val_labels go together: give both (validation) or neither"
+            )
+        _check_lengths(texts, labels=labels, ratings=ratings)
+        if val_texts is not None:
+            val_texts, val_labels = _as_list(val_texts, "val_texts"), list(val_labels)
+            _check_lengths(val_texts, "val_texts", val_labels=val_labels, val_ratings=val_ratings)
         config.rating_head = ratings is not None and config.task == "classify"
         seed_everything(config.seed)
         texts = [str(t) for t in texts]
         if not texts:
             raise UserError("no training texts")
         if config.task == "classify":
-            self.classes = sorted({str(label) for label in labels})
+            self.classes = _class_names(labels)
             if len(self.classes) < 2:
                 raise UserError(f"need at least two classes to classify, got {self.classes}")
         uses_words = config.tokens in ("word", "word+subword")
         uses_pieces = config.tokens in ("subword", "word+subword")
-        if config.tokens not in ("word", "subword", "word+subword"):
-            raise UserError(f"tokens must be word, subword or word+subword, got {config.tokens!r}")
         # A word-level tokenizer always fixes the word boundaries; with tokens=subword the
         # word ids are all [UNK] and the pieces carry the meaning.
         self.word_tokenizer = train_tokenizer(
@@ -236,7 +288,8 @@ class SentimentClassifier:
                 return [float(label) for label in labels]
             except ValueError as error:
                 raise UserError(f"regression needs numeric ratings: {error}") from None
-        index = {c: i for i, c in enumerate(self.classes)}
+        # Matched by their text: a model of int classes reads "1" from a CSV file as 1.
+        index = {str(c): i for i, c in enumerate(self.classes)}
         unknown = sorted({str(label) for label in labels} - set(index))
         if unknown:
             raise UserError(
@@ -284,8 +337,14 @@ class SentimentClassifier:
             return np.zeros((len(members), 0, len(self.classes)))
         return torch.cat(outputs, dim=1).numpy()
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """The label and its probability for each text."""
+    def predict(self, texts: Sequence[str] | str) -> list[Prediction] | Prediction:
+        """The label and its probability for each text.
+
+        A single string gives a single `Prediction` (not one per character), as Hugging
+        Face pipelines do; a list of texts gives a list.
+        """
+        if isinstance(texts, str):
+            return self.predict([texts])[0]
         texts = [str(t) for t in texts]
         for number, text in enumerate(texts, start=1):
             if not text.strip():
@@ -335,6 +394,37 @@ class SentimentClassifier:
         classifier.model.load_state_dict(state)
         classifier.model.to(device).eval()
         return classifier
+
+
+def _as_list(values, name: str) -> list:
+    if isinstance(values, str):
+        raise TypeError(f"{name}: expected a list of texts or labels, got the string {values!r}")
+    return list(values)
+
+
+def _check_lengths(texts: list, texts_name: str = "texts", **others: Sequence | None) -> None:
+    """Each of ``others`` (labels, ratings, ...) must have one entry per text."""
+    for name, values in others.items():
+        if values is not None and len(values) != len(texts):
+            raise ValueError(
+                f"{len(texts)} {texts_name} but {len(values)} {name}; expected one per text"
+            )
+
+
+def _class_names(labels: list) -> list[str] | list[int]:
+    """The sorted classes: ints when every label is an int, else the labels as strings."""
+    for number, label in enumerate(labels):
+        if isinstance(label, (list, dict, set, tuple)):
+            raise ValueError(
+                f"labels[{number}]: {type(label).__name__} {label!r}; expected a class name "
+                "(a string or an int)"
+            )
+        if pd.isna(label) or (isinstance(label, str) and not label.strip()):
+            # str(nan) would make a class 'nan' of the texts whose label is missing.
+            raise ValueError(f"labels[{number}]: missing label {label!r}; expected a class name")
+    if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in labels):
+        return sorted({int(x) for x in labels})
+    return sorted({str(label) for label in labels})
 
 
 def _collate(

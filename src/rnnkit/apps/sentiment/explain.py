@@ -41,6 +41,7 @@ def explain(
             weights, >= 0; needs a model trained with attention pooling).
     """
     members = classifier._require_model().eval()
+    check_method(classifier, method)
     if not text.strip():
         raise UserError("empty text: nothing to explain")
     ids, pieces, tokens = classifier.encode([text])[0]
@@ -52,11 +53,6 @@ def explain(
     if classifier.config.task == "classify":
         predicted = int(classifier.predict_scores([text])[0].argmax())
     if method == "attention":
-        if "attention" not in members[0].pooling:
-            raise UserError(
-                f"method 'attention' needs a model trained with attention pooling "
-                f"(this one uses {members[0].pooling!r}); use method 'saliency'"
-            )
         with torch.no_grad():
             values = torch.stack(
                 [net(batch["tokens"], batch["lengths"], batch["pieces"])[1][0] for net in members]
@@ -65,10 +61,20 @@ def explain(
         values = torch.stack(
             [_integrated_gradients(classifier, net, batch, predicted) for net in members]
         ).mean(0)
-    else:
-        raise UserError(f"unknown explanation method {method!r}; expected saliency or attention")
     largest = float(values.abs().max()) or 1.0
     return [TokenWeight(t, float(v) / largest) for t, v in zip(tokens, values.cpu(), strict=True)]
+
+
+def check_method(classifier: SentimentClassifier, method: str) -> None:
+    """A one-line UserError if ``method`` cannot explain this classifier's predictions."""
+    if method not in ("saliency", "attention"):
+        raise UserError(f"unknown explanation method {method!r}; expected saliency or attention")
+    pooling = classifier.config.pooling
+    if method == "attention" and "attention" not in pooling:
+        raise UserError(
+            f"method 'attention' needs a model trained with attention pooling "
+            f"(this one uses {pooling!r}); use method 'saliency'"
+        )
 
 
 def _integrated_gradients(

@@ -57,6 +57,49 @@ class TranslatorConfig:
     # (see `rnnkit.apps.translate.names`); 0 is off. `fit` chooses it on the validation pairs.
     copy_names_below: int = 0
 
+    def __post_init__(self) -> None:
+        if self.attention not in ("additive", "multiplicative"):
+            raise ValueError(
+                "TranslatorConfig attention: expected 'additive' or 'multiplicative', "
+                f"got {self.attention!r}"
+            )
+        for name in ("embedding_size", "hidden_size", "batch_size", "max_subwords"):
+            _check_int(f"TranslatorConfig {name}", getattr(self, name), minimum=1)
+        _check_int("TranslatorConfig copy_names_below", self.copy_names_below, minimum=0)
+        for name in ("dropout", "label_smoothing"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(
+                    f"TranslatorConfig {name}: expected a number in [0, 1), got {value!r}"
+                )
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer of at least {minimum}, got {value!r}")
+
+
+def as_pairs(pairs: Sequence, name: str = "pairs") -> list[SentencePair]:
+    """SentencePairs, or (source, target) tuples of two strings, as SentencePairs."""
+    if isinstance(pairs, (str, bytes)):
+        raise TypeError(f"{name}: expected a list of (source, target) pairs, got a string")
+    result = []
+    for index, pair in enumerate(pairs):
+        if isinstance(pair, SentencePair):
+            result.append(pair)
+        elif (
+            isinstance(pair, (tuple, list))
+            and len(pair) == 2
+            and all(isinstance(text, str) for text in pair)
+        ):
+            result.append(SentencePair(pair[0], pair[1], group=f"pair{index}"))
+        else:
+            raise TypeError(
+                f"{name}[{index}]: expected a SentencePair or a (source, target) tuple of two "
+                f"strings, got {pair!r}"
+            )
+    return result
+
 
 # Rarity thresholds tried on the validation pairs; 0 (no copying) competes too.
 NAME_COPY_CHOICES = (0, 2, 5, 20, 100, 1_000_000)
@@ -136,7 +179,15 @@ class Translator:
         there. The subword vocabularies are learned again from the same pairs (the same
         ones), so a resumed run ends with the weights of a run never interrupted; pass the
         same ``epochs`` as the killed run (the cosine schedule spans them).
+
+        ``train`` and ``valid`` hold SentencePairs or (source, target) tuples of strings.
         """
+        train = as_pairs(train, "train")
+        valid = as_pairs(valid, "valid") if valid is not None else None
+        _check_int("epochs", epochs, minimum=1)
+        _check_int("TranslatorConfig vocab_size", self.config.vocab_size, minimum=1)
+        if not lr > 0:
+            raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
         if not train:
             raise UserError("no training pairs; expected at least one source/target pair")
         seed_everything(seed)
@@ -236,23 +287,41 @@ class Translator:
     @torch.no_grad()
     def translate(
         self,
-        sentences: Sequence[str],
+        sentences: Sequence[str] | str,
         beam_width: int = 5,
         length_penalty: float = 1.0,
         batch_size: int = 64,
         copy_names: bool = True,
-    ) -> list[str]:
+    ) -> list[str] | str:
         """Translate sentences; ``beam_width=1`` is greedy decoding.
 
-        Beams are ranked by log-probability / length ** ``length_penalty``. An empty sentence
+        A single string gives a single translation (not one per character), as Hugging
+        Face pipelines do; a list gives a list. Beams are ranked by log-probability /
+        length ** ``length_penalty``. An empty sentence, or one of only spaces and tabs,
         translates to an empty string; a sentence longer than ``config.max_subwords``
         subwords is cut to that length (split long text into sentences first). With
         ``copy_names`` (and ``config.copy_names_below`` > 0), rare source names the decoder
         attended to replace the names it wrote (see `copy_names`).
         """
+        if isinstance(sentences, str):
+            return self.translate([sentences], beam_width, length_penalty, batch_size, copy_names)[
+                0
+            ]
+        _check_int("beam_width", beam_width, minimum=1)
+        _check_int("batch_size", batch_size, minimum=1)
+        if not length_penalty >= 0:
+            raise ValueError(
+                f"length_penalty: expected 0 or a positive number, got {length_penalty!r}"
+            )
         self._check_fitted()
         self.model.eval()
-        encoded = [self.source_tokenizer.encode(s)[: self.config.max_subwords] for s in sentences]
+        sentences = list(sentences)
+        # Blank lines encode to nothing: the tokenizer would make a piece of the spaces alone,
+        # and the decoder would invent a translation of it.
+        encoded = [
+            self.source_tokenizer.encode(s)[: self.config.max_subwords] if s.strip() else []
+            for s in sentences
+        ]
         # Translate in length order for little padding, then restore the input order.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: dict[int, str] = {}
@@ -363,6 +432,7 @@ class Translator:
         self, pairs: Sequence[SentencePair], beam_width: int = 5, length_penalty: float = 1.0
     ) -> tuple[dict[str, float], list[str]]:
         """BLEU and chrF of the translations of ``pairs``; also return the translations."""
+        pairs = as_pairs(pairs)
         hypotheses = self.translate([p.source for p in pairs], beam_width, length_penalty)
         return score_translations(hypotheses, [p.target for p in pairs]), hypotheses
 

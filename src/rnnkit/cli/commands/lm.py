@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rnnkit.cli.common import (
     TourContext,
     add_command,
     add_common_flags,
     add_verb,
+    check_out_folder,
     check_resume,
     model_folder,
+    non_negative_float,
     out_dir,
+    positive_int,
+    probability,
     report_metrics,
     resolve_device,
 )
-from rnnkit.errors import UserError
 from rnnkit.report import Section
 
 NAME = "lm"
@@ -57,11 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="web (World English Bible), kjv, or a UTF-8 text file (default: web)",
     )
     train.add_argument("--tokens", choices=["char", "subword"], default="char")
-    train.add_argument("--hidden-size", type=int, default=256)
-    train.add_argument("--layers", type=int, default=1)
-    train.add_argument("--bptt", type=int, default=100, help="steps per backprop window")
+    train.add_argument("--hidden-size", type=positive_int, default=256)
+    train.add_argument("--layers", type=positive_int, default=1)
+    train.add_argument("--bptt", type=positive_int, default=100, help="steps per backprop window")
     train.add_argument(
-        "--max-batches", type=int, default=None, help="stop each epoch after this many batches"
+        "--max-batches",
+        type=positive_int,
+        default=None,
+        help="stop each epoch after this many batches",
     )
     train.set_defaults(func=run_train)
 
@@ -77,10 +84,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     generate.add_argument("prompt", nargs="?", default="", help="text to continue")
     generate.add_argument("--model", default=DEFAULT_MODEL, help=f"(default: {DEFAULT_MODEL})")
-    generate.add_argument("--length", type=int, default=300, help="tokens to generate")
-    generate.add_argument("--temperature", type=float, default=0.8)
-    generate.add_argument("--top-k", type=int, default=None)
-    generate.add_argument("--top-p", type=float, default=None)
+    generate.add_argument("--length", type=positive_int, default=300, help="tokens to generate")
+    generate.add_argument(
+        "--temperature", type=non_negative_float, default=0.8, help="0 is greedy (default 0.8)"
+    )
+    generate.add_argument(
+        "--top-k", type=positive_int, default=None, help="sample among the k likeliest tokens"
+    )
+    generate.add_argument(
+        "--top-p", type=probability, default=None, help="nucleus sampling share, in (0, 1]"
+    )
     generate.add_argument("--greedy", action="store_true", help="always the most likely token")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--device", default="cpu")
@@ -110,6 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.lm import LanguageModel, LMConfig, load_corpus, split_text
 
+    check_out_folder(args)
     out = out_dir(args, DEFAULT_MODEL)
     resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     split = split_text(load_corpus(args.text))
@@ -133,7 +147,7 @@ def run_train(args: argparse.Namespace) -> int:
         lm.history,
         out,
         title=f"trained on {len(train_text):,} characters",
-        extra={"text": args.text},
+        extra={"text": _text_source(args.text)},
     )
     print(f"saved the model to {out}")
     return 0
@@ -143,8 +157,6 @@ def run_generate(args: argparse.Namespace) -> int:
     from rnnkit.apps.lm import LanguageModel
 
     lm = LanguageModel.load(model_folder(args.model), args.device)
-    if args.length <= 0:
-        raise UserError(f"--length {args.length}: expected a positive number of tokens")
     lm.encode(args.prompt, what="prompt")  # unseen characters: an error before any output
     sys.stdout.write(args.prompt)
     for piece in lm.stream(
@@ -167,6 +179,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.lm import LanguageModel, compare_with_compressors, load_corpus, split_text
     from rnnkit.apps.lm.benchmark import TextSplit
 
+    check_out_folder(args)
     folder = model_folder(args.model)
     lm = LanguageModel.load(folder, args.device)
     metrics = folder / "metrics.json"
@@ -185,6 +198,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         extra={"text": source, "test_chars": len(split.test)},
     )
     return 0
+
+
+def _text_source(text: str) -> str:
+    """What metrics.json records as the training text: a bundled name as it is, a file as
+    an absolute path, so that `evaluate` finds it from any folder."""
+    from rnnkit.apps.lm.benchmark import CORPORA
+
+    return text if text in CORPORA else str(Path(text).resolve())
 
 
 def tour(ctx: TourContext) -> Section:

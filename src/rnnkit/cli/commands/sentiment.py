@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from rnnkit.cli.common import (
     TourContext,
     add_command,
     add_common_flags,
     add_verb,
+    check_out_folder,
     check_resume,
+    dropout_rate,
     input_lines,
     model_folder,
     out_dir,
@@ -61,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--tokens", choices=["word", "subword", "word+subword"], default="word+subword"
     )
-    train.add_argument("--hidden-size", type=int, default=128)
+    train.add_argument("--hidden-size", type=positive_int, default=128)
     train.add_argument(
         "--ensemble",
         type=positive_int,
@@ -71,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--recurrent-dropout",
-        type=float,
+        type=dropout_rate,
         default=0.0,
         help="variational dropout on the LSTM state (slower: no fused kernel)",
     )
@@ -128,9 +131,14 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.sentiment import SentimentClassifier, SentimentConfig, training_data
 
+    check_out_folder(args)
     out = out_dir(args, DEFAULT_MODEL)
     resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
-    split = training_data(args.data, args.text_column, args.label_column, args.task, args.quick)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split = training_data(args.data, args.text_column, args.label_column, args.task, args.quick)
+    for warning in caught:  # one line each, as the errors are
+        print(f"rnnkit: warning: {warning.message}", file=sys.stderr)
     config = SentimentConfig(
         task=args.task,
         recurrent_dropout=args.recurrent_dropout,
@@ -165,12 +173,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from rnnkit.apps.sentiment import SentimentClassifier, explain, explanation_html
+    from rnnkit.apps.sentiment.explain import check_method
     from rnnkit.files import write_text
 
     texts = [line for line in input_lines(args.texts, args.file) if line.strip()]
     if not texts:
         raise UserError("no text to classify; give texts as arguments, --file, or on stdin")
     classifier = SentimentClassifier.load(model_folder(args.model), device=args.device)
+    if args.explain:
+        check_method(classifier, args.method)  # before any output, not after the labels
     predictions = classifier.predict(texts)
     for p in predictions:
         label = f"{p.label:.2f}" if isinstance(p.label, float) else p.label
@@ -193,6 +204,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         verdict_sentences,
     )
 
+    check_out_folder(args)
     classifier = SentimentClassifier.load(model_folder(args.model), device=args.device)
     if args.data:
         rows = evaluate_on_file(classifier, args.data, args.text_column, args.label_column)

@@ -17,11 +17,15 @@ from rnnkit.cli.common import (
     add_command,
     add_common_flags,
     add_verb,
+    check_out_folder,
     check_resume,
     existing_file,
     input_lines,
     model_folder,
+    non_negative_float,
     out_dir,
+    positive_float,
+    positive_int,
     report_metrics,
     resolve_device,
 )
@@ -41,6 +45,7 @@ QUICK = {
     "epochs": 2,
 }
 DEFAULT_EPOCHS = 8  # the recipe behind the README's table
+LANGUAGES = {"en": ("en", "es"), "es": ("es", "en")}  # --source: (source, target)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,11 +74,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="additive",
         help="attention scoring (default: additive)",
     )
-    train.add_argument("--hidden-size", type=int, default=256, help="decoder size (default 256)")
     train.add_argument(
-        "--vocab-size", type=int, default=4000, help="BPE pieces per language (default 4000)"
+        "--hidden-size", type=positive_int, default=256, help="decoder size (default 256)"
     )
-    train.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
+    train.add_argument(
+        "--vocab-size",
+        type=positive_int,
+        default=4000,
+        help="BPE pieces per language (default 4000)",
+    )
+    train.add_argument(
+        "--lr", type=positive_float, default=2e-3, help="learning rate (default 2e-3)"
+    )
     train.set_defaults(func=run_train)
 
     predict = add_verb(
@@ -110,7 +122,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--source-file", default=None, help="sources, one per line")
     evaluate.add_argument("--target-file", default=None, help="references, one per line")
-    evaluate.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
+    evaluate.add_argument(
+        "--limit", type=positive_int, default=None, help="score only the first N pairs"
+    )
     evaluate.add_argument("--out", default=None, help="folder for metrics.json and outputs")
     _add_decoding_flags(evaluate)
     evaluate.add_argument("--device", default="auto")
@@ -121,12 +135,13 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
         choices=["en", "es"],
-        default="en",
-        help="source language, en (default) or es: the Bible direction and Apertium pair",
+        default=None,
+        help="source language, en (default) or es: the Bible direction and Apertium pair; "
+        "with your own pairs, naming it adds the Apertium comparison to 'evaluate'",
     )
     parser.add_argument(
         "--max-words",
-        type=int,
+        type=positive_int,
         default=25,
         help="Bible verses of at most this many words (default 25)",
     )
@@ -142,10 +157,12 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--beam", type=int, default=5, help="beam width; 1 is greedy (default 5)")
+    parser.add_argument(
+        "--beam", type=positive_int, default=5, help="beam width; 1 is greedy (default 5)"
+    )
     parser.add_argument(
         "--length-penalty",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         help="rank beams by log-prob / length ** this (default 1.0)",
     )
@@ -157,6 +174,10 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
 def _user_pairs(args: argparse.Namespace) -> list | None:
     from rnnkit.data.parallel import read_parallel_files, read_parallel_tsv
 
+    if args.pairs and (args.source_file or args.target_file):
+        raise UserError(
+            "--pairs and --source-file/--target-file both give the pairs; use one or the other"
+        )
     if args.pairs:
         return read_parallel_tsv(existing_file(args.pairs, "TSV file"))
     if args.source_file or args.target_file:
@@ -190,20 +211,27 @@ def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.translate import Translator, TranslatorConfig, WordForWordDictionary
     from rnnkit.data.parallel import split_pairs
 
+    check_out_folder(args)
     out = out_dir(args, "translate_model")
     resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
     device = resolve_device(args.device)
     user_pairs = _user_pairs(args)
     quick = args.quick
+    languages = LANGUAGES[args.source or "en"]
     if user_pairs is not None:
+        # Which languages the user's pairs are in is known only if they say so (--source):
+        # without it, 'evaluate' names no direction and runs no Apertium.
+        languages = LANGUAGES[args.source] if args.source else ("", "")
         data = {"source": "user", "split": "chapter", "seed": args.seed}
+        if args.source:
+            data["languages"] = list(languages)
         splits = split_pairs(user_pairs, valid_fraction=0.05, test_fraction=0.05, seed=args.seed)
         if not splits["train"]:
             raise UserError("too few pairs to train on; expected at least a few hundred")
         write_text(out / "test.tsv", "".join(f"{p.source}\t{p.target}\n" for p in splits["test"]))
     else:
         data = {
-            "source": args.source,
+            "source": args.source or "en",
             "max_words": QUICK["max_words"] if quick else args.max_words,
             "split": args.split,
             "seed": args.seed,
@@ -211,10 +239,9 @@ def run_train(args: argparse.Namespace) -> int:
         if quick:
             data.update(train_pairs=QUICK["train_pairs"], test_pairs=QUICK["test_pairs"])
         splits = bible_splits(data)
-    source_lang, target_lang = ("en", "es") if args.source == "en" else ("es", "en")
     config = TranslatorConfig(
-        source_lang=source_lang,
-        target_lang=target_lang,
+        source_lang=languages[0],
+        target_lang=languages[1],
         attention=args.attention,
         vocab_size=QUICK["vocab"] if quick else args.vocab_size,
         hidden_size=QUICK["hidden"] if quick else args.hidden_size,
@@ -278,6 +305,7 @@ def evaluate_model(
 
     translator = Translator.load(model_dir, device=device)
     cfg = translator.config
+    languages = _stated_languages(model_dir, cfg)
     sources, references = [p.source for p in pairs], [p.target for p in pairs]
     outputs: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
@@ -298,11 +326,15 @@ def evaluate_model(
             outputs[f"{name[:-1]}, names copied)"] = translator.copy_names(sources, plain, below)
             timings[f"{name[:-1]}, names copied)"] = timings[name] + time.perf_counter() - began
         outputs[name] = plain
-    if apertium_available(cfg.source_lang, cfg.target_lang):
-        began = time.perf_counter()
-        outputs["Apertium (rule-based)"] = apertium_translate(
-            sources, cfg.source_lang, cfg.target_lang
+    if languages is None:
+        print(
+            "the model's languages are not known (train with --source en|es to name them), "
+            "so Apertium is left out",
+            file=sys.stderr,
         )
+    elif apertium_available(*languages):
+        began = time.perf_counter()
+        outputs["Apertium (rule-based)"] = apertium_translate(sources, *languages)
         timings["Apertium (rule-based)"] = time.perf_counter() - began
     else:
         print(
@@ -322,7 +354,7 @@ def evaluate_model(
         rows.append(
             {
                 "system": name,
-                "direction": f"{cfg.source_lang}->{cfg.target_lang}",
+                **({"direction": "->".join(languages)} if languages else {}),
                 "BLEU": round(scores["BLEU"], 2),
                 "chrF": round(scores["chrF"], 2),
                 "pairs": len(pairs),
@@ -339,6 +371,7 @@ def evaluate_model(
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    check_out_folder(args)
     model_dir = model_folder(args.model)
     user_pairs = _user_pairs(args)
     if user_pairs is not None:
@@ -364,6 +397,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     write_text(out / "translations.tsv", "\n".join(lines) + "\n")
     report_metrics(rows, out, title=f"held-out pairs: {len(pairs)}")
     return 0
+
+
+def _stated_languages(model_dir: Path, cfg) -> tuple[str, str] | None:
+    """The model's (source, target) languages, or None when it was trained on the user's
+    pairs without naming them (data.json has no "languages"; older folders too)."""
+    data_path = model_dir / "data.json"
+    data = json.loads(data_path.read_text()) if data_path.exists() else {}
+    if data.get("source") == "user":
+        stated = data.get("languages")
+        return tuple(stated) if stated else None
+    if not (cfg.source_lang and cfg.target_lang):
+        return None
+    return cfg.source_lang, cfg.target_lang
 
 
 # ---------------------------------------------------------------------------- tour
