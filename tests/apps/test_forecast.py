@@ -40,7 +40,7 @@ from rnnkit.apps.forecast.forecaster import (
     interval_factors,
 )
 from rnnkit.apps.forecast.model import ForecastNet, forecast_loss, masked_nll
-from rnnkit.apps.forecast.series import seasonal_indices
+from rnnkit.apps.forecast.series import seasonal_components, seasonal_indices
 from rnnkit.cli import main
 from rnnkit.data.timeseries import build_frame, guess_season_length, read_series_file
 from rnnkit.errors import UserError
@@ -409,8 +409,9 @@ def test_bad_files_raise_one_line_errors(tmp_path, text, message):
 def test_series_too_short_for_the_model(tmp_path):
     rows = "".join(f"2024-01-{day:02d},{day}\n" for day in range(1, 11))
     data = read_series_file(write(tmp_path, "time,value\n" + rows), target="value")
+    assert data.season_length == 1  # two weeks do not fit in 10 days: no season
     with pytest.raises(UserError, match="shorter than the model needs"):
-        Forecaster(horizon=7, context_length=14).fit(data)
+        Forecaster(horizon=10, context_length=14).fit(data)
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):
@@ -904,8 +905,40 @@ def test_zeros_and_negative_values_give_finite_forecasts():
     model = Forecaster(horizon=12, **TINY_TRAINING).fit(data)
     values = model.predict()[["forecast", "lo_80", "hi_80"]].to_numpy()
     assert np.isfinite(values).all()
-    # neither series is deseasonalised (multiplicative indices need positive values)
-    assert all((index == 1).all() for index in model._windows(data).indices)
+    # no multiplicative indices (they need positive values); the signed series gets
+    # additive ones, the intermittent one (not negative) none
+    windows = model._windows(data)
+    assert all((index == 1).all() for index in windows.indices)
+    assert (windows.shifts[0] != 0).any() and (windows.shifts[1] == 0).all()
+
+
+def test_a_seasonal_series_below_zero_is_forecast_as_well_as_above_it():
+    # The same seasonal series, once around 100 and once around 0: subtracting 100 must
+    # not lose its seasonality (it did: multiplicative indices need positive values, so the
+    # Theta and damped-trend forecasts combined with the network had no season at all).
+    rng = np.random.default_rng(0)
+    t = np.arange(96)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(size=96)
+    errors = {}
+    for name, values in {"above": y, "around_zero": y - 100}.items():
+        data = _frame({name: values[:-12]}, "MS")
+        forecast = Forecaster(horizon=12, seed=0, **TINY_TRAINING).fit(data).predict()
+        errors[name] = np.abs(forecast["forecast"].to_numpy() - values[-12:]).mean()
+    seasonal_naive = np.abs(y[-24:-12] - y[-12:]).mean()
+    assert errors["around_zero"] < seasonal_naive
+    assert errors["around_zero"] < 1.5 * errors["above"] + 0.1
+
+
+def test_additive_seasonal_components_for_series_below_zero():
+    t = np.arange(72)
+    pattern = 3 * np.sin(2 * np.pi * np.arange(12) / 12)
+    factors, shifts = seasonal_components(pattern[t % 12] - 1.0, 12)
+    np.testing.assert_array_equal(factors, np.ones(12))
+    np.testing.assert_allclose(shifts, pattern - pattern.mean(), atol=1e-9)
+    positive = 10 + pattern[t % 12]  # positive: multiplicative, no shifts
+    factors, shifts = seasonal_components(positive, 12)
+    np.testing.assert_array_equal(factors, seasonal_indices(positive, 12))
+    assert (shifts == 0).all()
 
 
 def test_seasonal_indices_follow_the_theta_methods_test():
@@ -1140,3 +1173,26 @@ def test_series_arrays_follow_each_series_whatever_the_row_order():
         np.testing.assert_array_equal(
             arrays.known[span], calendar_features(pd.DatetimeIndex(rows["time"]))
         )
+
+
+def test_predict_refuses_horizon_zero_and_data_coarser_than_the_model():
+    t = np.arange(60)
+    daily = _frame({"a": 10 + np.sin(2 * np.pi * t / 7)}, "D")
+    model = Forecaster(horizon=7, seed=0, **TINY_TRAINING).fit(daily)
+    with pytest.raises(UserError, match="horizon 0: this model forecasts 1 to 7 steps"):
+        model.predict(horizon=0)
+    weekly = _frame({"a": 10 + np.sin(t / 3)}, "W-SUN", start="2000-01-02")
+    with pytest.raises(UserError, match="7\\+ steps apart on the model's 'D' grid"):
+        model.predict(data=weekly.frame)  # a DataFrame: read onto the model's grid
+    with pytest.raises(UserError, match="the history's frequency is 'W-SUN'; the model's is 'D'"):
+        model.predict(data=weekly)
+    assert len(model.predict(horizon=3)) == 3
+
+
+def test_a_pandas_series_indexed_by_time_is_a_forecasters_data():
+    t = np.arange(60)
+    values = pd.Series(
+        10 + np.sin(2 * np.pi * t / 7), index=pd.date_range("2020-01-01", periods=60)
+    )
+    forecast = Forecaster(horizon=7, seed=0, **TINY_TRAINING).fit(values).predict()
+    assert len(forecast) == 7 and forecast["time"].iloc[0] == pd.Timestamp("2020-03-01")

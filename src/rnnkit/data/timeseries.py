@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
@@ -332,18 +333,24 @@ def read_series_file(
     future_covariates: list[str] | None = None,
     freq: str | None = None,
     season_length: int | None = None,
+    time_format: str | None = None,
 ) -> SeriesFrame:
     """Read a user's CSV or Parquet file into a checked `SeriesFrame`.
 
     Args:
         path: ``.csv`` (or ``.csv.gz``, ``.txt``) or ``.parquet`` file.
-        time: name of the time column (dates or date-times).
+        time: name of the time column (dates or date-times; see `parse_times` for the
+            formats recognised without ``time_format``).
         target: column(s) to forecast; several targets become several series of one global
             model (ids ``"<id>/<column>"``). Default: the only numeric column besides the rest.
         series_id: column naming the series, for many series in one file.
         past_covariates, future_covariates: numeric columns (see `SeriesFrame`).
-        freq: the grid's frequency; inferred when not given.
-        season_length: steps per season; a guess from the frequency when not given.
+        freq: the grid's frequency; inferred when not given. When given, the values of each
+            grid step are averaged (irregular timestamps are aggregated, not dropped).
+        season_length: steps per season; a guess from the frequency and the length of the
+            longest series when not given (see `guess_season_length`).
+        time_format: strftime format of the time column (``"%d/%m/%Y"``); inferred when
+            not given.
 
     Raises:
         UserError: one line naming the file, line and column, for an empty file, a missing or
@@ -366,12 +373,13 @@ def read_series_file(
         future_covariates=future_covariates,
         freq=freq,
         season_length=season_length,
+        time_format=time_format,
         where=path.name,
     )
 
 
 def series_from_dataframe(
-    df: pd.DataFrame,
+    df: pd.DataFrame | pd.Series,
     *,
     time: str = "time",
     target: str | list[str] | None = None,
@@ -380,34 +388,29 @@ def series_from_dataframe(
     future_covariates: list[str] | None = None,
     freq: str | None = None,
     season_length: int | None = None,
+    time_format: str | None = None,
     where: str = "data",
 ) -> SeriesFrame:
     """Check a user's DataFrame and turn it into a `SeriesFrame` (see `read_series_file`).
 
+    A DataFrame whose index is a DatetimeIndex (and that has no ``time`` column) and a
+    ``pd.Series`` indexed by time are read too: the index is the time column.
+
     ``where`` names the data in error messages (the file name); line numbers count the
     header as line 1, as in a CSV file.
     """
+    df = _with_time_column(df, time)
     if df.empty:
         raise UserError(f"{where}: no data rows; expected a header line and rows")
     df = df.reset_index(drop=True)
     past_covariates, future_covariates = list(past_covariates or []), list(future_covariates or [])
     named = [time, *([series_id] if series_id else []), *past_covariates, *future_covariates]
+    _check_columns(df, named, where)  # the time column first: a missing one is named
     if target is None:
-        numeric = [c for c in df.columns if c not in named and _mostly_numeric(df[c])]
-        if len(numeric) != 1:
-            raise UserError(
-                f"{where}: cannot tell the target column; pass --target (numeric columns: "
-                f"{', '.join(map(str, numeric)) or 'none'})"
-            )
-        target = numeric[0]
+        target = _the_numeric_column(df, named, where)
     targets = [target] if isinstance(target, str) else list(target)
-    for column in [*named, *targets]:
-        if column not in df.columns:
-            raise UserError(
-                f"{where}, line 1: no column '{column}'; the columns are "
-                f"{', '.join(map(str, df.columns))}"
-            )
-    out = pd.DataFrame({"time": _parse_times(df[time], where, time)})
+    _check_columns(df, targets, where)
+    out = pd.DataFrame({"time": parse_times(df[time], where, time, time_format)})
     out[SERIES] = df[series_id].astype(str) if series_id else "0"
     for column in [*targets, *past_covariates, *future_covariates]:
         out[column] = _parse_numbers(df[column], where, column)
@@ -428,7 +431,51 @@ def series_from_dataframe(
         freq=freq,
         season_length=season_length,
         name=where,
+        aggregate=freq is not None,
     )
+
+
+def _with_time_column(data: pd.DataFrame | pd.Series, time: str) -> pd.DataFrame:
+    """``data`` as a DataFrame with a ``time`` column: a time index becomes that column."""
+    if isinstance(data, pd.Series):
+        if not isinstance(data.index, pd.DatetimeIndex):
+            raise UserError(
+                "a pd.Series needs a DatetimeIndex (its times); give a DataFrame with a "
+                "time column instead"
+            )
+        data = data.to_frame(name=str(data.name) if data.name is not None else "value")
+    if not isinstance(data, pd.DataFrame):
+        raise UserError(f"expected a DataFrame or a pd.Series, got {type(data).__name__}")
+    if time not in data.columns and isinstance(data.index, pd.DatetimeIndex):
+        data = data.rename_axis(time).reset_index()
+    return data
+
+
+def _check_columns(df: pd.DataFrame, columns: list[str], where: str) -> None:
+    for column in columns:
+        if column not in df.columns:
+            raise UserError(
+                f"{where}, line 1: no column '{column}'; the columns are "
+                f"{', '.join(map(str, df.columns))}"
+            )
+
+
+def _the_numeric_column(df: pd.DataFrame, named: list[str], where: str) -> str:
+    """The target when none is named: the only numeric column besides the named ones
+    (date-time columns are not numbers, though pandas converts them to integers)."""
+    numeric = [
+        c
+        for c in df.columns
+        if c not in named
+        and not pd.api.types.is_datetime64_any_dtype(df[c])
+        and _mostly_numeric(df[c])
+    ]
+    if len(numeric) != 1:
+        raise UserError(
+            f"{where}: cannot tell the target column; name it (target= in Python, --target "
+            f"on the command line; numeric columns: {', '.join(map(str, numeric)) or 'none'})"
+        )
+    return numeric[0]
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -437,7 +484,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         if name.endswith(".parquet") or name.endswith(".pq"):
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, **_csv_options(path))
     except pd.errors.EmptyDataError as error:
         raise UserError(f"{path.name}: the file is empty; expected a header line and rows") from (
             error
@@ -455,21 +502,150 @@ def _line(index: int) -> int:
     return int(index) + 2
 
 
-def _parse_times(column: pd.Series, where: str, name: str) -> pd.Series:
+def _csv_options(path: Path) -> dict:
+    """``read_csv`` options for the file's separator, sniffed from its first lines.
+
+    Comma, semicolon, tab or bar. A semicolon file usually comes with decimal commas
+    (``3,14``), so those are read as numbers; values with a decimal point stay text for
+    `_parse_numbers`, which reads them too.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as file:
+            head = "".join(file.readline() for _ in range(20))
+        separator = csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except (csv.Error, OSError):  # one column, or compressed: pandas' default
+        return {}
+    return {"sep": separator, "decimal": ","} if separator == ";" else {"sep": separator}
+
+
+# Integers read as dates: 8 digits are YYYYMMDD, 6 digits YYYYMM (pandas would take any
+# integer for nanoseconds since 1970).
+INTEGER_DATE_FORMATS = {8: "%Y%m%d", 6: "%Y%m"}
+
+
+def parse_times(
+    column: pd.Series, where: str = "data", name: str = "time", time_format: str | None = None
+) -> pd.Series:
+    """A time column as tz-naive ``datetime64`` (UTC where the values carry a time zone).
+
+    One format for the whole column: ``time_format`` when given, else the first that reads
+    every value of ISO 8601, the column's own format read month-first and read day-first
+    (``01/02/2024``). When both of the last read every value, the one under which the
+    times increase in steps of one size wins; a tie is an error asking for the format.
+    Integer columns are dates as YYYYMMDD or YYYYMM.
+
+    Example:
+        >>> parse_times(pd.Series(["13/01/2024", "14/01/2024"])).dt.day.tolist()
+        [13, 14]
+    """
     if pd.api.types.is_datetime64_any_dtype(column):
         times = column
+    elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        times = _integer_times(column, where, name, time_format)
+    elif time_format:
+        times = _times_in_format(column, time_format)
     else:
-        times = pd.to_datetime(column, errors="coerce", format="mixed")
-    bad = times.isna()
-    if bad.any():
-        index = bad.idxmax()
-        raise UserError(
-            f"{where}, line {_line(index)}, column '{name}': expected a date or date-time "
-            f"like 2024-01-31 or 2024-01-31 13:00, got {column.loc[index]!r}"
-        )
+        times = _inferred_times(column.astype("string"), where, name)
+    _check_parsed(times, column, where, name, time_format)
     if getattr(times.dt, "tz", None) is not None:
         times = times.dt.tz_convert("UTC").dt.tz_localize(None)
     return times
+
+
+def _times_in_format(column: pd.Series, time_format: str) -> pd.Series:
+    """``column`` read with one strftime format (NaT where a value does not fit it)."""
+    try:
+        return pd.to_datetime(column.astype("string"), format=time_format, errors="coerce")
+    except ValueError as error:  # a format pandas cannot use at all
+        raise UserError(f"time format {time_format!r}: {error}") from error
+
+
+def _integer_times(column: pd.Series, where: str, name: str, time_format: str | None) -> pd.Series:
+    """Integer dates: YYYYMMDD or YYYYMM (or ``time_format``, e.g. ``%Y`` for years)."""
+    values = column.dropna()
+    if not (values == values.round()).all():
+        raise UserError(
+            f"{where}, column '{name}': expected dates, got numbers such as {values.iloc[0]!r}"
+        )
+    text = column.astype("Int64").astype("string")
+    if time_format:
+        return _times_in_format(text, time_format)
+    digits = set(text.dropna().str.len())
+    if len(digits) == 1 and digits.pop() in INTEGER_DATE_FORMATS:
+        return _times_in_format(text, INTEGER_DATE_FORMATS[len(text.dropna().iloc[0])])
+    raise UserError(
+        f"{where}, column '{name}': expected dates; integers are read as YYYYMMDD (20240131) "
+        f"or YYYYMM (202401), got {int(values.iloc[0])}; give the time format (e.g. '%Y' "
+        "for years) as time_format= in Python or --time-format on the command line"
+    )
+
+
+def _inferred_times(column: pd.Series, where: str, name: str) -> pd.Series:
+    """``column`` read with the one format that fits every value (see `parse_times`)."""
+    iso = pd.to_datetime(column, format="ISO8601", errors="coerce", utc=True)
+    if iso.notna().sum() == column.notna().sum():
+        return iso
+    readings = {}
+    for fmt in _candidate_formats(column):
+        times = pd.to_datetime(column, format=fmt, errors="coerce", utc=True)
+        if times.notna().sum() == column.notna().sum():
+            readings[fmt] = times
+    if not readings:
+        return iso  # the first value ISO cannot read is reported
+    ranked = sorted(readings, key=lambda fmt: _regularity(readings[fmt]), reverse=True)
+    best = ranked[0]
+    if len(ranked) > 1 and _regularity(readings[ranked[1]]) == _regularity(readings[best]):
+        raise UserError(
+            f"{where}, column '{name}': the dates read as {ranked[0]} and as {ranked[1]} "
+            "alike; give the time format as time_format= in Python or --time-format on the "
+            "command line"
+        )
+    return readings[best]
+
+
+def _candidate_formats(column: pd.Series) -> list[str]:
+    """The column's format guessed from a few values, month-first and day-first."""
+    from pandas.tseries.api import guess_datetime_format
+
+    values = column.dropna()
+    samples = values.iloc[[0, len(values) // 2, -1]] if len(values) else values
+    formats = []
+    for value in samples:
+        for dayfirst in (False, True):
+            with warnings.catch_warnings():  # "parsed day-first although dayfirst=False"
+                warnings.simplefilter("ignore", UserWarning)
+                fmt = guess_datetime_format(str(value).strip(), dayfirst=dayfirst)
+            if fmt and fmt not in formats:
+                formats.append(fmt)
+    return formats
+
+
+def _regularity(times: pd.Series) -> tuple[float, bool]:
+    """How plausible a reading is: the share of rows later than the row before them
+    (files are written in time order, series after series) and whether the distinct
+    times make a regular grid."""
+    steps = times.diff().dropna()
+    increasing = float((steps > pd.Timedelta(0)).mean()) if len(steps) else 1.0
+    distinct = pd.DatetimeIndex(times.dropna().unique()).sort_values()
+    regular = len(distinct) < 3 or pd.infer_freq(distinct) is not None
+    return round(increasing, 3), regular
+
+
+def _check_parsed(
+    times: pd.Series, column: pd.Series, where: str, name: str, time_format: str | None
+) -> None:
+    bad = times.isna()
+    if bad.any():
+        index = bad.idxmax()
+        expected = (
+            f"a date in the format {time_format!r}"
+            if time_format
+            else "a date or date-time like 2024-01-31 or 2024-01-31 13:00"
+        )
+        raise UserError(
+            f"{where}, line {_line(index)}, column '{name}': expected {expected}, "
+            f"got {column.loc[index]!r}"
+        )
 
 
 def _mostly_numeric(column: pd.Series) -> bool:
@@ -491,11 +667,16 @@ def _parse_numbers(column: pd.Series, where: str, name: str) -> pd.Series:
     return values.astype(float)
 
 
+class DuplicateTimestampError(UserError):
+    """Two rows of one series at the same time (often: several series in one file without
+    their id column), for callers that explain it in their own terms."""
+
+
 def _check_duplicates(df: pd.DataFrame, where: str, time: str) -> None:
     duplicated = df.duplicated(subset=[SERIES, "time"])
     if duplicated.any():
         index = duplicated.idxmax()
-        raise UserError(
+        raise DuplicateTimestampError(
             f"{where}, line {_line(index)}, column '{time}': duplicate timestamp "
             f"{df.loc[index, 'time']} (expected one row per time"
             f"{' and series' if df[SERIES].nunique() > 1 else ''})"
@@ -514,13 +695,18 @@ def build_frame(
     freq: str | None = None,
     season_length: int | None = None,
     name: str = "data",
+    aggregate: bool = False,
 ) -> SeriesFrame:
     """Sort, regularise and check a long DataFrame with ``time`` (and ``series``) columns.
 
     Args:
         df: columns ``time``, optionally ``series``, ``target`` and the covariates.
         freq: the grid's frequency; inferred from the most regular series when None.
-        season_length: steps per season; guessed from ``freq`` when None.
+        season_length: steps per season; guessed from ``freq`` and the length of the
+            longest series when None.
+        aggregate: put each series on the grid by averaging the values of every grid step
+            (a user's ``freq``: irregular timestamps are resampled); False: by timestamp,
+            where an inferred grid that most timestamps miss is an error.
     """
     past_covariates, future_covariates = list(past_covariates or []), list(future_covariates or [])
     df = df.copy()
@@ -531,15 +717,23 @@ def build_frame(
         raise UserError(f"{name}: some timestamps are missing")
     df = df.sort_values([SERIES, "time"], kind="stable", ignore_index=True)
     _check_duplicates(df, name, "time")
-    freq = freq or infer_frequency(df)
+    inferred = not freq
+    freq = check_frequency(freq) if freq else infer_frequency(df)
     on_grid = _on_grid(df, freq)
     parts = [df[on_grid]]  # series already on their grid are kept as they are
+    off_grid = 0
     for sid, group in df[~on_grid].groupby(SERIES, sort=False):
-        grid = pd.date_range(group["time"].iloc[0], group["time"].iloc[-1], freq=freq)
-        regular = group.set_index("time").reindex(grid)
+        if aggregate:
+            regular = _resampled(group.drop(columns=SERIES), freq)
+        else:
+            grid = pd.date_range(group["time"].iloc[0], group["time"].iloc[-1], freq=freq)
+            off_grid += int((~group["time"].isin(grid)).sum())
+            regular = group.set_index("time").reindex(grid)
         regular.index.name = "time"
         regular[SERIES] = sid
         parts.append(regular.reset_index())
+    if inferred:
+        _check_off_grid(off_grid, len(df), freq, name)
     frame = pd.concat(parts, ignore_index=True)
     frame = frame[["time", SERIES, target, *past_covariates, *future_covariates]]
     if len(parts) > 1:  # the regularised series back in their places
@@ -554,15 +748,50 @@ def build_frame(
         filled[SERIES] = frame[SERIES]
         filled = filled.groupby(SERIES, sort=False)[covariates].bfill()
         frame[covariates] = filled.fillna(0.0)  # a covariate missing in a whole series
+    longest = int(frame.groupby(SERIES, sort=False).size().max())
     return SeriesFrame(
         frame=frame,
         target=target,
         past_covariates=past_covariates,
         future_covariates=future_covariates,
         freq=freq,
-        season_length=season_length or guess_season_length(freq),
+        season_length=season_length or guess_season_length(freq, longest),
         name=name,
     )
+
+
+def check_frequency(freq: str) -> str:
+    """``freq`` if pandas knows it as a frequency, else a one-line UserError."""
+    try:
+        pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError) as error:
+        raise UserError(f"freq {freq!r}: not a frequency (e.g. h, D, 30min)") from error
+    return freq
+
+
+def _resampled(group: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """One series (``time`` and value columns) on the grid of ``freq``: the mean of the values
+    in each step, NaN for an empty step. Fixed steps start at the series' first timestamp,
+    so that a regular series with gaps keeps its timestamps."""
+    indexed = group.set_index("time")
+    if isinstance(pd.tseries.frequencies.to_offset(freq), pd.offsets.Tick):
+        return indexed.resample(freq, origin="start").mean()
+    return indexed.resample(freq).mean()  # calendar steps (weeks, months) have their own anchors
+
+
+# A timestamp off the inferred grid would be dropped by reindexing: a few may be stray
+# readings, but more than this share means the data is not on one grid at all.
+MAX_OFF_GRID_SHARE = 0.01
+
+
+def _check_off_grid(off_grid: int, total: int, freq: str, name: str) -> None:
+    if off_grid > MAX_OFF_GRID_SHARE * total:
+        raise UserError(
+            f"{name}: {off_grid} of {total} timestamps are not on the grid of the most "
+            f"common step ({freq}); the timestamps are irregular: give a frequency to "
+            "resample them to, averaging the values of each step (freq= in Python, --freq "
+            "on the command line, e.g. h)"
+        )
 
 
 def _on_grid(df: pd.DataFrame, freq: str) -> np.ndarray:
@@ -620,31 +849,59 @@ STEPS_PER_YEAR = {
 }
 
 
-def guess_season_length(freq: str) -> int:
-    """Steps in the most natural season of ``freq``: a day for sub-daily data, a week for
-    daily data, a year for weekly, monthly and quarterly data; a multiple of the unit divides
-    it (``30min``: 48, ``2MS``: 6) when it divides evenly, else there is no season (1).
+def guess_season_length(freq: str, length: int | None = None) -> int:
+    """Steps in the most natural season of ``freq`` that the data can show.
+
+    The natural cycles of a step, longest first: a year for weekly, monthly and quarterly
+    data, a week for daily data (5 business days), a day then an hour for steps of a
+    minute up to hours, and an hour then a minute for steps under a minute. Minutes follow
+    GluonTS' ``get_seasonality`` (a day, 1440), seconds too (an hour, 3600, not a day of
+    86,400 steps, longer than any context an RNN reads). A cycle counts when it is a whole
+    number (> 1) of steps (``30min``: 48, ``2MS``: 6, ``7min``: none) and, with ``length``
+    (points of the longest series), when two full seasons fit in it: a seasonal model needs
+    one season of context and one to compare with; else the next shorter cycle, else 1.
 
     Example:
         >>> [guess_season_length(f) for f in ("MS", "QE", "W-SAT", "D", "h", "30min", "B")]
         [12, 4, 52, 7, 24, 48, 5]
+        >>> guess_season_length("min"), guess_season_length("min", 600)  # a day, an hour
+        (1440, 60)
     """
+    for season in _natural_seasons(freq):
+        if length is None or 2 * season <= length:
+            return season
+    return 1
+
+
+def _natural_seasons(freq: str) -> list[int]:
+    """Steps per natural cycle of ``freq`` (whole numbers above 1), longest cycle first."""
     offset = pd.tseries.frequencies.to_offset(freq)
     if isinstance(offset, pd.offsets.BusinessDay):
-        season = 5
+        cycles = [5]
     elif type(offset) in STEPS_PER_YEAR:
-        season = STEPS_PER_YEAR[type(offset)]
+        cycles = [STEPS_PER_YEAR[type(offset)]]
     else:
         try:
             step = pd.Timedelta(offset.nanos)  # fixed steps (days, hours, minutes, seconds)
         except ValueError:
-            return 1  # years and anything else without a shorter natural cycle
-        day = pd.Timedelta(days=1)
-        if step < day:
-            return max(1, int(day / step)) if day % step == pd.Timedelta(0) else 1
-        return 7 if step == day else 1
+            return []  # years and anything else without a shorter natural cycle
+        return [n for n in (_steps_in(c, step) for c in _cycles_of(step)) if n > 1]
     n = abs(offset.n) or 1
-    return season // n if season % n == 0 else 1
+    return [c // n for c in cycles if c % n == 0 and c // n > 1]
+
+
+def _cycles_of(step: pd.Timedelta) -> list[pd.Timedelta]:
+    day, hour, minute = pd.Timedelta(days=1), pd.Timedelta(hours=1), pd.Timedelta(minutes=1)
+    if step == day:
+        return [pd.Timedelta(days=7)]
+    if step < minute:
+        return [hour, minute]
+    return [day, hour] if step < day else []
+
+
+def _steps_in(cycle: pd.Timedelta, step: pd.Timedelta) -> int:
+    """Steps in one ``cycle``; 0 when it is no whole number of steps."""
+    return int(cycle / step) if cycle % step == pd.Timedelta(0) else 0
 
 
 # --- anomaly data ---------------------------------------------------------------------------

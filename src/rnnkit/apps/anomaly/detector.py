@@ -25,8 +25,12 @@ from scipy import stats
 from rnnkit.apps.anomaly.thresholds import flag
 from rnnkit.apps.forecast.config import EARLIER_DEFAULTS
 from rnnkit.apps.forecast.forecaster import Forecaster, ForecasterConfig
-from rnnkit.data.timeseries import SERIES, SeriesFrame, build_frame
+from rnnkit.data.timeseries import SERIES, SeriesFrame, build_frame, series_from_dataframe
 from rnnkit.errors import UserError
+
+# The fewest points the detector trains on (the command line's --train-points checks the
+# same): fewer cannot show what normal looks like, and detection needs more than a context.
+MIN_TRAIN_POINTS = 100
 
 
 @dataclass
@@ -97,9 +101,17 @@ class AnomalyDetector:
     def context_length(self) -> int:
         return int(self.forecaster.config.context_length)
 
-    def fit(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> AnomalyDetector:
-        """Train on (mostly) normal data: an array, a DataFrame or a `SeriesFrame`."""
-        self.forecaster.fit(as_frame(data))
+    def fit(self, data: SeriesFrame | pd.DataFrame | pd.Series | np.ndarray) -> AnomalyDetector:
+        """Train on (mostly) normal data: an array, a DataFrame, a pd.Series indexed by time
+        or a `SeriesFrame`; at least `MIN_TRAIN_POINTS` points."""
+        frame = as_frame(data)
+        points = int(frame.groups()[0][1][frame.target].count())
+        if points < MIN_TRAIN_POINTS:
+            raise UserError(
+                f"the training series has {points} values; the detector needs at least "
+                f"{MIN_TRAIN_POINTS} (normal data to learn from)"
+            )
+        self.forecaster.fit(frame)
         return self
 
     def score(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -134,11 +146,15 @@ class AnomalyDetector:
         np.add.at(count, targets[keep], 1)
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
-    def detect(self, data: SeriesFrame | pd.DataFrame | np.ndarray) -> Detection:
+    def detect(self, data: SeriesFrame | pd.DataFrame | pd.Series | np.ndarray) -> Detection:
         """Score, threshold and report the anomalous points and windows of a series."""
         frame = as_frame(data)
         scores = self.score(frame)
         flagged = flag(scores, span=self.span, merge_gap=self.span)
+        windows = with_their_peaks(scores, flagged.windows, self.span)
+        flags = np.zeros(len(scores), dtype=bool)
+        for start, end in windows:
+            flags[start:end] = True
         first = frame.groups()[0][1]
         table = pd.DataFrame(
             {
@@ -146,10 +162,10 @@ class AnomalyDetector:
                 "value": first[frame.target].to_numpy(float),
                 "score": scores,
                 "smoothed": flagged.smoothed,
-                "anomaly": flagged.flags,
+                "anomaly": flags,
             }
         )
-        return Detection(table, flagged.threshold, flagged.windows)
+        return Detection(table, flagged.threshold, windows)
 
     def save(self, directory: str | os.PathLike) -> None:
         self.forecaster.columns = {**self.forecaster.columns, "kind": "anomaly"}
@@ -166,20 +182,38 @@ class AnomalyDetector:
         return detector
 
 
-def as_frame(data: SeriesFrame | pd.DataFrame | np.ndarray, name: str = "series") -> SeriesFrame:
-    """A `SeriesFrame` from a plain array (an hourly index is made up), a DataFrame with
-    ``time`` and one numeric column, or a `SeriesFrame` as it is."""
+def with_their_peaks(
+    scores: np.ndarray, windows: list[tuple[int, int]], lag: int
+) -> list[tuple[int, int]]:
+    """Each window widened back to the highest raw score in the ``lag`` points before it.
+
+    The smoothed score crosses the threshold only after the surprise has built up for a
+    point or more, so a window found on it starts after the anomalous point itself; the
+    raw score peaks on that point.
+    """
+    values = np.nan_to_num(np.asarray(scores, float), nan=-np.inf)
+    widened: list[tuple[int, int]] = []
+    for start, end in windows:
+        low = max(start - lag, widened[-1][1] if widened else 0)  # not into the last one
+        before = values[low:start]
+        if len(before) and before.max() > values[start:end].max():
+            start = low + int(np.argmax(before))
+        widened.append((start, end))
+    return widened
+
+
+def as_frame(
+    data: SeriesFrame | pd.DataFrame | pd.Series | np.ndarray, name: str = "series"
+) -> SeriesFrame:
+    """A `SeriesFrame` from a plain array (an hourly index is made up), a DataFrame with a
+    ``time`` column (or a DatetimeIndex) and a numeric column (the first is the value), a
+    pd.Series indexed by time, or a `SeriesFrame` as it is."""
     if isinstance(data, SeriesFrame):
         return data
+    if isinstance(data, pd.Series) and isinstance(data.index, pd.DatetimeIndex):
+        data = data.rename(data.name if data.name is not None else "value").to_frame()
     if isinstance(data, pd.DataFrame):
-        numeric = [
-            c
-            for c in data.columns
-            if c not in ("time", SERIES) and pd.api.types.is_numeric_dtype(data[c])
-        ]
-        if "time" not in data.columns or not numeric:
-            raise UserError("expected a DataFrame with a 'time' column and a numeric column")
-        return build_frame(data[["time", numeric[0]]], target=numeric[0], name=name)
+        return _frame_of_dataframe(data, name)
     values = np.asarray(data, float)
     if values.ndim != 1:
         raise UserError(f"expected a 1-D series of values, got shape {values.shape}")
@@ -191,3 +225,27 @@ def as_frame(data: SeriesFrame | pd.DataFrame | np.ndarray, name: str = "series"
         season_length=1,
         name=name,
     )
+
+
+def _frame_of_dataframe(data: pd.DataFrame, name: str) -> SeriesFrame:
+    if "time" not in data.columns and isinstance(data.index, pd.DatetimeIndex):
+        data = data.rename_axis("time").reset_index()
+    if "time" not in data.columns:
+        raise UserError(
+            f"the DataFrame has no column 'time' (its columns: "
+            f"{', '.join(map(str, data.columns))}); name the time column 'time' or make it "
+            "the index"
+        )
+    numeric = [
+        c
+        for c in data.columns
+        if c not in ("time", SERIES)
+        and pd.api.types.is_numeric_dtype(data[c])
+        and not pd.api.types.is_datetime64_any_dtype(data[c])
+    ]
+    if not numeric:
+        raise UserError(
+            f"the DataFrame has no numeric column besides 'time' (its columns: "
+            f"{', '.join(map(str, data.columns))})"
+        )
+    return series_from_dataframe(data[["time", numeric[0]]], target=numeric[0], where=name)

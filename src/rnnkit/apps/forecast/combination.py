@@ -209,7 +209,7 @@ def _adjusted_history(arrays: SeriesArrays, pairs: np.ndarray) -> tuple[np.ndarr
     index = start[:, None] + pairs[:, 1:2] + np.arange(-span, 0)[None, :]
     padded = index < start[:, None]
     index = np.maximum(index, start[:, None])
-    history = arrays.filled[index] / arrays.seasonal[index]
+    history = arrays.deseasonalised(arrays.filled[index], index)
     return history, np.where(padded, 0.0, arrays.observed[index])
 
 
@@ -218,8 +218,7 @@ def theta_at(arrays: SeriesArrays, pairs: np.ndarray, horizon: int) -> np.ndarra
     deseasonalised history before each origin (at most `THETA_HISTORY` steps),
     reseasonalised with the indices the network's windows use."""
     history, observed = _adjusted_history(arrays, pairs)
-    seasonal = arrays.seasonal_ahead(pairs[:, 0], pairs[:, 1], horizon)
-    return theta_forecast(history, observed, horizon) * seasonal
+    return arrays.reseasonalised(theta_forecast(history, observed, horizon), pairs)
 
 
 def statistical_at(
@@ -234,8 +233,7 @@ def statistical_at(
     season = len(arrays.indices[0]) if arrays.indices else 1
     theta = theta_forecast(history, observed, horizon)
     damped = damped_forecast(history, observed, horizon, season)
-    seasonal = arrays.seasonal_ahead(pairs[:, 0], pairs[:, 1], horizon)
-    return (theta + damped) / 2 * seasonal
+    return arrays.reseasonalised((theta + damped) / 2, pairs)
 
 
 def error_scale(arrays: SeriesArrays) -> np.ndarray:

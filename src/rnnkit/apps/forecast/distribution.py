@@ -31,17 +31,22 @@ def quantile(params: dict, q: float, likelihood: str) -> np.ndarray:
 
 
 def to_data_units(
-    params: dict, location: np.ndarray, scale: np.ndarray, seasonal: np.ndarray
+    params: dict,
+    location: np.ndarray,
+    scale: np.ndarray,
+    seasonal: np.ndarray,
+    shift: np.ndarray | float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Distribution parameters (B, H) from the window's units to the data's.
 
     Args:
         params: ``loc``, ``scale`` (and ``df``), (B, H), in scaled units.
         location, scale: (B,) of each window (`windows.location_scale`).
-        seasonal: (B, H) the seasonal index of each step (ones when not deseasonalised).
+        seasonal: (B, H) the seasonal factor of each step (ones when not deseasonalised).
+        shift: (B, H) the seasonal shift of each step (`series.seasonal_components`).
     """
     out = dict(params)
-    out["loc"] = (location[:, None] + scale[:, None] * params["loc"]) * seasonal
+    out["loc"] = (location[:, None] + scale[:, None] * params["loc"] + shift) * seasonal
     out["scale"] = scale[:, None] * params["scale"] * seasonal
     return out
 

@@ -347,9 +347,11 @@ class Forecaster:
             batch = self._batch(windows, part, known)
             params = net(batch["encoder"].to(device), batch["decoder"].to(device))
             params = {k: v.double().cpu().numpy() for k, v in params.items()}
-            seasonal = windows.seasonal_ahead(part[:, 0], part[:, 1], self.config.horizon)
+            horizon = self.config.horizon
+            seasonal = windows.seasonal_ahead(part[:, 0], part[:, 1], horizon)
+            shift = windows.shift_ahead(part[:, 0], part[:, 1], horizon)
             params = to_data_units(
-                params, batch["location"].numpy(), batch["scale"].numpy(), seasonal
+                params, batch["location"].numpy(), batch["scale"].numpy(), seasonal, shift
             )
             params["scale"] = params["scale"] * self._interval_factors()
             parts.append(params)
@@ -402,7 +404,8 @@ class Forecaster:
         location = batch["location"].numpy()[None, :, None]
         scale = batch["scale"].numpy()[None, :, None]
         seasonal = windows.seasonal_ahead(pairs[:, 0], pairs[:, 1], self.config.horizon)
-        paths = (location + scale * paths) * seasonal[None]
+        shift = windows.shift_ahead(pairs[:, 0], pairs[:, 1], self.config.horizon)
+        paths = (location + scale * paths + shift[None]) * seasonal[None]
         median = np.median(paths, axis=0)
         factors = self._interval_factors()
         return {q: median + factors * (np.quantile(paths, q, axis=0) - median) for q in quantiles}
@@ -556,7 +559,7 @@ class Forecaster:
             DataFrame with columns series, time, forecast (the median), lo_<L>, hi_<L>.
         """
         self._require_fitted()
-        horizon = horizon or self.config.horizon
+        horizon = self.config.horizon if horizon is None else int(horizon)
         if not 1 <= horizon <= self.config.horizon:
             raise UserError(
                 f"horizon {horizon}: this model forecasts 1 to {self.config.horizon} steps; "
@@ -565,6 +568,7 @@ class Forecaster:
         levels = tuple(levels or self.config.levels)
         history = self.data if data is None else self._coerce_history(data)
         windows = self._windows(history)
+        self._check_spacing(windows)
         pairs = np.array([(s, n) for s, n in enumerate(windows.lengths)], dtype=np.int64)
         after: dict[pd.Timestamp, pd.DatetimeIndex] = {}  # series that end together
         for t in windows.times:
@@ -589,6 +593,22 @@ class Forecaster:
         forecast = self.forecast_windows(windows, pairs, known, tuple(quantiles))
         return forecast_frame(windows.ids, times, forecast, levels, horizon)
 
+    def _check_spacing(self, windows: SeriesArrays) -> None:
+        """A one-line error for history coarser than the model's step (weekly values given
+        to a daily model): put on the model's grid, six of every seven steps would be gaps,
+        and the forecast would silently be made from a few scattered points."""
+        for sid, offset, length in zip(windows.ids, windows.offsets, windows.lengths, strict=True):
+            seen = np.flatnonzero(windows.observed[offset : offset + length])
+            if len(seen) < 3:
+                continue
+            spacing = int(np.diff(seen).min())  # no two values on neighbouring steps
+            if spacing >= 2:
+                raise UserError(
+                    f"series '{sid}': its values lie {spacing}+ steps apart on the model's "
+                    f"'{self._meta['freq']}' grid; the model was trained on '{self._meta['freq']}' "
+                    "data, so give it data of that frequency (or train one on this data)"
+                )
+
     def _calendar(self, times: pd.DatetimeIndex, calendar: CalendarCache) -> np.ndarray:
         features = calendar(times)
         return features if self.config.calendar else np.zeros_like(features)
@@ -603,6 +623,11 @@ class Forecaster:
         meta = self._meta
         if isinstance(data, SeriesFrame):
             frame = data
+            if frame.freq != meta["freq"]:
+                raise UserError(
+                    f"the history's frequency is '{frame.freq}'; the model's is "
+                    f"'{meta['freq']}': give it data of the model's frequency"
+                )
         else:
             frame = series_from_dataframe(
                 data,

@@ -44,24 +44,48 @@ class SeriesArrays:
     observed: np.ndarray  # (N,) 1.0 where the target was observed
     known: np.ndarray  # (N, 6 + future covariates): what is known for any step
     past: np.ndarray  # (N, past covariates): known only up to the origin
-    seasonal: np.ndarray  # (N,) the seasonal index each value was divided by
-    indices: list[np.ndarray]  # per series (season,) its seasonal indices, by position
+    seasonal: np.ndarray  # (N,) the seasonal factor each value was divided by
+    indices: list[np.ndarray]  # per series (season,) its seasonal factors, by position
+    # (N,) and per series (season,): what was then subtracted (additive seasonality of
+    # series that go below zero; zeros for the others). See `seasonal_components`.
+    shift: np.ndarray
+    shifts: list[np.ndarray]
+
+    def deseasonalised(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """``values`` (the series' own, at flat positions ``index``) as the network reads
+        them: divided by their seasonal factor, less their seasonal shift."""
+        return values / self.seasonal[index] - self.shift[index]
 
     def seasonal_ahead(self, series: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
-        """(B, H) the seasonal index of the ``horizon`` steps from each origin (which may lie
-        beyond the data: the indices repeat every season)."""
-        table = np.stack(self.indices)  # (S, season): every series has the same season
-        steps = origins[:, None] + np.arange(horizon)[None, :]
-        return table[series[:, None], steps % table.shape[1]]
+        """(B, H) the seasonal factor of the ``horizon`` steps from each origin (which may lie
+        beyond the data: the factors repeat every season)."""
+        return _ahead(self.indices, series, origins, horizon)
+
+    def shift_ahead(self, series: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+        """(B, H) the seasonal shift of the ``horizon`` steps from each origin."""
+        return _ahead(self.shifts, series, origins, horizon)
+
+    def reseasonalised(self, values: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """(B, H) deseasonalised forecasts at ``(series, origin)`` pairs back in data units."""
+        series, origins, horizon = pairs[:, 0], pairs[:, 1], values.shape[1]
+        shift = self.shift_ahead(series, origins, horizon)
+        return (values + shift) * self.seasonal_ahead(series, origins, horizon)
+
+
+def _ahead(table: list[np.ndarray], series: np.ndarray, origins: np.ndarray, horizon: int):
+    """(B, H) ``table[series][step % season]`` for the ``horizon`` steps from each origin."""
+    stacked = np.stack(table)  # (S, season): every series has the same season
+    steps = origins[:, None] + np.arange(horizon)[None, :]
+    return stacked[series[:, None], steps % stacked.shape[1]]
 
 
 def as_series_frame(data: SeriesFrame | pd.DataFrame, **columns) -> SeriesFrame:
     """A `SeriesFrame` as it is, or a checked one built from a DataFrame."""
     if isinstance(data, SeriesFrame):
         return data
-    if isinstance(data, pd.DataFrame):
+    if isinstance(data, (pd.DataFrame, pd.Series)):  # a Series: its index is the time
         return series_from_dataframe(data, **columns)
-    raise UserError(f"expected a DataFrame or SeriesFrame, got {type(data).__name__}")
+    raise UserError(f"expected a DataFrame, Series or SeriesFrame, got {type(data).__name__}")
 
 
 def covariate_stats(data: SeriesFrame) -> dict[str, tuple[list[float], list[float]]]:
@@ -96,8 +120,33 @@ def _grouped_rows(frame: pd.DataFrame) -> tuple[list, np.ndarray, np.ndarray, np
     return list(uniques), order, offsets, lengths
 
 
-def seasonal_indices(
+def seasonal_components(
     values: np.ndarray, season: int, recent_seasons: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(factors, shifts), each (season,): the series is read as ``value / factor - shift``.
+
+    A series with no negative value gets multiplicative indices (`seasonal_indices`; the
+    Theta method's decomposition) and shifts of 0. A series that goes below zero (a
+    temperature in degrees Celsius, a net flow, a profit) has no meaningful ratios, so it
+    gets additive indices instead (``seasonal_indices(..., additive=True)``) and factors of
+    1: without them its seasonality reached only the network, not the statistical
+    forecasts it is combined with.
+
+    Example:
+        >>> factors, shifts = seasonal_components(np.tile([5.0, -5.0], 12), 2)
+        >>> factors, shifts.round(1)
+        (array([1., 1.]), array([ 5., -5.]))
+    """
+    finite = np.asarray(values, float)
+    finite = finite[np.isfinite(finite)]
+    neutral_factors, neutral_shifts = np.ones(max(season, 1)), np.zeros(max(season, 1))
+    if np.any(finite < 0):
+        return neutral_factors, seasonal_indices(values, season, recent_seasons, additive=True)
+    return seasonal_indices(values, season, recent_seasons), neutral_shifts
+
+
+def seasonal_indices(
+    values: np.ndarray, season: int, recent_seasons: int | None = None, additive: bool = False
 ) -> np.ndarray:
     """(season,) multiplicative seasonal indices of a series by position (step ``t`` has
     index ``[t % season]``), averaging to 1; all ones when the series is not seasonal.
@@ -105,7 +154,9 @@ def seasonal_indices(
     The classical decomposition of the Theta method: a series with at least three seasons,
     only positive values and an autocorrelation at lag ``season`` beyond the 90% test is
     divided by the mean ratio of each position to a centred moving average. Anything else
-    (short, non-positive, not seasonal) is left as it is.
+    (short, non-positive, not seasonal) is left as it is. ``additive``: the mean difference
+    of each position from the moving average instead, averaging to 0 (all zeros when not
+    seasonal), for any sign of values.
 
     Args:
         values: the series (NaN where missing).
@@ -121,24 +172,25 @@ def seasonal_indices(
         >>> seasonal_indices(y, 2).round(2)
         array([1.1, 0.9])
     """
-    whole = _classical_indices(values, season)
+    neutral = 0.0 if additive else 1.0
+    whole = _classical_indices(values, season, additive)
     length = len(values)
     if recent_seasons is None or season <= 1 or length <= (recent_seasons + 1) * season:
         return whole
-    if np.all(whole == 1.0):
+    if np.all(whole == neutral):
         return whole
     cut = length - (recent_seasons + 1) * season
     cut -= cut % season  # start on a season's first position, so positions keep their phase
-    recent = _classical_indices(values[cut:], season)
-    return whole if np.all(recent == 1.0) else recent
+    recent = _classical_indices(values[cut:], season, additive)
+    return whole if np.all(recent == neutral) else recent
 
 
-def _classical_indices(values: np.ndarray, season: int) -> np.ndarray:
+def _classical_indices(values: np.ndarray, season: int, additive: bool = False) -> np.ndarray:
     """`seasonal_indices` of the whole of ``values``."""
-    ones = np.ones(max(season, 1))
+    ones = np.full(max(season, 1), 0.0 if additive else 1.0)  # "not seasonal"
     y = np.asarray(values, float)
     seen = y[np.isfinite(y)]
-    if season <= 1 or len(seen) < 3 * season or np.any(seen <= 0):
+    if season <= 1 or len(seen) < 3 * season or (not additive and np.any(seen <= 0)):
         return ones
     y = fill_missing(y)
     centred = y - y.mean()
@@ -152,8 +204,12 @@ def _classical_indices(values: np.ndarray, season: int) -> np.ndarray:
     weights = np.r_[0.5, np.ones(season - 1), 0.5] if season % 2 == 0 else np.ones(season)
     trend = np.convolve(y, weights / weights.sum(), mode="valid")
     start = (len(weights) - 1) // 2
-    ratio = y[start : start + len(trend)] / trend
     position = np.arange(start, start + len(trend)) % season
+    if additive:
+        difference = y[start : start + len(trend)] - trend
+        indices = np.array([difference[position == k].mean() for k in range(season)])
+        return indices - indices.mean()
+    ratio = y[start : start + len(trend)] / trend
     indices = np.array([ratio[position == k].mean() for k in range(season)])
     return indices / indices.mean()
 
@@ -184,15 +240,17 @@ def series_arrays(
     target = frame[meta["target"]].to_numpy(float)[order]
 
     season = max(int(meta["season_length"]), 1)
-    indices = [
-        seasonal_indices(target[o : o + n], season, recent_seasons)
+    components = [
+        seasonal_components(target[o : o + n], season, recent_seasons)
         if deseasonalize
-        else np.ones(season)
+        else (np.ones(season), np.zeros(season))
         for o, n in zip(offsets, lengths, strict=True)
     ]
+    indices, shifts = [c[0] for c in components], [c[1] for c in components]
     series = np.repeat(np.arange(len(ids)), lengths)
     position = np.arange(len(target)) - offsets[series]
     seasonal = np.stack(indices)[series, position % season] if len(ids) else np.ones(0)
+    shift = np.stack(shifts)[series, position % season] if len(ids) else np.zeros(0)
 
     calendar_of = CalendarCache()  # series on the same dates share their features
     features = np.concatenate([calendar_of(t) for t in times])
@@ -212,6 +270,8 @@ def series_arrays(
         past=covs[:, :n_past].astype(np.float32),
         seasonal=seasonal,
         indices=indices,
+        shift=shift,
+        shifts=shifts,
     )
 
 
@@ -237,13 +297,22 @@ def _standardised_covariates(
 def refit_seasonal(
     arrays: SeriesArrays, ends: np.ndarray, season: int, recent_seasons: int | None = None
 ) -> SeriesArrays:
-    """``arrays`` with each series' seasonal indices estimated on its first ``ends[s]``
+    """``arrays`` with each series' seasonal components estimated on its first ``ends[s]``
     steps only (`fit` keeps its validation windows out of the indices it scores them with).
     """
-    indices, seasonal = [], []
+    indices, seasonal, shifts, shift = [], [], [], []
     for s, (offset, length) in enumerate(zip(arrays.offsets, arrays.lengths, strict=True)):
         target = arrays.target[offset : offset + length]
-        found = seasonal_indices(target[: int(ends[s])], season, recent_seasons)
-        indices.append(found)
-        seasonal.append(found[np.arange(length) % len(found)])
-    return replace(arrays, indices=indices, seasonal=np.concatenate(seasonal))
+        factors, moves = seasonal_components(target[: int(ends[s])], season, recent_seasons)
+        position = np.arange(length) % len(factors)
+        indices.append(factors)
+        shifts.append(moves)
+        seasonal.append(factors[position])
+        shift.append(moves[position])
+    return replace(
+        arrays,
+        indices=indices,
+        seasonal=np.concatenate(seasonal),
+        shifts=shifts,
+        shift=np.concatenate(shift),
+    )

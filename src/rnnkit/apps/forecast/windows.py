@@ -53,7 +53,8 @@ def split_origins(
         raise UserError(
             f"every series is shorter than the model needs: {min_history + horizon} points "
             f"(history {min_history} + horizon {horizon}), the longest has {longest}; use a "
-            f"shorter --horizon"
+            f"shorter horizon, or a shorter season_length / context_length (the history is one "
+            f"season, at most the context)"
         )
     return np.array(train, dtype=np.int64), np.array(val, dtype=np.int64).reshape(-1, 2)
 
@@ -143,7 +144,7 @@ def make_batch(
     # Steps before the start of a series: padding, marked as not observed.
     padded = past_index < series_start[:, None]
     past_index = np.maximum(past_index, series_start[:, None])
-    filled = arrays.filled[past_index] / arrays.seasonal[past_index]
+    filled = arrays.deseasonalised(arrays.filled[past_index], past_index)
     # float32 like the mask it reads (float64 here would move every later bit of training)
     observed = np.where(padded, np.float32(0.0), arrays.observed[past_index])
     location, scale = location_scale(filled, observed, scaling, season)
@@ -164,7 +165,7 @@ def make_batch(
         last = arrays.lengths[pairs[:, 0]][:, None] - 1
         future_index = series_start[:, None] + np.minimum(steps, last)
         future_known = arrays.known[future_index]
-        deseasonalized = arrays.target[future_index] / arrays.seasonal[future_index]
+        deseasonalized = arrays.deseasonalised(arrays.target[future_index], future_index)
         target = (deseasonalized - location[:, None]) / scale[:, None]
         target = np.where(steps <= last, target, np.nan)
     else:
@@ -206,7 +207,7 @@ def seasonal_lag_values(
     back = season * ((steps // season) + 1)  # steps 0..m-1: one season, m..2m-1: two
     offset = np.maximum(pairs[:, 1:2] + steps[None, :] - back[None, :], 0)
     index = arrays.offsets[pairs[:, 0]][:, None] + offset
-    return arrays.filled[index] / arrays.seasonal[index]
+    return arrays.deseasonalised(arrays.filled[index], index)
 
 
 def truth_at(arrays: SeriesArrays, pairs: np.ndarray, horizon: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from rnnkit.cli.common import (
     add_verb,
     existing_file,
     out_dir,
+    positive_int,
     report_metrics,
     resolve_device,
 )
@@ -46,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_common_flags(train, epochs=15)
     _add_data_flags(train)
-    train.add_argument("--context", type=int, default=64, help="past points per prediction")
+    train.add_argument(
+        "--context", type=positive_int, default=64, help="past points per prediction"
+    )
     train.set_defaults(func=run_train)
 
     detect = add_verb(
@@ -81,10 +84,27 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--file", default=None, help="your CSV or Parquet file")
     parser.add_argument("--time", default="time", help="time column of --file (default: time)")
+    parser.add_argument(
+        "--time-format",
+        default=None,
+        help="strftime format of --time, e.g. %%d/%%m/%%Y (default: inferred)",
+    )
     parser.add_argument("--target", default=None, help="value column of --file")
     parser.add_argument(
+        "--id", default=None, help="series-id column of --file, with --series to pick one"
+    )
+    parser.add_argument(
+        "--series", default=None, help="the series to use (an --id value, or of a bundled set)"
+    )
+    parser.add_argument(
+        "--freq",
+        default=None,
+        help="grid of --file, e.g. h, 30min: the values of each step are averaged "
+        "(default: inferred)",
+    )
+    parser.add_argument(
         "--train-points",
-        type=int,
+        type=positive_int,
         default=2000,
         help="train on the first N points of --data/--file (default: 2000); "
         "detect runs on the points after them",
@@ -93,32 +113,72 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def load_parts(args: argparse.Namespace):
     """(name, training values, values to scan, times of those values or None, labels)."""
-    from rnnkit.data.timeseries import (
-        load_series,
-        load_ucr_internal_bleeding,
-        read_series_file,
-    )
+    from rnnkit.apps.anomaly.detector import MIN_TRAIN_POINTS
+    from rnnkit.data.timeseries import load_series, load_ucr_internal_bleeding
 
     if bool(args.data) == bool(args.file):
         raise UserError("give exactly one of --data NAME or --file PATH")
     if args.data == "ucr":
         data = load_ucr_internal_bleeding()
         return data.name, data.train, data.test, None, data.labels
-    frame = (
-        load_series(args.data)
-        if args.data
-        else read_series_file(existing_file(args.file), time=args.time, target=args.target)
-    )
-    _, first = frame.groups()[0]
-    values = first[frame.target].to_numpy(float)
-    times = first["time"].to_numpy()
+    frame = load_series(args.data) if args.data else _read_file(args)
+    # a bundled data set without --series: its first series, as always
+    group = _one_series(frame, args.series, first=bool(args.data))
+    values = group[frame.target].to_numpy(float)
+    times = group["time"].to_numpy()
     split = args.train_points
-    if split < 100 or split >= len(values) - 10:
+    if split < MIN_TRAIN_POINTS or split >= len(values) - 10:
         raise UserError(
             f"--train-points {split}: the series has {len(values)} points; expected at least "
-            f"100 for training and some left to scan"
+            f"{MIN_TRAIN_POINTS} for training and some left to scan"
         )
     return frame.name, values[:split], values[split:], times[split:], None
+
+
+def _read_file(args: argparse.Namespace):
+    """--file as a SeriesFrame; several series in it without --id: a one-line error."""
+    from rnnkit.cli.commands.forecast import check_freq_flag
+    from rnnkit.data.timeseries import DuplicateTimestampError, read_series_file
+
+    check_freq_flag(args.freq)
+    if args.series and not args.id:
+        raise UserError("--series: give --id too (the column naming the series)")
+    try:
+        return read_series_file(
+            existing_file(args.file),
+            time=args.time,
+            target=args.target,
+            series_id=args.id,
+            freq=args.freq,
+            time_format=args.time_format,
+        )
+    except DuplicateTimestampError as error:
+        if args.id:
+            raise
+        raise UserError(
+            f"{error}; anomaly detection takes one series: if the file holds several, pick "
+            "one with --id COLUMN --series NAME (or filter the file)"
+        ) from error
+
+
+def _one_series(frame, name: str | None, first: bool):
+    """The rows of series ``name``; without a name, the only series (or the ``first``)."""
+    groups = dict(frame.groups())
+    if name is None:
+        if len(groups) > 1 and not first:
+            raise UserError(
+                f"--id: the file holds {len(groups)} series ({_listed(groups)}); anomaly "
+                "detection takes one: pick it with --series NAME"
+            )
+        return next(iter(groups.values()))
+    if name not in groups:
+        raise UserError(f"--series {name}: no such series; the series are {_listed(groups)}")
+    return groups[name]
+
+
+def _listed(groups: dict) -> str:
+    names = list(groups)
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 def run_train(args: argparse.Namespace) -> int:

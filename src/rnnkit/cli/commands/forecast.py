@@ -19,7 +19,9 @@ from rnnkit.cli.common import (
     add_common_flags,
     add_verb,
     existing_file,
+    non_negative_int,
     out_dir,
+    positive_int,
     report_metrics,
     resolve_device,
 )
@@ -54,22 +56,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_data_flags(train)
     train.add_argument(
         "--horizon",
-        type=int,
+        type=positive_int,
         default=None,
         help="steps to forecast (default: the data set's, else 1 season)",
     )
     train.add_argument(
         "--context",
-        type=int,
+        type=positive_int,
         default=None,
         help="past steps the model reads (default: 3 seasons, >= 2 horizons)",
+    )
+    train.add_argument(
+        "--season-length",
+        type=positive_int,
+        default=None,
+        help="steps per season (default: guessed from the step and the data's length: "
+        "a day of hourly steps, a week of days, a year of months, ...; 1: none)",
     )
     train.add_argument(
         "--cell", choices=["lstm", "gru", "rnn", "mingru", "minlstm"], default="lstm"
     )
     train.add_argument(
         "--hidden-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="units per RNN layer (default: the Forecaster's)",
     )
@@ -87,13 +96,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--ensemble",
-        type=int,
+        type=positive_int,
         default=1,
         help="train this many networks (seeds --seed, --seed + 1, ...) and pool their forecasts",
     )
     train.add_argument(
         "--patience",
-        type=int,
+        type=non_negative_int,
         default=4,
         help="stop after this many epochs without a lower validation loss (0: never); "
         "the best epoch's weights are kept",
@@ -117,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--future", default=None, help="CSV of known-future covariates: time, series, columns"
     )
-    predict.add_argument("--horizon", type=int, default=None)
+    predict.add_argument("--horizon", type=positive_int, default=None)
     predict.add_argument(
         "--recalibrate",
         action="store_true",
@@ -173,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         help="competitions: processes fitting the baselines (default: one per core)",
     )
@@ -184,13 +193,23 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="a bundled data set by name")
     parser.add_argument("--file", default=None, help="your CSV or Parquet file")
     parser.add_argument("--time", default="time", help="time column of --file (default: time)")
+    parser.add_argument(
+        "--time-format",
+        default=None,
+        help="strftime format of --time, e.g. %%d/%%m/%%Y (default: inferred)",
+    )
     parser.add_argument("--target", default=None, help="target column(s), comma-separated")
     parser.add_argument("--id", default=None, help="series-id column of --file")
     parser.add_argument("--past", default="", help="past covariate columns, comma-separated")
     parser.add_argument(
         "--future-covariates", default="", help="known-future covariate columns, comma-separated"
     )
-    parser.add_argument("--freq", default=None, help="grid frequency, e.g. h, D, 30min")
+    parser.add_argument(
+        "--freq",
+        default=None,
+        help="grid frequency, e.g. h, D, 30min (default: inferred); the values of each step "
+        "of --file are averaged",
+    )
 
 
 def _split(text: str | None) -> list[str]:
@@ -208,6 +227,8 @@ def load_data(args: argparse.Namespace, columns: dict | None = None):
         return load_series(args.data)
     columns = columns or {}
     targets = _split(args.target) or columns.get("target")
+    freq = args.freq or columns.get("freq")
+    check_freq_flag(freq)
     return read_series_file(
         existing_file(args.file),
         time=columns.get("time", args.time),
@@ -215,7 +236,41 @@ def load_data(args: argparse.Namespace, columns: dict | None = None):
         series_id=args.id or columns.get("series_id"),
         past_covariates=_split(args.past) or columns.get("past_covariates"),
         future_covariates=_split(args.future_covariates) or columns.get("future_covariates"),
-        freq=args.freq or columns.get("freq"),
+        freq=freq,
+        season_length=getattr(args, "season_length", None),  # train's --season-length
+        time_format=args.time_format or columns.get("time_format"),
+    )
+
+
+def check_freq_flag(freq: str | None) -> None:
+    """A one-line error for an unknown --freq, before the file is read."""
+    from rnnkit.data.timeseries import check_frequency
+
+    if freq is not None:
+        try:
+            check_frequency(freq)
+        except UserError as error:
+            raise UserError(f"--freq {freq!r}: not a frequency (e.g. h, D, 30min)") from error
+
+
+def _check_length(data, model, horizon: int) -> None:
+    """Stop before training when no series is long enough, naming what to shorten: the
+    horizon, or the season (and context) the model first reads (as the Forecaster counts
+    it: one season, at most a context, then the horizon)."""
+    from rnnkit.data.timeseries import SERIES
+
+    longest = int(data.frame.groupby(SERIES, sort=False).size().max())
+    season = model.config.season_length or data.season_length
+    history = max(1, min(season, model.context_length_for(data)))
+    if longest >= history + horizon:
+        return
+    advice = (
+        "a shorter --context or --season-length" if history > horizon else "a shorter --horizon"
+    )
+    raise UserError(
+        f"every series is shorter than the model needs: {history + horizon} points (a "
+        f"season or context of {history} + horizon {horizon}), the longest has {longest}; "
+        f"use {advice}"
     )
 
 
@@ -225,7 +280,9 @@ def run_train(args: argparse.Namespace) -> int:
     from rnnkit.data.timeseries import BUNDLED
 
     data = load_data(args)
-    horizon = args.horizon or (BUNDLED[args.data].horizon if args.data else data.season_length)
+    horizon = args.horizon
+    if horizon is None:  # the data set's own, else one season
+        horizon = BUNDLED[args.data].horizon if args.data else data.season_length
     given = dict(epochs=args.epochs, hidden_size=args.hidden_size)
     options = {name: value for name, value in given.items() if value is not None}
     if args.quick:
@@ -234,6 +291,7 @@ def run_train(args: argparse.Namespace) -> int:
     model = Forecaster(
         horizon=horizon,
         context_length=args.context,
+        season_length=args.season_length,
         cell=args.cell,
         likelihood=args.likelihood,
         decoder=args.decoder,
@@ -244,9 +302,11 @@ def run_train(args: argparse.Namespace) -> int:
         device=resolve_device(args.device),
         **options,
     )
+    _check_length(data, model, horizon)
     model.fit(data)
     model.columns = {
         "time": args.time,
+        "time_format": args.time_format,
         "series_id": args.id,
         "freq": data.freq,
         "target": _split(args.target) or None,

@@ -1,0 +1,75 @@
+"""The anomaly detector on a user's data: windows around the anomalous point, one series,
+the training minimum, DataFrames and Series (found by an audit of user files)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnkit.apps.anomaly import AnomalyDetector
+from rnnkit.apps.anomaly.detector import MIN_TRAIN_POINTS, as_frame, with_their_peaks
+from rnnkit.cli import main
+from rnnkit.errors import UserError
+
+HOURS = pd.date_range("2024-01-01", periods=400, freq="h")
+
+
+def sine(length: int = 400, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 20 + 3 * np.sin(2 * np.pi * np.arange(length) / 24) + rng.normal(0, 0.3, length)
+
+
+def test_windows_reach_back_to_the_peak_of_the_raw_score():
+    scores = np.r_[np.zeros(10), 9.0, 7.0, 1.0, np.zeros(10)]
+    # the smoothed score crossed the threshold at 11, one step after the spike at 10
+    assert with_their_peaks(scores, [(11, 13)], lag=8) == [(10, 13)]
+    assert with_their_peaks(scores, [(2, 4), (11, 13)], lag=8) == [(2, 4), (10, 13)]
+    assert with_their_peaks(scores, [(10, 13)], lag=8) == [(10, 13)]  # already in
+
+
+def test_detect_flags_the_spike_and_reports_its_raw_score_as_the_peak():
+    detector = AnomalyDetector(context_length=48, epochs=3, batches_per_epoch=20, lr=1e-2)
+    detector.fit(sine())
+    values = sine(300, seed=1)
+    values[200] += 8
+    detection = detector.detect(values)
+    table = detection.window_table()
+    assert detection.frame["anomaly"].iloc[200]
+    (start, end), *_ = [w for w in detection.windows if w[0] <= 200 < w[1]]
+    row = table.iloc[detection.windows.index((start, end))]
+    assert row["peak_score"] == detection.frame["score"].iloc[start:end].max()
+
+
+def test_training_on_fewer_points_than_the_minimum_is_a_user_error():
+    with pytest.raises(
+        UserError, match=f"5 values; the detector needs at least {MIN_TRAIN_POINTS}"
+    ):
+        AnomalyDetector(epochs=1).fit(sine()[:5])
+
+
+def test_dataframes_with_a_time_index_and_series_are_read():
+    values = sine()
+    by_index = as_frame(pd.DataFrame({"value": values}, index=HOURS))
+    by_series = as_frame(pd.Series(values, index=HOURS))
+    for frame in (by_index, by_series):
+        assert frame.freq == "h" and list(frame.frame["time"]) == list(HOURS)
+    with pytest.raises(UserError, match="no column 'time' \\(its columns: date, value\\)"):
+        as_frame(pd.DataFrame({"date": HOURS, "value": values}))
+
+
+def test_cli_asks_for_one_series_of_a_file_with_several(tmp_path, capsys):
+    rows = [
+        pd.DataFrame({"id": sid, "ts": HOURS, "value": sine(seed=i)}) for i, sid in enumerate("ab")
+    ]
+    path = tmp_path / "sensors.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    out = tmp_path / "model"
+    common = ["anomaly", "train", "--file", str(path), "--time", "ts", "--target", "value"]
+    assert main([*common, "--out", str(out)]) == 2
+    assert "anomaly detection takes one series" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*common, "--id", "id", "--out", str(out)]) == 2
+    assert "pick it with --series NAME" in capsys.readouterr().err
+    picked = [*common, "--id", "id", "--series", "b", "--train-points", "300", "--quick"]
+    assert main([*picked, "--out", str(out)]) == 0

@@ -1,0 +1,154 @@
+"""Reading a user's time series file: date formats, separators, grids and seasons.
+
+Found by an audit of user files (day-first dates misread, integer dates taken for
+nanoseconds, irregular timestamps silently dropped, seasons longer than the data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.data.timeseries import (
+    guess_season_length,
+    parse_times,
+    read_series_file,
+    series_from_dataframe,
+)
+from rnnkit.errors import UserError
+
+DAYS = pd.date_range("2023-01-01", periods=40, freq="D")
+VALUES = np.arange(40.0) % 7 + 10
+
+
+def write(tmp_path, frame: pd.DataFrame, name: str = "data.csv", **options) -> str:
+    path = tmp_path / name
+    frame.to_csv(path, index=False, **options)
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["%d/%m/%Y", "%d.%m.%Y", "%m/%d/%Y", "%b %d, %Y"])
+def test_dates_are_read_in_one_format_for_the_whole_column(tmp_path, fmt):
+    path = write(tmp_path, pd.DataFrame({"date": DAYS.strftime(fmt), "value": VALUES}))
+    data = read_series_file(path, time="date")
+    assert data.freq == "D" and list(data.frame["time"]) == list(DAYS)
+
+
+def test_dates_that_read_either_way_need_the_format():
+    # the first of 12 months, or 12 days of January: both regular and increasing
+    months = pd.Series(pd.date_range("2023-01-01", periods=12, freq="MS").strftime("%m/%d/%Y"))
+    with pytest.raises(UserError, match="time_format= in Python or --time-format"):
+        parse_times(months)
+    assert parse_times(months, time_format="%m/%d/%Y").dt.month.tolist() == list(range(1, 13))
+    # day-first is the only reading under which the times increase: it wins
+    shuffled = pd.Series(["03/01/2023", "01/02/2023", "02/03/2023"])  # 3 Jan, 1 Feb, 2 Mar
+    assert parse_times(shuffled).dt.month.tolist() == [1, 2, 3]
+
+
+def test_a_value_outside_the_time_format_names_its_line(tmp_path):
+    path = write(tmp_path, pd.DataFrame({"date": DAYS.strftime("%d/%m/%Y"), "value": VALUES}))
+    with pytest.raises(UserError, match=r"line 14, column 'date': expected a date in the format"):
+        read_series_file(path, time="date", time_format="%m/%d/%Y")
+
+
+def test_integer_dates_are_yyyymmdd_or_yyyymm_and_others_an_error(tmp_path):
+    compact = pd.DataFrame({"date": DAYS.strftime("%Y%m%d").astype(int), "value": VALUES})
+    assert list(read_series_file(write(tmp_path, compact), time="date").frame["time"]) == list(DAYS)
+    months = pd.date_range("2020-01-01", periods=30, freq="MS")
+    monthly = pd.DataFrame({"date": months.strftime("%Y%m").astype(int), "value": VALUES[:30]})
+    assert read_series_file(write(tmp_path, monthly), time="date").freq == "MS"
+    seconds = pd.DataFrame({"date": np.arange(40) * 1000 + 1_700_000_000, "value": VALUES})
+    with pytest.raises(UserError, match="integers are read as YYYYMMDD") as error:
+        read_series_file(write(tmp_path, seconds), time="date")
+    assert "\n" not in str(error.value)
+    years = pd.DataFrame({"year": np.arange(1990, 2020), "value": VALUES[:30]})
+    data = read_series_file(write(tmp_path, years), time="year", time_format="%Y")
+    assert data.frame["time"].iloc[0] == pd.Timestamp("1990-01-01")
+
+
+def test_irregular_timestamps_are_an_error_unless_a_frequency_aggregates_them(tmp_path):
+    steps = np.random.default_rng(0).integers(50, 70, 300)
+    times = pd.Timestamp("2023-01-01") + pd.to_timedelta(np.cumsum(steps), unit="min")
+    path = write(tmp_path, pd.DataFrame({"time": times, "value": np.arange(300.0)}))
+    with pytest.raises(UserError, match=r"\d+ of 300 timestamps are not on the grid.*--freq"):
+        read_series_file(path)
+    data = read_series_file(path, freq="h")
+    values = data.frame["value"]
+    assert data.freq == "h" and values.notna().sum() > 250  # nothing is dropped, averaged
+    assert values.sum() == pytest.approx(
+        pd.Series(np.arange(300.0), index=times).resample("h", origin="start").mean().sum()
+    )
+
+
+def test_a_regular_series_with_gaps_keeps_its_timestamps_with_a_frequency(tmp_path):
+    times = pd.date_range("2023-01-01 00:30", periods=50, freq="h").delete([10, 11, 30])
+    path = write(tmp_path, pd.DataFrame({"time": times, "value": np.arange(47.0)}))
+    data = read_series_file(path, freq="h")
+    assert data.frame["time"].iloc[0] == times[0] and len(data.frame) == 50
+    assert data.frame["value"].isna().sum() == 3
+
+
+def test_an_unknown_frequency_is_a_one_line_error(tmp_path):
+    path = write(tmp_path, pd.DataFrame({"time": DAYS, "value": VALUES}))
+    with pytest.raises(UserError, match="freq 'xyz': not a frequency"):
+        read_series_file(path, freq="xyz")
+    out = tmp_path / "model"
+    assert main(["forecast", "train", "--file", path, "--freq", "xyz", "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_the_season_never_asks_for_more_history_than_the_data_has():
+    assert guess_season_length("min") == 1440 and guess_season_length("min", 600) == 60
+    assert guess_season_length("s", 600) == 60 and guess_season_length("s", 10_000) == 3600
+    assert guess_season_length("h", 48) == 24 and guess_season_length("h", 47) == 1
+    assert guess_season_length("MS", 30) == 12 and guess_season_length("MS", 20) == 1
+    minutes = pd.date_range("2023-01-01", periods=600, freq="min")
+    data = series_from_dataframe(pd.DataFrame({"time": minutes, "value": np.arange(600.0)}))
+    assert data.season_length == 60
+
+
+def test_semicolon_files_with_decimal_commas_or_points(tmp_path):
+    frame = pd.DataFrame({"date": DAYS, "value": VALUES + 0.25})
+    for name, options in (("points.csv", {}), ("commas.csv", {"decimal": ","})):
+        path = write(tmp_path, frame, name, sep=";", **options)
+        data = read_series_file(path, time="date")
+        assert data.frame["value"].tolist() == pytest.approx((VALUES + 0.25).tolist())
+
+
+def test_a_missing_time_column_is_named_and_dates_are_no_target_candidates():
+    frame = pd.DataFrame({"date": DAYS, "value": VALUES})
+    with pytest.raises(UserError, match="no column 'time'; the columns are date, value"):
+        series_from_dataframe(frame)
+    data = series_from_dataframe(frame.assign(other=DAYS), time="date")
+    assert data.target == "value"  # a second date column is not a number
+
+
+def test_a_time_index_or_a_series_is_read_as_the_time_column():
+    frame = pd.DataFrame({"value": VALUES}, index=DAYS)
+    assert list(series_from_dataframe(frame).frame["time"]) == list(DAYS)
+    series = pd.Series(VALUES, index=DAYS, name="sales")
+    data = series_from_dataframe(series)
+    assert data.target == "sales" and data.frame["sales"].tolist() == VALUES.tolist()
+    with pytest.raises(UserError, match="needs a DatetimeIndex"):
+        series_from_dataframe(pd.Series(VALUES))
+
+
+def test_counts_of_zero_are_refused_when_parsing(tmp_path, capsys):
+    path = write(tmp_path, pd.DataFrame({"time": DAYS, "value": VALUES}))
+    for flag in ("--horizon", "--context", "--ensemble", "--hidden-size"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["forecast", "train", "--file", path, flag, "0"])
+        assert exit_.value.code == 2
+        assert "expected a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_a_season_longer_than_the_data_is_named_in_the_error(tmp_path, capsys):
+    minutes = pd.date_range("2023-01-01", periods=300, freq="min")
+    path = write(tmp_path, pd.DataFrame({"time": minutes, "value": np.arange(300.0)}))
+    out = tmp_path / "model"
+    args = ["forecast", "train", "--file", path, "--season-length", "290", "--horizon", "20"]
+    assert main([*args, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "a shorter --context or --season-length" in error and not out.exists()
