@@ -420,7 +420,7 @@ def test_video_captioner_trains_saves_and_predicts_from_the_cli(tmp_path, capsys
     caption = capsys.readouterr().out.splitlines()[0].split("\t")[1]
     [alphas] = captioner.attention_maps(vision.load_video(gif)[None], [caption])
     assert alphas.shape == (len(caption.split()) + 1, 64)  # words x 8x8 grid cells
-    assert (maps / "clip_attention.png").stat().st_size > 1000
+    assert (maps / "clip_gif_attention.png").stat().st_size > 1000
 
 
 def test_training_lowers_the_loss_and_is_reproducible(tiny_data, tiny_captioner):
@@ -482,7 +482,7 @@ def test_cli_train_predict_evaluate_quick(tmp_path, capsys):
     )
     out, err = capsys.readouterr()
     assert out.startswith("a.png\t") and "skipped" in err and "broken.png" in err
-    assert (tmp_path / "maps" / "a_attention.png").stat().st_size > 1000
+    assert (tmp_path / "maps" / "a_png_attention.png").stat().st_size > 1000
     assert (
         main(
             [
@@ -604,3 +604,104 @@ def test_encoder_choice_scores_every_encoder_on_the_validation_pairs(monkeypatch
     assert seen == ["validation"]  # the test pairs are never looked at
     assert [row["encoder"] for row in rows] == list(VIDEO_ENCODERS)
     assert best == max(rows, key=lambda row: row["bleu4"])["encoder"]
+
+
+# ---------------------------------------------------------------------------- audit fixes
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    array = np.zeros((40, 64, 3), dtype=np.uint8)
+    array[:, :16] = 255  # a white band on the left
+    upright = _save(array, tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display": a phone held upright
+    sideways = Image.fromarray(np.rot90(array, 1).copy())  # stored as the camera saw it
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    shown = vision.load_image(tmp_path / "phone.jpg").astype(int)
+    assert np.abs(shown - vision.load_image(upright).astype(int)).mean() < 8
+
+
+def test_float_tiff_is_scaled_by_its_range_not_read_black(tmp_path):
+    ramp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
+    Image.fromarray(ramp, mode="F").save(tmp_path / "float.tiff")
+    image = vision.load_image(tmp_path / "float.tiff")
+    assert image[32, 60, 0] > 200 and image[32, 4, 0] < 30  # dark left, bright right
+    assert image.flags.writeable  # a copy: torch warns about read-only arrays
+
+
+def test_predicting_from_image_files_warns_nothing(tmp_path, tiny_captioner, recwarn):
+    path = _save(np.full((64, 64, 3), 90, dtype=np.uint8), tmp_path / "a.png")
+    read_only = np.asarray(Image.open(path).convert("RGB"))[None]  # as Pillow gives it
+    assert not read_only.flags.writeable
+    tiny_captioner.predict(read_only)
+    tiny_captioner.predict(vision.load_image(path)[None])
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def test_a_still_image_given_to_a_video_model_is_repeated_with_a_note(tmp_path, capsys):
+    from rnnkit.cli.commands.caption import _predict_inputs
+
+    photo = _save(np.full((40, 40, 3), 90, dtype=np.uint8), tmp_path / "photo.jpg")
+    assert vision.is_still_image(photo) and not vision.is_still_image(tmp_path)
+    video = vision.load_video(photo, frames=4)
+    assert video.shape == (4, 64, 64, 3) and (video == video[0]).all()
+    names, inputs = _predict_inputs(photo, "video", frames=4)
+    assert names == ["photo.jpg"] and inputs.shape == (1, 4, 64, 64, 3)
+    err = capsys.readouterr().err
+    assert "still image" in err and "4 identical frames" in err and "ffmpeg" not in err
+
+
+def test_cli_attention_maps_of_files_sharing_a_stem_are_all_kept(tmp_path, tiny_captioner, capsys):
+    tiny_captioner.save(tmp_path / "model")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _save(np.full((40, 40, 3), 30, dtype=np.uint8), photos / "photo.png")
+    _save(np.full((40, 40, 3), 200, dtype=np.uint8), photos / "photo.jpg")
+    maps = tmp_path / "maps"
+    argv = ["caption", "predict", "--model", str(tmp_path / "model"), str(photos)]
+    assert main([*argv, "--attention", str(maps)]) == 0
+    assert f"wrote 2 attention maps to {maps}" in capsys.readouterr().out
+    assert sorted(p.name for p in maps.iterdir()) == [
+        "photo_jpg_attention.png",
+        "photo_png_attention.png",
+    ]
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for target in (blocker, blocker / "below"):
+        assert main([*argv, "--attention", str(target)]) == 2
+        out, err = capsys.readouterr()
+        assert (
+            err == f"rnnkit: error: --attention {target}: {blocker} is a file; expected a folder\n"
+        )
+        assert out == ""  # refused before any prediction
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "--model", "m", "x.png", "--beam", "0"],
+        ["predict", "--model", "m", "x.png", "--beam", "-1"],
+        ["evaluate", "--beam", "0"],
+        ["train", "--train-size", "0"],
+        ["train", "--test-size", "-3"],
+        ["train", "--scheduled-sampling", "1.5"],
+    ],
+)
+def test_cli_numeric_options_are_checked_at_parsing(argv, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["caption", *argv])
+    assert exit.value.code == 2
+    option = next(a for a in argv if a.startswith("--") and a != "--model")
+    assert f"argument {option}: expected" in capsys.readouterr().err
+
+
+def test_loading_another_apps_model_says_which_app_it_holds(tmp_path):
+    from rnnkit.engine import save_model
+
+    save_model(tmp_path / "speech", torch.nn.Linear(2, 2), {"n_mels": 40})
+    with pytest.raises(UserError, match="speech: holds a speech model, not a captioning model"):
+        Captioner.load(tmp_path / "speech")
+    save_model(tmp_path / "other", torch.nn.Linear(2, 2), {"size": 3})
+    with pytest.raises(UserError, match="config.json names no rnnkit application"):
+        Captioner.load(tmp_path / "other")

@@ -501,8 +501,10 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     assert error.count("\n") == 1 and "nowhere" in error
     assert main(["music", "generate", "--model", str(tmp_path)]) == 2
     assert "model.safetensors: not found" in capsys.readouterr().err
-    assert main(["music", "generate", "--model", str(tmp_path), "--top-p", "1.5"]) == 2
-    assert "--top-p 1.5: expected a number in (0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:  # checked at parsing, before the model is read
+        main(["music", "generate", "--model", str(tmp_path), "--top-p", "1.5"])
+    assert exit.value.code == 2
+    assert "--top-p: expected a number in (0, 1], got 1.5" in capsys.readouterr().err
 
 
 # The README's chorale table (`rnnkit music train [--split tune]`, then `rnnkit music
@@ -539,3 +541,122 @@ def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, capsys, monkeyp
         music.write_midi(chorale_like(i, bars=2), data / f"piece{i}.mid")
     train = ["music", "train", "--data", str(data), "--quick", "--device", "cpu"]
     assert check_resume_of_a_killed_run(train, tmp_path, capsys, monkeypatch) == [3]
+
+
+# --- audit fixes: options, output folders, small corpora, event lengths, messages ----------
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--tempo", "-5"],
+        ["--tempo", "0.001"],  # below what MIDI's 24-bit tempo can store
+        ["--tempo", "0"],
+        ["--tempo", "5000"],
+        ["--primer-bars", "0"],
+        ["--primer-bars", "-2"],
+        ["--bars", "0"],
+        ["--seconds", "-1"],
+        ["--temperature", "-1"],
+        ["--top-k", "0"],
+        ["--top-p", "0"],
+        ["--count", "0"],
+        ["--seed", "-1"],
+    ],
+)
+def test_cli_generate_checks_numeric_options_at_parsing(option, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["music", "generate", "--model", "nowhere", *option])
+    assert exit.value.code == 2
+    assert f"argument {option[0]}: expected" in capsys.readouterr().err
+
+
+def test_cli_train_checks_numeric_options_at_parsing(capsys):
+    for option in (["--lr", "0"], ["--transpose", "-1"], ["--hidden-size", "0"]):
+        with pytest.raises(SystemExit):
+            main(["music", "train", "--data", "nowhere", *option])
+        assert f"argument {option[0]}: expected" in capsys.readouterr().err
+
+
+def test_generate_refuses_a_tempo_midi_cannot_store_rather_than_using_the_default(tmp_path):
+    for tempo in (0.0, -5.0, 0.001, 5000.0):
+        with pytest.raises(UserError, match=f"--tempo {tempo:g}: expected 4 to 1000"):
+            workflow.generate(tmp_path / "model", tmp_path / "out", tempo_bpm=tempo)
+    with pytest.raises(UserError, match="--primer-bars 0: expected a positive"):
+        workflow.generate(tmp_path / "model", tmp_path / "out", primer_bars=0)
+
+
+def test_cli_generate_with_a_file_where_the_samples_folder_goes_is_one_line(tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "samples").write_text("not a folder")  # the default output folder
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in ([], ["--out", str(blocker)], ["--out", str(blocker / "below")]):
+        assert main(["music", "generate", "--model", str(model), *out]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("rnnkit: error: ") and error.count("\n") == 1
+        assert "is a file" in error
+    assert blocker.read_text() == "x"
+
+
+def test_cut_after_steps_shortens_the_time_shift_that_crosses_the_end():
+    from rnnkit.apps.music.tokens import _cut_after_steps
+
+    codec = music.EventCodec()
+    shift = lambda steps: codec.first_shift + steps - 1  # noqa: E731
+    tokens = [60, shift(30), 61, shift(50), 62, shift(40), 63]
+    assert _cut_after_steps(tokens, 100, codec) == [60, shift(30), 61, shift(50), 62, shift(20)]
+    assert _cut_after_steps(tokens, 80, codec) == [60, shift(30), 61, shift(50)]
+    assert _cut_after_steps(tokens, 500, codec) == tokens  # too short: kept whole
+
+
+def test_event_model_stops_at_the_requested_bars_and_seconds():
+    pieces = [chorale_like(i, bars=2) for i in range(6)]
+    model = TokenLM(TokenConfig(encoding="events", hidden_size=16, embedding_size=8))
+    model.fit(pieces, None, TrainConfig(epochs=1, progress=False))
+    # Untrimmed, these samples last 16 to 23 quarter notes (64-token chunks).
+    lengths = [model.generate(bars=1, tempo_bpm=120, seed=seed).length for seed in range(3)]
+    assert max(lengths) == pytest.approx(4.0)  # 1 bar of 4/4; a silent sample has length 0
+
+
+def test_training_on_too_few_pieces_says_its_scores_are_training_scores(tmp_path, capsys):
+    data = tmp_path / "midi"
+    for i in range(3):
+        music.write_midi(chorale_like(i, bars=2), data / f"piece{i}.mid")
+    model = tmp_path / "model"
+    argv = ["music", "train", "--data", str(data), "--quick", "--epochs", "1"]
+    assert main([*argv, "--out", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert "rnnkit: warning:" in err and "none is held out" in err
+    assert "held-out pieces" not in out and "training pieces (nothing held out):" in out
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["scored_on"].startswith("training pieces")
+    assert main(["music", "evaluate", "--model", str(model), "--data", str(data)]) == 0
+    out, err = capsys.readouterr()
+    assert "none is held out" in err and "on held-out pieces" not in out
+    evaluation = json.loads((model / "evaluation" / "metrics.json").read_text())
+    assert evaluation["scored_on_training_pieces"] == [str(model)]
+    assert workflow.is_held_out(5) and not workflow.is_held_out(4)
+
+
+def test_messages_name_what_is_wrong_with_midi_files_primers_and_model_folders(tmp_path):
+    (tmp_path / "empty.mid").write_bytes(b"")
+    with pytest.raises(UserError, match=r"empty.mid: not a readable .*\(the file is empty\)"):
+        music.read_midi(tmp_path / "empty.mid")
+    good = music.write_midi(chorale_like(0, bars=1), tmp_path / "good.mid")
+    (tmp_path / "cut.mid").write_bytes(good.read_bytes()[:40])
+    with pytest.raises(UserError, match=r"\(the file ends too early: truncated\?\)"):
+        music.read_midi(tmp_path / "cut.mid")
+    with pytest.raises(UserError, match=f"--primer {tmp_path}: is a folder"):
+        workflow.resolve_primer(str(tmp_path), {})
+    from rnnkit.engine import save_model
+
+    save_model(tmp_path / "speech", torch.nn.Linear(2, 2), {"n_mels": 40})  # speech's marker
+    with pytest.raises(UserError, match="speech: it holds a speech model, not a music model"):
+        workflow.load(tmp_path / "speech")
+    save_model(tmp_path / "other", torch.nn.Linear(2, 2), {"size": 3})
+    with pytest.raises(UserError, match="names no rnnkit application"):
+        workflow.load(tmp_path / "other")
+    with pytest.raises(UserError, match="holds a speech model, not a melody/event model"):
+        TokenLM.load(tmp_path / "speech")

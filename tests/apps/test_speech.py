@@ -36,6 +36,7 @@ from rnnkit.data.speech import (
     fsdd_recordings,
     generate_texts,
     load_audio,
+    normalize_transcript,
     read_transcribed_folder,
     speech_tools_available,
     synthetic_speech,
@@ -746,3 +747,68 @@ def test_fsdd_fold_jackson_beats_pocketsphinx_with_the_digits_grammar():
         jackson["isolated: rnnkit (digits grammar)"]
         < jackson["isolated: rnnkit (no task knowledge)"]
     ), jackson
+
+
+# ---------------------------------------------------------------------------- audit fixes
+
+
+def test_transcripts_that_are_not_utf8_are_one_line_errors_naming_line_and_column(tmp_path):
+    sf.write(tmp_path / "a.wav", tone(200), 16000)
+    (tmp_path / "a.txt").write_bytes(b"caf\xe9\n")
+    with pytest.raises(UserError, match=r"a.txt, line 1, column 4: byte 0xe9 is not UTF-8"):
+        read_transcribed_folder(tmp_path)
+    (tmp_path / "a.txt").unlink()
+    (tmp_path / "x.trans.txt").write_bytes(b"a HELLO\na caf\xe9\n")
+    with pytest.raises(UserError, match=r"x.trans.txt, line 2, column 6"):
+        read_transcribed_folder(tmp_path)
+
+
+def test_digits_are_spelled_out_and_empty_transcripts_name_their_file(tmp_path):
+    assert normalize_transcript("Room 7, floor 42!") == "room seven floor four two"
+    sf.write(tmp_path / "a.wav", tone(200), 16000)
+    (tmp_path / "a.txt").write_text("7\n")
+    assert [u.text for u in read_transcribed_folder(tmp_path)] == ["seven"]
+    (tmp_path / "a.txt").write_text("?!\n")
+    with pytest.raises(UserError, match=r"a.txt: empty transcript after normalization"):
+        read_transcribed_folder(tmp_path)
+    (tmp_path / "a.txt").unlink()
+    (tmp_path / "x.trans.txt").write_text("a ...\n")
+    with pytest.raises(UserError, match=r"x.trans.txt, line 1: empty transcript"):
+        read_transcribed_folder(tmp_path)
+
+
+def test_synthetic_texts_have_no_digits_so_spelling_them_out_changes_nothing():
+    texts = generate_texts(4000, seed=0) + generate_texts(400, seed=10)
+    assert not any(ch.isdigit() for text in texts for ch in text)
+    assert all(normalize_transcript(text) == text for text in texts)
+
+
+def test_audio_with_nan_samples_is_a_one_line_error(tmp_path):
+    audio = tone(200)
+    audio[100] = np.nan
+    sf.write(tmp_path / "nan.wav", audio, 16000, subtype="FLOAT")
+    with pytest.raises(UserError, match=r"nan.wav: audio has NaN or infinite samples"):
+        load_audio(tmp_path / "nan.wav")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["transcribe", "--model", "m", "x.wav", "--beam", "0"],
+        ["transcribe", "--model", "m", "x.wav", "--beam", "-3"],
+        ["transcribe", "--model", "m", "x.wav", "--word-bonus", "nan"],
+        ["evaluate", "--beam", "0"],
+        ["evaluate", "--utterances", "0"],
+        ["evaluate", "--seed", "-1"],
+        ["train", "--utterances", "-5"],
+        ["train", "--hidden-size", "0"],
+        ["train", "--lr", "0"],
+        ["train", "--freq-warp", "1"],
+    ],
+)
+def test_cli_numeric_options_are_checked_at_parsing(argv, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["speech", *argv])
+    assert exit.value.code == 2
+    option = next(a for a in argv if a.startswith("--") and a != "--model")
+    assert f"argument {option}: expected" in capsys.readouterr().err

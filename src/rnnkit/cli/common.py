@@ -18,7 +18,7 @@ from rnnkit.report import table_to_text
 def add_common_flags(parser: argparse.ArgumentParser, *, epochs: int | None = None) -> None:
     """Add ``--out --seed --epochs --device --quick --resume``, the same everywhere."""
     parser.add_argument("--out", default=None, help="folder for the model, logs and results")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--epochs",
         type=positive_int,

@@ -482,6 +482,15 @@ def key_to_sharps(name: str) -> int:
     return _KEY_SHARPS[key]
 
 
+def _why(path: Path, error: Exception) -> str:
+    """mido's reason a file is unreadable; its EOFError says nothing, so say it."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(error, EOFError):
+        return "the file ends too early: truncated?"
+    return str(error) or type(error).__name__
+
+
 def read_midi(path: str | os.PathLike) -> Piece:
     """Read a standard MIDI file into a `Piece` (drum channel ignored).
 
@@ -497,7 +506,9 @@ def read_midi(path: str | os.PathLike) -> Piece:
     try:
         midi = mido.MidiFile(path, clip=True)
     except (OSError, EOFError, ValueError, KeyError, IndexError) as error:
-        raise UserError(f"{path}: not a readable standard MIDI file ({error})") from None
+        raise UserError(
+            f"{path}: not a readable standard MIDI file ({_why(path, error)})"
+        ) from None
     if midi.type == 2:
         raise UserError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     ticks_per_quarter = midi.ticks_per_beat or 480

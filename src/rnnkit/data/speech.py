@@ -39,6 +39,7 @@ import soundfile as sf
 from scipy.signal import fftconvolve, resample_poly
 
 from rnnkit.data.cache import cache_dir
+from rnnkit.data.text import read_text, text_lines
 from rnnkit.errors import UserError
 from rnnkit.files import atomic_path, write_json
 
@@ -406,9 +407,31 @@ def _synthesize_split(folder: Path, split: str, n: int, seed: int) -> None:
 
 
 def normalize_transcript(text: str) -> str:
-    """Lower case letters, apostrophes and single spaces (what the recognizer writes)."""
-    kept = "".join(ch if ch.isalpha() or ch == "'" else " " for ch in text.lower())
+    """Lower case letters, apostrophes and single spaces (what the recognizer writes).
+
+    Digits are spelled out one by one ("7" -> "seven", "42" -> "four two"), as the
+    recognizer writes them; other characters become spaces.
+
+    >>> normalize_transcript("Call 911, now!")
+    'call nine one one now'
+    """
+    kept = "".join(
+        f" {DIGITS[int(ch)]} " if ch in "0123456789" else ch if ch.isalpha() or ch == "'" else " "
+        for ch in text.lower()
+    )
     return " ".join(kept.split())
+
+
+def _transcript(text: str, where: str) -> str:
+    """``text`` normalized; an error naming ``where`` when nothing is left: an empty target
+    would train a model that learns nothing from that recording, silently."""
+    normalized = normalize_transcript(text)
+    if not normalized:
+        raise UserError(
+            f"{where}: empty transcript after normalization (kept: letters, apostrophes, "
+            f"digits; got {text.strip()[:40]!r}); write what is said in words"
+        )
+    return normalized
 
 
 def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
@@ -433,6 +456,8 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     audio = audio.mean(axis=1)
     if len(audio) == 0:
         raise UserError(f"{path}: zero-length audio; expected at least a few samples of speech")
+    if not np.isfinite(audio).all():  # NaN would pass the silence check below and the model
+        raise UserError(f"{path}: audio has NaN or infinite samples; expected finite samples")
     peak = float(np.abs(audio).max())
     if peak < 1e-4:
         warnings.append(f"{path}: silent (peak {peak:.1e}); the transcript will be empty")
@@ -453,7 +478,7 @@ def read_transcribed_folder(folder: str | os.PathLike) -> list[Utterance]:
         raise UserError(f"{folder}: no such folder; expected WAV files with transcripts")
     utterances = []
     for trans in sorted(folder.rglob("*.trans.txt")):
-        for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(text_lines(read_text(trans)), start=1):
             if not line.strip():
                 continue
             parts = line.split(maxsplit=1)
@@ -470,13 +495,14 @@ def read_transcribed_folder(folder: str | os.PathLike) -> list[Utterance]:
             if audio_path is None:
                 raise UserError(f"{trans}, line {number}: no {parts[0]}.wav or .flac beside it")
             audio, _ = load_audio(audio_path)
-            utterances.append(Utterance(audio, normalize_transcript(parts[1]), "", str(audio_path)))
+            text = _transcript(parts[1], f"{trans}, line {number}")
+            utterances.append(Utterance(audio, text, "", str(audio_path)))
     if not utterances:
         for wav in sorted(folder.rglob("*.wav")):
             text_path = wav.with_suffix(".txt")
             if text_path.exists():
                 audio, _ = load_audio(wav)
-                text = normalize_transcript(text_path.read_text(encoding="utf-8"))
+                text = _transcript(read_text(text_path), str(text_path))
                 utterances.append(Utterance(audio, text, "", str(wav)))
     if not utterances:
         raise UserError(

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rnnkit.errors import UserError
 from rnnkit.files import atomic_path
@@ -543,7 +543,9 @@ def load_image(path: str | Path, size: int = CANVAS) -> np.ndarray:
     """Read any image Pillow understands as a ``size`` x ``size`` RGB uint8 array.
 
     Documented handling of awkward images:
-    - grayscale, palette, 16-bit, CMYK: converted to RGB;
+    - grayscale, palette, 16-bit, 32-bit and float (TIFF), CMYK: converted to RGB; 16-bit,
+      32-bit and float pixels are scaled by their range (see `_as_rgb`);
+    - EXIF orientation (phone photos): applied, so the model sees the photo upright;
     - RGBA / LA (transparency): composited over black, the scenes' background;
     - not square: padded with black to a square, then resized (no distortion);
     - huge: Pillow's decompression-bomb limit applies, and JPEGs are decoded at reduced size;
@@ -556,7 +558,7 @@ def load_image(path: str | Path, size: int = CANVAS) -> np.ndarray:
         with Image.open(path) as image:
             image.draft("RGB", (size * 2, size * 2))  # JPEG: decode big photos at low resolution
             image.load()
-            rgb = _as_rgb(image)
+            rgb = _as_rgb(ImageOps.exif_transpose(image))
     except UnidentifiedImageError as error:
         raise UserError(f"{path}: not an image Pillow can read (expected PNG, JPEG, ...)") from (
             error
@@ -573,14 +575,22 @@ def load_image(path: str | Path, size: int = CANVAS) -> np.ndarray:
     side = max(rgb.size)
     square = Image.new("RGB", (side, side))
     square.paste(rgb, ((side - rgb.size[0]) // 2, (side - rgb.size[1]) // 2))
-    return np.asarray(square.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    # A copy: np.asarray of a Pillow image is read-only, and torch warns about such arrays.
+    return np.array(square.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  # 16-bit, 32-bit integer and float pixels
 
 
 def _as_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() or 1.0
-        image = Image.fromarray((array / peak * 255).astype(np.uint8))
+    if image.mode in WIDE_MODES:
+        # Pillow's convert("RGB") clips these to 0-255: a float image in [0, 1] or a 16-bit
+        # one would come out black or white. Scale from min(0, lowest) to the highest instead
+        # (0 stays black when nothing is negative); NaN counts as 0.
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64), posinf=0.0, neginf=0.0)
+        low = min(float(array.min()), 0.0)
+        span = float(array.max()) - low or 1.0
+        image = Image.fromarray(((array - low) / span * 255).astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
@@ -594,10 +604,13 @@ def load_video(path: str | Path, frames: int = 8, size: int = CANVAS) -> np.ndar
     """Read a video as ``frames`` evenly spaced frames [frames, size, size, 3] uint8.
 
     ``path`` is a folder of frame images (sorted by name) or an animated GIF/PNG/WebP.
+    A still image (a photo: one frame) is repeated as ``frames`` frames (`is_still_image`).
     Other containers (MP4, AVI) need a decoder rnnkit does not require: extract frames first,
     e.g. ``ffmpeg -i clip.mp4 clip/%04d.png``.
     """
     path = Path(path)
+    if is_still_image(path):
+        return np.repeat(load_image(path, size)[None], frames, axis=0)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -626,6 +639,19 @@ def load_video(path: str | Path, frames: int = 8, size: int = CANVAS) -> np.ndar
         rgb = _as_rgb(frame)
         arrays.append(np.asarray(rgb.resize((size, size), Image.BILINEAR), dtype=np.uint8))
     return np.stack(arrays)
+
+
+def is_still_image(path: str | Path) -> bool:
+    """Whether ``path`` is an image file of one frame (a photo, not an animation): what
+    `load_video` repeats as frames. False for folders and for files Pillow cannot open."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+        return False
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) == 1
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False  # load_video / load_image say what is wrong with it
 
 
 def _spread(total: int, wanted: int) -> list[int]:

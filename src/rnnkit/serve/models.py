@@ -431,7 +431,8 @@ class ServedMusic(Served):
         _check_sampling(temperature, None, top_p, 1, bars)
         if bars > self.settings.max_bars:
             raise UserError(f"bars {bars:g}: at most {self.settings.max_bars:g} per request")
-        tempo = tempo_bpm or (90.0 if isinstance(self.model, PianoRollLM) else 110.0)
+        default_tempo = 90.0 if isinstance(self.model, PianoRollLM) else 110.0
+        tempo = default_tempo if tempo_bpm is None else tempo_bpm
         if not 20 <= tempo <= 400:
             raise UserError(f"tempo {tempo:g}: expected 20 to 400 beats per minute")
         key_sharps = music.key_to_sharps(key) if key else None

@@ -34,6 +34,7 @@ from rnnkit.apps.caption.models import (
     PlainDecoder,
     VideoEncoder,
 )
+from rnnkit.apps.common import app_of_folder
 from rnnkit.core.decoding import beam_search, greedy_search
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, torch_threads
 from rnnkit.errors import UserError
@@ -174,7 +175,10 @@ def build_model(config: CaptionConfig, vocab_size: int) -> CaptionModel:
 
 def to_tensor(inputs: np.ndarray) -> Tensor:
     """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(inputs)).movedim(-1, -3).float() / 255.0
+    array = np.ascontiguousarray(inputs)
+    if not array.flags.writeable:  # e.g. np.asarray of a Pillow image: torch would warn
+        array = array.copy()
+    return torch.from_numpy(array).movedim(-1, -3).float() / 255.0
 
 
 def check_inputs(inputs: np.ndarray, kind: str) -> np.ndarray:
@@ -411,9 +415,7 @@ class Captioner:
         """Rebuild a captioner saved by `save`."""
         state, config = load_model_state(directory)
         if config.get("app") != "caption":
-            raise UserError(
-                f"{directory}: not a captioning model (config.json app is {config.get('app')!r})"
-            )
+            raise UserError(f"{directory}: {_what_folder_holds(directory, config)}")
         words = config.pop("vocabulary")
         config.pop("app")
         config.setdefault("video_encoder", "frames")  # saved before "motion" existed
@@ -444,3 +446,12 @@ class NearestNeighbourCaptioner:
         features = torch.from_numpy(self.featurize(inputs))
         nearest = torch.cdist(features, self.train_features).argmin(dim=1)
         return [self.train_captions[i] for i in nearest.tolist()]
+
+
+def _what_folder_holds(directory: str | os.PathLike, config: dict) -> str:
+    """Why a folder is not a captioning model, from its config.json: the app that wrote it,
+    or that no rnnkit app did."""
+    app = app_of_folder(Path(directory), config)
+    if app is None:
+        return "not a captioning model (config.json names no rnnkit application)"
+    return f"holds {'an' if app[0] in 'aeiou' else 'a'} {app} model, not a captioning model"

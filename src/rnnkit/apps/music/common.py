@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any, Self
 
 import torch
 
+from rnnkit.apps.common import app_of_folder
 from rnnkit.data.music import Piece, shift_to_common_key
 from rnnkit.engine import load_model_state, save_model
 from rnnkit.errors import UserError
@@ -65,7 +67,7 @@ class TaggedModel:
         """Rebuild a saved model; returns it and its whole config.json."""
         state, config = load_model_state(directory)
         if config.get("kind") != cls.KIND:
-            raise UserError(f"{directory}: not {cls.WHAT} (kind {config.get('kind')!r})")
+            raise UserError(f"{directory}: {what_folder_holds(directory, config)}, not {cls.WHAT}")
         known = {f.name for f in fields(cls.CONFIG)}
         model = cls(cls.CONFIG(**{k: v for k, v in config.items() if k in known}))
         model.net.load_state_dict(state)
@@ -84,3 +86,12 @@ def in_key(piece: Piece, primer: Piece | None, key_sharps: int | None, common_ke
     if key_sharps is None:
         key_sharps = primer.key_sharps if primer is not None else 0
     return piece.transpose(-shift_to_common_key(key_sharps))
+
+
+def what_folder_holds(directory: str | os.PathLike, config: dict) -> str:
+    """What a model folder that is not the expected app's holds, from its config.json:
+    "it holds a speech model", or that no rnnkit application wrote it."""
+    app = app_of_folder(Path(directory), config)
+    if app is None:
+        return "config.json names no rnnkit application (not written by 'rnnkit ... train')"
+    return f"it holds {'an' if app[0] in 'aeiou' else 'a'} {app} model"

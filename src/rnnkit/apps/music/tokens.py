@@ -217,21 +217,40 @@ class TokenLM(TaggedModel):
         return in_key(piece, primer, key_sharps, self.config.common_key)
 
     def _sample_events(self, quarters, tempo_bpm, primer, temperature, top_k, top_p, generator):
-        # Sample in chunks until the sampled time shifts cover the requested duration.
+        # Sample in chunks until the sampled time shifts cover the requested duration, then
+        # cut the chunk's overshoot: the piece lasts what --bars / --seconds asked for.
         codec = EventCodec()
-        needed = quarters * 60.0 / tempo_bpm / codec.step_seconds
+        needed = max(1, round(quarters * 60.0 / tempo_bpm / codec.step_seconds))
         tokens = list(primer)
         start = len(tokens)
         for _ in range(50):
             tokens = self.net.sample(64, tokens, temperature, top_k, top_p, generator)
-            shifts = [
-                t - codec.first_shift + 1
-                for t in tokens[start:]
-                if codec.first_shift <= t < codec.first_velocity
-            ]
-            if sum(shifts) >= needed:
+            if _elapsed_steps(tokens[start:], codec) >= needed:
                 break
-        return tokens
+        return tokens[:start] + _cut_after_steps(tokens[start:], needed, codec)
+
+
+def _shift_steps(token: int, codec: EventCodec) -> int:
+    """The time steps a token moves on: its shift for a time-shift token, else 0."""
+    return token - codec.first_shift + 1 if codec.first_shift <= token < codec.first_velocity else 0
+
+
+def _elapsed_steps(tokens: Sequence[int], codec: EventCodec) -> int:
+    return sum(_shift_steps(t, codec) for t in tokens)
+
+
+def _cut_after_steps(tokens: Sequence[int], steps: int, codec: EventCodec) -> list[int]:
+    """``tokens`` up to the moment ``steps`` time steps in; a time shift that crosses it is
+    shortened to end there. Notes still sounding then end there when decoded."""
+    kept, elapsed = [], 0
+    for token in tokens:
+        shift = _shift_steps(token, codec)
+        if shift and elapsed + shift >= steps:
+            kept.append(codec.first_shift + (steps - elapsed) - 1)
+            return kept
+        elapsed += shift
+        kept.append(token)
+    return kept
 
 
 def _first_quarters(piece: Piece, quarters: float) -> Piece:

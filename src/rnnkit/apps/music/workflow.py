@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.apps.music.common import what_folder_holds
 from rnnkit.apps.music.piano_roll import (
     IndependentBernoulli,
     PianoRollConfig,
@@ -39,6 +40,10 @@ BUILTIN_CORPORA = ("chorales", "folk")
 MODEL_TYPES = ("roll", "melody", "events")
 QUICK_PIECES = 16  # pieces read in --quick mode (parsing is the slow part)
 SPLITS = ("piece", "tune")  # see `split`
+SMALLEST_SPLIT = 5  # fewer pieces: no split, training = validation = test (`split`)
+# MIDI stores a tempo as microseconds per quarter note in 24 bits: at least 60e6 / 2**24 =
+# 3.6 quarter notes per minute. Above 1000 is no longer music anyone means.
+TEMPO_RANGE = (4.0, 1000.0)
 
 Model = PianoRollLM | TokenLM
 
@@ -81,11 +86,11 @@ def split(
     ``by="piece"`` shuffles pieces (`music.split_pieces`); ``by="tune"`` keeps every group of
     pieces that share a melody on one side (`music.split_by_tune`): the honest test for the
     chorales, of which many are re-harmonizations of one tune. A corpus too small to split
-    trains on everything.
+    (fewer than `SMALLEST_SPLIT` pieces) trains on everything: see `is_held_out`.
     """
     if by not in SPLITS:
         raise UserError(f"--split {by}: expected one of {', '.join(SPLITS)}")
-    if len(pieces) < 5:
+    if not is_held_out(len(pieces)):
         return list(pieces), list(pieces), list(pieces)
     if by == "tune":
         parts = music.split_by_tune(pieces, seed=seed)
@@ -98,12 +103,22 @@ def split(
     return music.split_pieces(pieces, seed=seed)
 
 
+def is_held_out(pieces: int) -> bool:
+    """Whether `split` holds test pieces out of training for a corpus of ``pieces`` pieces;
+    if not, test scores are training scores and must not be called held-out."""
+    return pieces >= SMALLEST_SPLIT
+
+
 @dataclass
 class TrainResult:
+    """``held_out``: False when the corpus was too small to split (`is_held_out`): ``rows``
+    and ``comparisons`` then score the training pieces."""
+
     model: Model
     history: list[dict]
     rows: list[dict] = field(default_factory=list)  # evaluation on the test split
     comparisons: list[dict] = field(default_factory=list)  # vs the baselines, with intervals
+    held_out: bool = True
 
 
 def train(
@@ -172,7 +187,9 @@ def train(
         data_spec = data if data in BUILTIN_CORPORA else str(Path(data).resolve())
         metadata = {"data": data_spec, "limit": limit, "split_seed": 0, "split_by": split_by}
         model.save(out, {**metadata, "history": history})
-    return TrainResult(model, history, evaluation.rows, evaluation.comparisons)
+    return TrainResult(
+        model, history, evaluation.rows, evaluation.comparisons, is_held_out(len(pieces))
+    )
 
 
 def load(directory: str | os.PathLike) -> tuple[Model, dict]:
@@ -182,7 +199,7 @@ def load(directory: str | os.PathLike) -> tuple[Model, dict]:
         return PianoRollLM.load(directory)
     if config.get("kind") == "rnnkit.music.tokens":
         return TokenLM.load(directory)
-    raise UserError(f"{directory}: not a music model (kind {config.get('kind')!r})")
+    raise UserError(f"{directory}: {what_folder_holds(directory, config)}, not a music model")
 
 
 @dataclass
@@ -202,6 +219,7 @@ class Evaluation:
     rows: list[dict]
     comparisons: list[dict] = field(default_factory=list)
     seen_tunes: list[dict] = field(default_factory=list)
+    held_out: bool = True  # False: too few pieces to split, the rows score training pieces
 
 
 def _model_name(model: PianoRollLM) -> str:
@@ -263,10 +281,11 @@ def evaluate(
     else:
         limit = None
     by = config.get("split_by", "piece")
-    train_set, _, test_set = split(
-        load_corpus(data, limit, warn), seed=config.get("split_seed", 0), by=by
-    )
-    return _evaluate_model(model, train_set, test_set, by, seen_tunes=True)
+    pieces = load_corpus(data, limit, warn)
+    train_set, _, test_set = split(pieces, seed=config.get("split_seed", 0), by=by)
+    result = _evaluate_model(model, train_set, test_set, by, seen_tunes=True)
+    result.held_out = is_held_out(len(pieces))
+    return result
 
 
 @dataclass
@@ -302,6 +321,8 @@ def resolve_primer(primer: str | None, config: dict) -> Piece | None:
                 f"(the test split has {len(test_set)} pieces)"
             )
         return test_set[index]
+    if Path(primer).is_dir():
+        raise UserError(f"--primer {primer}: is a folder; expected a MIDI file or test:N")
     return music.read_midi(primer)
 
 
@@ -333,15 +354,21 @@ def generate(
             they are first put through the model's representation (`round_trip`).
     """
     _check_sampling(temperature, top_k, top_p, count, bars if seconds is None else seconds)
+    _check_primer_and_tempo(primer_bars, tempo_bpm)
     model, config = load(directory)
     out = Path(out)
     if top_k is not None and isinstance(model, PianoRollLM):
         raise UserError("--top-k: piano-roll models choose each note on or off; use --top-p")
     primer_piece = resolve_primer(primer, config)
-    tempo = tempo_bpm or (
-        primer_piece.tempo_bpm
-        if primer_piece
-        else (90.0 if isinstance(model, PianoRollLM) else 110.0)
+    # `is not None`: a tempo of 0 is refused above, never silently replaced.
+    tempo = (
+        tempo_bpm
+        if tempo_bpm is not None
+        else (
+            primer_piece.tempo_bpm
+            if primer_piece
+            else (90.0 if isinstance(model, PianoRollLM) else 110.0)
+        )
     )
     meter = primer_piece.quarters_per_bar if primer_piece else 4.0
     if seconds is not None:
@@ -406,6 +433,16 @@ def _check_sampling(
         raise UserError(f"--top-p {top_p}: expected a number in (0, 1]")
     if count < 1 or not 0 < length <= 10_000:
         raise UserError(f"length {length:g} and count {count}: expected positive, sane values")
+
+
+def _check_primer_and_tempo(primer_bars: float, tempo_bpm: float | None) -> None:
+    if not primer_bars > 0:
+        raise UserError(f"--primer-bars {primer_bars:g}: expected a positive number of bars")
+    low, high = TEMPO_RANGE
+    if tempo_bpm is not None and not low <= tempo_bpm <= high:
+        raise UserError(
+            f"--tempo {tempo_bpm:g}: expected {low:g} to {high:g} quarter notes per minute"
+        )
 
 
 def bernoulli_samples(

@@ -19,6 +19,7 @@ from rnnkit.cli.common import (
     add_verb,
     check_resume,
     out_dir,
+    positive_int,
     report_metrics,
     resolve_device,
 )
@@ -60,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--scheduled-sampling",
-        type=float,
+        type=share,
         default=0.2,
         help="final probability of feeding the model's own word (default 0.2)",
     )
@@ -83,7 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "animated GIF/PNG/WebP) for a video model",
     )
     predict.add_argument("--model", required=True, help="folder written by 'caption train'")
-    predict.add_argument("--beam", type=int, default=3, help="beam width; 1 is greedy (default 3)")
+    predict.add_argument(
+        "--beam", type=positive_int, default=3, help="beam width; 1 is greedy (default 3)"
+    )
     predict.add_argument(
         "--attention", default=None, help="folder for a PNG of the attention of each word"
     )
@@ -108,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--model", default=None, help="score this trained model instead of training both decoders"
     )
-    evaluate.add_argument("--beam", type=int, default=3, help="beam width (default 3)")
+    evaluate.add_argument("--beam", type=positive_int, default=3, help="beam width (default 3)")
     evaluate.set_defaults(func=run_evaluate)
 
     choose = add_verb(
@@ -125,6 +128,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     choose.set_defaults(func=run_choose)
 
 
+def share(text: str) -> float:
+    """A probability in [0, 1], both ends included (0: never feed the model's own word)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video", action="store_true", help="moving-item clips instead of still scenes"
@@ -138,12 +152,15 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--train-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="composed training items (default 4000 images / 3000 clips)",
     )
     parser.add_argument(
-        "--test-size", type=int, default=None, help="compositional test items (default 300 / 300)"
+        "--test-size",
+        type=positive_int,
+        default=None,
+        help="compositional test items (default 300 / 300)",
     )
     parser.add_argument("--coco", default=None, help="your captions: a COCO annotations JSON")
     parser.add_argument("--images", default=None, help="the image folder of --coco")
@@ -270,6 +287,12 @@ def _predict_inputs(path: Path, kind: str, frames: int = 8):
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if kind == "video":
+        if vision.is_still_image(path):
+            print(
+                f"rnnkit: note: {path.name} is a still image; the video model sees it "
+                f"repeated as {frames} identical frames (no motion to describe)",
+                file=sys.stderr,
+            )
         return [path.name], vision.load_video(path, frames=frames)[None]
     if path.is_file():
         return [path.name], vision.load_image(path)[None]
@@ -292,25 +315,46 @@ def run_predict(args: argparse.Namespace) -> int:
 
     captioner = Captioner.load(args.model, device=resolve_device(args.device))
     config = captioner.config
+    if args.attention:  # before any work: a bad --attention must not cost a prediction
+        _check_attention_folder(Path(args.attention))
+        if config.decoder != "attention":
+            raise UserError(
+                "--attention: this model has no attention (trained with --decoder plain)"
+            )
     names, inputs = _predict_inputs(Path(args.input), config.kind, config.frames)
     captions = captioner.predict(inputs, beam_width=args.beam)
     for name, caption in zip(names, captions, strict=True):
         print(f"{name}\t{caption}")
     if args.attention:
-        if captioner.config.decoder != "attention":
-            raise UserError(
-                "--attention: this model has no attention (trained with --decoder plain)"
-            )
         folder = Path(args.attention)
         maps = captioner.attention_maps(inputs, captions)
+        written = set()
         for name, item, caption, alphas in zip(names, inputs, captions, maps, strict=True):
-            target = folder / f"{Path(name).stem}_attention.png"
-            if captioner.config.kind == "video":
-                video_strip(item, caption, target, alphas=alphas)
+            target = folder / attention_map_name(name)
+            if config.kind == "video":
+                written.add(video_strip(item, caption, target, alphas=alphas))
             else:
-                attention_grid(item, caption, alphas, target)
-        print(f"wrote {len(names)} attention maps to {folder}")
+                written.add(attention_grid(item, caption, alphas, target))
+        print(f"wrote {len(written)} attention maps to {folder}")
     return 0
+
+
+def attention_map_name(name: str) -> str:
+    """The PNG of an input's attention: the extension is kept in the name, so photo.jpg and
+    photo.png in one folder get two maps (photo_jpg_attention.png, photo_png_attention.png)
+    rather than one overwriting the other."""
+    path = Path(name)
+    if not path.suffix:  # a frame folder
+        return f"{name}_attention.png"
+    return f"{path.stem}_{path.suffix[1:]}_attention.png"
+
+
+def _check_attention_folder(folder: Path) -> None:
+    """--attention names a folder (new or existing): a file on its path is a one-line error,
+    not mkdir's FileExistsError after the predictions."""
+    blocking = next((f for f in (folder, *folder.parents) if f.exists() and not f.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--attention {folder}: {blocking} is a file; expected a folder")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from rnnkit.cli.common import (
     check_resume,
     model_folder,
     non_negative_float,
+    non_negative_int,
     out_dir,
     positive_int,
     probability,
@@ -95,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--top-p", type=probability, default=None, help="nucleus sampling share, in (0, 1]"
     )
     generate.add_argument("--greedy", action="store_true", help="always the most likely token")
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--seed", type=non_negative_int, default=0)
     generate.add_argument("--device", default="cpu")
     generate.set_defaults(func=run_generate)
 

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 from rnnkit.cli.common import (
     TourContext,
@@ -12,11 +14,16 @@ from rnnkit.cli.common import (
     add_common_flags,
     add_verb,
     check_resume,
+    non_negative_float,
+    non_negative_int,
     out_dir,
+    positive_float,
     positive_int,
+    probability,
     report_metrics,
     resolve_device,
 )
+from rnnkit.errors import UserError
 from rnnkit.report import Section, table_to_text
 
 NAME = "music"
@@ -70,10 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="piano-roll output layer (default: made)",
     )
     train.add_argument("--hidden-size", type=positive_int, default=256)
-    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--lr", type=positive_float, default=2e-3)
     train.add_argument(
         "--transpose",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="random transposition of up to N semitones while training",
     )
@@ -102,19 +109,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", default=None, help="folder for the samples (default: MODEL/samples)"
     )
     generate.add_argument("--count", type=positive_int, default=2, help="pieces to compose")
-    generate.add_argument("--bars", type=float, default=8, help="length in bars (default 8)")
-    generate.add_argument("--seconds", type=float, default=None, help="length in seconds instead")
+    generate.add_argument(
+        "--bars", type=positive_float, default=8, help="length in bars (default 8)"
+    )
+    generate.add_argument(
+        "--seconds", type=positive_float, default=None, help="length in seconds instead"
+    )
     generate.add_argument(
         "--primer", default=None, help="a MIDI file, or test:N (a held-out piece) to continue"
     )
-    generate.add_argument("--primer-bars", type=float, default=2)
-    generate.add_argument("--temperature", type=float, default=1.0)
-    generate.add_argument("--top-k", type=int, default=None, help="melody/event models only")
-    generate.add_argument("--top-p", type=float, default=None)
-    generate.add_argument("--tempo", type=float, default=None, help="quarter notes per minute")
+    generate.add_argument(
+        "--primer-bars",
+        type=positive_float,
+        default=2,
+        help="bars of the primer to continue (default 2)",
+    )
+    generate.add_argument(
+        "--temperature",
+        type=non_negative_float,
+        default=1.0,
+        help="sampling temperature; 0 takes the most likely choice (default 1)",
+    )
+    generate.add_argument(
+        "--top-k", type=positive_int, default=None, help="melody/event models only"
+    )
+    generate.add_argument("--top-p", type=probability, default=None)
+    generate.add_argument(
+        "--tempo",
+        type=tempo_bpm,
+        default=None,
+        help="quarter notes per minute, 4 to 1000 (default: the primer's, else 90 for "
+        "piano rolls and 110 for melody/event models)",
+    )
     generate.add_argument("--key", default=None, help="key of the output, e.g. G, Bb, F#m")
     generate.add_argument("--no-audio", action="store_true", help="skip the WAV files")
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--seed", type=non_negative_int, default=0)
     generate.add_argument("--quick", action="store_true", help="one short piece")
     generate.set_defaults(func=run_generate)
 
@@ -148,6 +177,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=run_evaluate)
 
 
+def tempo_bpm(text: str) -> float:
+    """A ``--tempo`` MIDI can store (`workflow.TEMPO_RANGE`), checked before any work."""
+    low, high = 4.0, 1000.0  # = workflow.TEMPO_RANGE; not imported: `rnnkit --help` stays fast
+    value = positive_float(text)
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"expected {low:g} to {high:g} quarter notes per minute, got {text}"
+        )
+    return value
+
+
 def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.music import workflow
 
@@ -178,16 +218,45 @@ def run_train(args: argparse.Namespace) -> int:
         f"trained {len(result.history)} epochs: loss {last.get('loss', float('nan')):.3f}, "
         f"val_loss {last.get('val_loss', float('nan')):.3f}; model saved in {out}"
     )
-    report_metrics(
-        result.rows, out, "held-out pieces of the training data:", extra={"history": result.history}
-    )
+    title = "held-out pieces of the training data:"
+    if not result.held_out:
+        print(f"rnnkit: warning: --data {args.data}: {_too_few_pieces()}", file=sys.stderr)
+        title = "training pieces (nothing held out):"
+    extra = {"history": result.history, "scored_on": _scored_on(result.held_out)}
+    report_metrics(result.rows, out, title, extra=extra)
     return 0
+
+
+def _scored_on(held_out: bool) -> str:
+    """What metrics.json says the scores are on: a reader must not take training scores for
+    held-out ones."""
+    return "held-out test pieces" if held_out else "training pieces (too few to hold any out)"
+
+
+def _too_few_pieces() -> str:
+    from rnnkit.apps.music import workflow
+
+    return (
+        f"fewer than {workflow.SMALLEST_SPLIT} pieces, so none is held out; the "
+        "scores below are on the training pieces and flatter the model"
+    )
+
+
+def _samples_folder(args: argparse.Namespace) -> Path:
+    """``--out``, or MODEL/samples, created; a file in the way is a one-line error, not
+    mkdir's FileExistsError or NotADirectoryError."""
+    path = Path(args.out or f"{args.model}/samples")
+    blocking = next((f for f in (path, *path.parents) if f.exists() and not f.is_dir()), None)
+    if blocking is not None:
+        where = f"--out {path}" if args.out else f"{path} (the default without --out)"
+        raise UserError(f"{where}: {blocking} is a file; expected a folder for the samples")
+    return out_dir(args, str(path))
 
 
 def run_generate(args: argparse.Namespace) -> int:
     from rnnkit.apps.music import workflow
 
-    out = out_dir(args, f"{args.model}/samples")
+    out = _samples_folder(args)
     made = workflow.generate(
         args.model,
         out,
@@ -215,9 +284,12 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.music import workflow
 
-    rows, comparisons, seen_tunes = [], [], []
+    rows, comparisons, seen_tunes, not_held_out = [], [], [], []
     for model in args.model:
         result = workflow.evaluate(model, args.data)
+        if not result.held_out:
+            print(f"rnnkit: warning: {model}: {_too_few_pieces()}", file=sys.stderr)
+            not_held_out.append(model)
         tag = {"model folder": model, "split": f"by {result.split}"}
         rows += [{**tag, **row} for row in result.rows]
         comparisons += [{**tag, **row} for row in result.comparisons]
@@ -229,8 +301,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print("split by piece: test pieces whose tune is also a training piece's, and the others:")
         print(table_to_text(seen_tunes))
     out = out_dir(args, f"{args.model[0]}/evaluation")
-    extra = {"comparisons": comparisons, "seen_tunes": seen_tunes}
-    report_metrics(rows, out, "negative log-likelihood on held-out pieces:", extra=extra)
+    extra = {
+        "comparisons": comparisons,
+        "seen_tunes": seen_tunes,
+        "scored_on": _scored_on(not not_held_out),
+        "scored_on_training_pieces": not_held_out,  # the model folders without a test split
+    }
+    title = "negative log-likelihood on " + (
+        "held-out pieces:" if not not_held_out else "the test split (training pieces for some):"
+    )
+    report_metrics(rows, out, title, extra=extra)
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -22,8 +23,12 @@ from rnnkit.cli.common import (
     add_common_flags,
     add_verb,
     check_resume,
+    dropout_rate,
     model_folder,
+    non_negative_int,
     out_dir,
+    positive_float,
+    positive_int,
     report_metrics,
     resolve_device,
 )
@@ -62,17 +67,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--utterances",
-        type=int,
+        type=positive_int,
         default=3000,
         help="synthesized training utterances (default 3000)",
     )
     train.add_argument("--cell", choices=["gru", "lstm"], default="gru")
-    train.add_argument("--hidden-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--hidden-size", type=positive_int, default=128)
+    train.add_argument("--lr", type=positive_float, default=2e-3)
     train.add_argument("--no-spec-augment", action="store_true", help="train without masking")
     train.add_argument(
         "--freq-warp",
-        type=float,
+        type=dropout_rate,  # a share in [0, 1): a stretch of 1 +- 1 or more is no voice
         default=0.0,
         help="vocal-tract-length perturbation: stretch the mel axis by 1 +- this (default 0)",
     )
@@ -96,7 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     transcribe.add_argument("files", nargs="+", help="WAV files")
     transcribe.add_argument("--model", required=True, help="folder written by 'speech train'")
-    transcribe.add_argument("--beam", type=int, default=8, help="CTC beam width; 1 is greedy")
+    transcribe.add_argument(
+        "--beam", type=positive_int, default=8, help="CTC beam width; 1 is greedy"
+    )
     transcribe.add_argument(
         "--no-lm", action="store_true", help="beam search without the model's character LM"
     )
@@ -110,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     transcribe.add_argument(
         "--word-bonus",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="with --words: log-score added per word; above 0 favours more words (default 0)",
     )
@@ -158,14 +165,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the same numbers alone)",
     )
     evaluate.add_argument(
-        "--utterances", type=int, default=300, help="synthesized held-out utterances (default 300)"
+        "--utterances",
+        type=positive_int,
+        default=300,
+        help="synthesized held-out utterances (default 300)",
     )
-    evaluate.add_argument("--beam", type=int, default=8, help="CTC beam width (default 8)")
+    evaluate.add_argument("--beam", type=positive_int, default=8, help="CTC beam width (default 8)")
     evaluate.add_argument("--no-pocketsphinx", action="store_true", help="skip the comparison")
     evaluate.add_argument("--out", default=None)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=non_negative_int, default=0)
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(func=run_evaluate)
+
+
+def finite_float(text: str) -> float:
+    """Any number, negative too, but not nan or inf (a score added per word must be finite)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
 
 
 def run_train(args: argparse.Namespace) -> int:

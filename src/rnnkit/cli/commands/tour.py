@@ -8,7 +8,7 @@ import time
 import traceback
 from pathlib import Path
 
-from rnnkit.cli.common import TourContext, resolve_device
+from rnnkit.cli.common import TourContext, non_negative_int, resolve_device
 from rnnkit.files import write_json
 from rnnkit.report import Section, write_report
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="tour", help="report folder (default: tour)")
     parser.add_argument("--quick", action="store_true", help="about a minute instead of ten")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", default=None, help="comma-separated sections to run")
     parser.set_defaults(func=run)
