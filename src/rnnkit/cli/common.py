@@ -105,6 +105,23 @@ def probability(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A share in [0, 1], both ends included (scheduled sampling: 0 never feeds the model's
+    own word)."""
+    value = _number(text, float, "a number")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """Any number, negative too, but not nan or inf (a score added per word)."""
+    value = _number(text, float, "a number")
+    if value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
 def dropout_rate(text: str) -> float:
     """A dropout probability in [0, 1)."""
     value = _number(text, float, "a number")

@@ -22,6 +22,7 @@ from rnnkit.cli.common import (
     positive_int,
     report_metrics,
     resolve_device,
+    share,
 )
 from rnnkit.errors import UserError
 from rnnkit.files import write_json, write_text
@@ -126,17 +127,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_common_flags(choose)
     choose.set_defaults(func=run_choose)
-
-
-def share(text: str) -> float:
-    """A probability in [0, 1], both ends included (0: never feed the model's own word)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value <= 1:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:

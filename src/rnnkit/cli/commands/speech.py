@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from rnnkit.cli.common import (
     add_verb,
     check_resume,
     dropout_rate,
+    finite_float,
     model_folder,
     non_negative_int,
     out_dir,
@@ -176,17 +176,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=non_negative_int, default=0)
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(func=run_evaluate)
-
-
-def finite_float(text: str) -> float:
-    """Any number, negative too, but not nan or inf (a score added per word must be finite)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-    return value
 
 
 def run_train(args: argparse.Namespace) -> int:
