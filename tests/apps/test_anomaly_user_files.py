@@ -73,3 +73,15 @@ def test_cli_asks_for_one_series_of_a_file_with_several(tmp_path, capsys):
     assert "pick it with --series NAME" in capsys.readouterr().err
     picked = [*common, "--id", "id", "--series", "b", "--train-points", "300", "--quick"]
     assert main([*picked, "--out", str(out)]) == 0
+    # detect reads the file as train did: the columns, the series and the split are kept
+    flagged = tmp_path / "flagged"
+    assert (
+        main(
+            ["anomaly", "detect", "--model", str(out), "--file", str(path)]
+            + ["--out", str(flagged)]
+        )
+        == 0
+    )
+    scanned = pd.read_csv(flagged / "anomalies.csv")
+    assert len(scanned) == 100  # series b's 400 hours after its first 300
+    np.testing.assert_allclose(scanned["value"], sine(seed=1)[300:], rtol=1e-6)

@@ -11,6 +11,8 @@ part, detects in its test part), a bundled series by name (first series; trains 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from rnnkit.cli.common import (
     TourContext,
@@ -28,6 +30,7 @@ from rnnkit.files import write_json, write_text
 from rnnkit.report import Section, table_to_text
 
 NAME = "anomaly"
+TRAIN_POINTS = 2000  # --train-points' default
 HELP = "anomaly detection in time series (forecast residuals, label-free threshold)"
 ORDER = 41
 
@@ -83,7 +86,7 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
         "--data", default=None, help="ucr, or a bundled series (elecdemand, nyc-weather, ...)"
     )
     parser.add_argument("--file", default=None, help="your CSV or Parquet file")
-    parser.add_argument("--time", default="time", help="time column of --file (default: time)")
+    parser.add_argument("--time", default=None, help="time column of --file (default: time)")
     parser.add_argument(
         "--time-format",
         default=None,
@@ -105,7 +108,7 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-points",
         type=positive_int,
-        default=2000,
+        default=TRAIN_POINTS,
         help="train on the first N points of --data/--file (default: 2000); "
         "detect runs on the points after them",
     )
@@ -146,7 +149,7 @@ def _read_file(args: argparse.Namespace):
     try:
         return read_series_file(
             existing_file(args.file),
-            time=args.time,
+            time=args.time or "time",
             target=args.target,
             series_id=args.id,
             freq=args.freq,
@@ -199,6 +202,8 @@ def run_train(args: argparse.Namespace) -> int:
     detector.fit(train)
     out = out_dir(args, "models/anomaly")
     detector.save(out)
+    if args.file:
+        write_json(out / FILE_COLUMNS, {flag: getattr(args, flag) for flag in COLUMN_FLAGS})
     print(table_to_text(detector.forecaster.history))
     print(f"saved the detector to {out}")
     return 0
@@ -209,6 +214,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from rnnkit.apps.anomaly.plots import plot_detection
 
     detector = AnomalyDetector.load(args.model, device=resolve_device(args.device))
+    _recall_columns(args, Path(args.model))
     name, _, values, times, labels = load_parts(args)
     detection = detector.detect(values)
     # Bundled and user series keep their timestamps; the UCR series has only positions.
@@ -233,6 +239,22 @@ def run_detect(args: argparse.Namespace) -> int:
     )
     print(f"wrote {out / 'anomalies.csv'}, {out / 'windows.csv'}, {out / 'detection.png'}")
     return 0
+
+
+# How `train` read --file, kept beside the model so that `detect` on a file of the same
+# layout needs only --model and --file (a flag given to `detect` wins).
+FILE_COLUMNS = "file_columns.json"
+COLUMN_FLAGS = ("time", "time_format", "target", "id", "series", "freq", "train_points")
+
+
+def _recall_columns(args: argparse.Namespace, model: Path) -> None:
+    saved = model / FILE_COLUMNS
+    if not args.file or not saved.exists():
+        return
+    defaults = {"train_points": TRAIN_POINTS}
+    for flag, value in json.loads(saved.read_text()).items():
+        if getattr(args, flag, None) in (None, defaults.get(flag)):
+            setattr(args, flag, value)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
