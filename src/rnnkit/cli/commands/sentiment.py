@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train a classifier (default: the movie snippets)",
         [
             "rnnkit sentiment train --out models/sentiment",
-            "rnnkit sentiment train --data reviews.csv --text-column review --label-column stars",
+            "rnnkit sentiment train --data reviews.csv --text-column review --label-column stars "
+            "--out models/reviews",
             "rnnkit sentiment train --task regress --out models/rating  # predict the -4..4 rating",
             "rnnkit sentiment train --out models/sentiment --resume  # continue a killed run from"
             " the last checkpoints (models/sentiment/member-N/checkpoints, written every epoch)",
