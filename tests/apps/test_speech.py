@@ -83,6 +83,22 @@ def test_load_audio_rejects_bad_files_in_one_line(tmp_path):
     assert "clipped" in load_audio(tmp_path / "clipped.wav")[1][0]
 
 
+def test_load_audio_refuses_absurd_rates_and_warns_of_a_cut_off_file(tmp_path):
+    # 1 Hz and 2**30 Hz headers once meant minutes of resampling and gigabytes of memory
+    sf.write(tmp_path / "tone.wav", tone(300), 16000, subtype="PCM_16")
+    wav = bytearray((tmp_path / "tone.wav").read_bytes())
+    for rate in (1, 2**30):
+        wav[24:28], wav[28:32] = rate.to_bytes(4, "little"), (2 * rate).to_bytes(4, "little")
+        (tmp_path / "odd.wav").write_bytes(wav)
+        with pytest.raises(UserError, match=f"sample rate {rate:,} Hz in its header"):
+            load_audio(tmp_path / "odd.wav")
+    wav[24:28], wav[28:32] = (16000).to_bytes(4, "little"), (32000).to_bytes(4, "little")
+    wav[40:44] = (2 * 16000 * 3600).to_bytes(4, "little")  # an hour claimed, 0.5 s held
+    (tmp_path / "cut.wav").write_bytes(wav)
+    audio, warnings = load_audio(tmp_path / "cut.wav")
+    assert len(audio) == 8000 and "header claims 57,600,000 frames" in warnings[0]
+
+
 def test_librispeech_folder_layout(tmp_path):
     chapter = tmp_path / "19" / "198"
     chapter.mkdir(parents=True)

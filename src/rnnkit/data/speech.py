@@ -44,6 +44,8 @@ from rnnkit.errors import UserError
 from rnnkit.files import atomic_path, write_json
 
 SAMPLE_RATE = 16000
+# The sample rates `load_audio` reads (Hz): telephone 8 kHz and studio 192 kHz lie inside.
+AUDIO_RATE_RANGE = (1_000, 384_000)
 INSTALL_HINT = "sudo apt-get install espeak-ng flite"
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian pocketsphinx-testdata
 CACHE_FORMAT = 2  # bump when generation changes, so old caches are rebuilt
@@ -438,8 +440,10 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Read an audio file as mono float32 at 16 kHz; also return warnings about it.
 
     Handling: stereo is averaged to mono; 8-, 16-, 24- and 32-bit samples are scaled to
-    [-1, 1]; any sample rate is resampled. Clipped or silent audio is transcribed as is, with a
-    warning. Missing, unreadable, non-audio and zero-length files raise `UserError`.
+    [-1, 1]; sample rates of 1 kHz to 384 kHz are resampled. Clipped or silent audio is
+    transcribed as is, with a warning, and so is a file shorter than its header says (a cut-off
+    download). Missing, unreadable, non-audio and zero-length files and other sample rates
+    raise `UserError`.
     """
     path = Path(path)
     if not path.exists():
@@ -450,7 +454,8 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise UserError(f"{path}: not a readable audio file ({error}); expected a WAV") from None
-    warnings = []
+    check_sample_rate(path, rate)
+    warnings = _truncation_warning(path, len(audio))
     if audio.shape[1] > 1:
         warnings.append(f"{path}: {audio.shape[1]} channels mixed down to mono")
     audio = audio.mean(axis=1)
@@ -464,6 +469,48 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     elif np.mean(np.abs(audio) > 0.999) > 0.001:
         warnings.append(f"{path}: clipped audio; expect more errors")
     return resample(audio, rate), warnings
+
+
+def check_sample_rate(path: Path, rate: int) -> None:
+    """Refuse a sample rate no recording has: resampling 1 Hz or 2**30 Hz to 16 kHz takes
+    minutes and gigabytes (a 32 KB file at 1 Hz becomes 256 million samples)."""
+    low, high = AUDIO_RATE_RANGE
+    if not low <= rate <= high:
+        raise UserError(
+            f"{path}: sample rate {rate:,} Hz in its header; expected {low:,} to {high:,} Hz"
+        )
+
+
+def _truncation_warning(path: Path, frames: int) -> list[str]:
+    """A warning when a WAV header claims more frames than the file holds: libsndfile reads
+    what is there (and its ``info`` reports that), so a cut-off file would otherwise be
+    transcribed silently."""
+    claimed = _wav_header_frames(path)
+    if claimed is None or claimed <= frames:
+        return []
+    return [
+        f"{path}: its header claims {claimed:,} frames but the file holds {frames:,} "
+        "(cut off?); transcribing what is there"
+    ]
+
+
+def _wav_header_frames(path: Path) -> int | None:
+    """The frame count a RIFF/WAVE header claims (its data chunk's size over the block
+    size), or None for other formats and headers that leave it open (streamed WAVs)."""
+    with open(path, "rb") as file:
+        head = file.read(4096)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    block, at = 0, 12
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], int.from_bytes(head[at + 4 : at + 8], "little")
+        if chunk == b"fmt " and at + 22 <= len(head):
+            block = int.from_bytes(head[at + 20 : at + 22], "little")
+        if chunk == b"data":
+            open_ended = size in (0, 0xFFFFFFFF)
+            return size // block if block and not open_ended else None
+        at += 8 + size + size % 2  # chunks are padded to an even size
+    return None
 
 
 def read_transcribed_folder(folder: str | os.PathLike) -> list[Utterance]:

@@ -37,13 +37,13 @@ from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from rnnkit import __version__
 from rnnkit.errors import UserError
 from rnnkit.serve.batching import MicroBatcher, ModelWorker
-from rnnkit.serve.models import Served
+from rnnkit.serve.models import OverLimit, Served
 from rnnkit.serve.settings import Settings
 
 STATIC = resources.files("rnnkit.serve") / "static"
@@ -60,8 +60,34 @@ class ApiError(Exception):
 # ------------------------------------------------------------------------ request bodies
 
 
-def _examples(*examples: dict) -> ConfigDict:
-    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
+def _examples(*examples: dict, allow_nan: bool = False) -> ConfigDict:
+    # strict: "10" is not a number nor "yes" a boolean; Infinity and NaN (which Python's JSON
+    # reader accepts) are refused where they mean nothing, naming the field.
+    return ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=allow_nan,
+        json_schema_extra={"examples": list(examples)},
+    )
+
+
+# torch generators take seeds below 2**64; JSON numbers can be any size.
+MAX_SEED = 2**63 - 1
+# Below this, logits / temperature overflow float32 and sampling fails; 0 is greedy, as in
+# the CLI's --temperature 0.
+MIN_TEMPERATURE = 1e-3
+
+
+def _sampling_temperature(value: float) -> float:
+    if 0 < value < MIN_TEMPERATURE:
+        raise ValueError(f"expected 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {value:g}")
+    return value
+
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description=f"0 to {MAX_SEED}")]
+Temperature = Annotated[
+    float, Field(ge=0, description="0: greedy"), AfterValidator(_sampling_temperature)
+]
 
 
 class ForecastRequest(BaseModel):
@@ -74,12 +100,20 @@ class ForecastRequest(BaseModel):
             "horizon": 24,
         }
     )
-    rows: list[dict[str, Any]] = Field(description="the history: time, target (and id) columns")
+    rows: list[dict[str, Any]] = Field(
+        description="the history: time, target (and series id) columns, as trained"
+    )
     horizon: int | None = Field(None, description="steps ahead (default: the trained horizon)")
+    future: list[dict[str, Any]] | None = Field(
+        None,
+        description="known-future covariates for the trained horizon: time, series id (several "
+        "series) and each covariate; only for models trained with them",
+    )
 
 
 class DetectRequest(BaseModel):
-    model_config = _examples({"values": [0.1, 0.3, 0.2, 9.0, 0.2]})
+    # NaN is a missing value to the detector (null in JSON is not a float)
+    model_config = _examples({"values": [0.1, 0.3, 0.2, 9.0, 0.2]}, allow_nan=True)
     values: list[float] = Field(description="one series, oldest first")
 
 
@@ -93,10 +127,10 @@ class GenerateRequest(BaseModel):
     model_config = _examples({"prompt": "And God said", "max_tokens": 80, "temperature": 0.8})
     prompt: str = ""
     max_tokens: int = Field(200, ge=1)
-    temperature: float = Field(1.0, ge=0)
+    temperature: Temperature = 1.0
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = 0
+    seed: Seed | None = Field(0, description="null: a new sample every time")
     stream: bool = Field(True, description="text/plain streamed piece by piece, else JSON")
 
 
@@ -109,11 +143,11 @@ class TranslateRequest(BaseModel):
 class ComposeRequest(BaseModel):
     model_config = _examples({"bars": 4, "temperature": 0.9, "key": "G", "seed": 1})
     bars: float = Field(4, gt=0)
-    temperature: float = Field(1.0, ge=0)
+    temperature: Temperature = 1.0
     top_p: float | None = Field(None, gt=0, le=1)
     tempo_bpm: float | None = Field(None, gt=0)
     key: str | None = None
-    seed: int = 0
+    seed: Seed = 0
 
 
 # ---------------------------------------------------------------------------------- app
@@ -173,11 +207,7 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         try:
             return await asyncio.wait_for(awaitable, settings.request_timeout_s)
         except TimeoutError:
-            raise ApiError(
-                503,
-                f"the request took longer than {settings.request_timeout_s:g} s "
-                "(--request-timeout); try a smaller one",
-            ) from None
+            raise ApiError(503, _timeout_message(settings)) from None
 
     guarded = [Depends(authorized)]
 
@@ -201,19 +231,30 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         """Forecast the steps after the history given as JSON rows (columns as trained)."""
         served = model(name, "forecast")
         data = await timed(workers[name].run(served.read_rows, body.rows))
-        return await timed(workers[name].run(served.forecast, data, body.horizon))
+        future = await timed(workers[name].run(served.read_future, body.future, '"future" rows'))
+        return await timed(workers[name].run(served.forecast, data, body.horizon, future))
 
     @app.post("/v1/models/{name}/forecast/file", tags=["forecast"], dependencies=guarded)
     async def forecast_file(
         name: str,
         file: Annotated[UploadFile, File(description="CSV or Parquet history")],
         horizon: Annotated[int | None, Form()] = None,
+        future: Annotated[
+            UploadFile | None,
+            File(description="CSV or Parquet of known-future covariates (models with them)"),
+        ] = None,
     ) -> dict:
-        """Forecast from an uploaded CSV or Parquet file (as `rnnkit forecast predict --file`)."""
+        """Forecast from an uploaded CSV or Parquet file (as `rnnkit forecast predict --file`,
+        ``future`` as its ``--future``)."""
         served = model(name, "forecast")
         async with uploaded(file, settings) as path:
             data = await timed(workers[name].run(served.read_file, path))
-        return await timed(workers[name].run(served.forecast, data, horizon))
+        if future is None:
+            known = await timed(workers[name].run(served.read_future, None, "the future upload"))
+        else:
+            async with uploaded(future, settings) as path:
+                known = await timed(workers[name].run(served.read_future, path, path.name))
+        return await timed(workers[name].run(served.forecast, data, horizon, known))
 
     @app.post("/v1/models/{name}/detect", tags=["anomaly"], dependencies=guarded)
     async def detect(name: str, body: DetectRequest) -> dict:
@@ -254,9 +295,14 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         pieces = stream_pieces(
             workers[name], served.stream, body.prompt, body.max_tokens, sampling, settings
         )
+        # The first piece before the response starts: a failure to sample at all is then a
+        # JSON error with its status, not a 200 with no text.
+        first = await anext(pieces, "")
         if body.stream:
-            return StreamingResponse(pieces, media_type="text/plain; charset=utf-8")
-        return {"prompt": body.prompt, "text": "".join([piece async for piece in pieces])}
+            return StreamingResponse(
+                with_error_line(first, pieces), media_type="text/plain; charset=utf-8"
+            )
+        return {"prompt": body.prompt, "text": first + "".join([p async for p in pieces])}
 
     @app.post("/v1/models/{name}/translate", tags=["translate"], dependencies=guarded)
     async def translate(name: str, body: TranslateRequest) -> dict:
@@ -265,6 +311,8 @@ def create_app(models: dict[str, Served], settings: Settings | None = None) -> F
         served.check_items(body.sentences, "sentences")
         for number, sentence in enumerate(body.sentences, start=1):
             served.check_text(sentence, "sentence", number)
+            if not sentence.strip():  # as classify: an empty text is a mistake, not a request
+                raise UserError(f"sentence {number}: empty; expected some words to translate")
         items = [(sentence, body.beam) for sentence in body.sentences]
         outputs = await timed(asyncio.gather(*(batchers[name].submit(i) for i in items)))
         return {"translations": outputs}
@@ -341,21 +389,56 @@ async def stream_pieces(
                 if stop["now"]:
                     break
                 loop.call_soon_threadsafe(queue.put_nowait, piece)
+        except Exception as error:  # re-raised below, in the request: never dropped
+            loop.call_soon_threadsafe(queue.put_nowait, error)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, done)
 
     worker.submit(produce)
     deadline = loop.time() + settings.request_timeout_s
+    started = False
     try:
         while True:
             piece = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
             if piece is done:
                 return
+            if isinstance(piece, Exception):
+                raise piece
+            started = True
             yield piece
     except TimeoutError:
+        if not started:
+            raise ApiError(503, _timeout_message(settings)) from None
         return  # the text so far is what the client gets
     finally:
         stop["now"] = True
+
+
+async def with_error_line(first: str, pieces: Any):
+    """``first`` and the rest of ``pieces``; a failure after the response has started (its
+    200 status is sent) ends the text with one line ``[error: <message>]``."""
+    yield first
+    try:
+        async for piece in pieces:
+            yield piece
+    except Exception as error:
+        yield f"\n[error: {_one_line(error)}]\n"
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, ApiError):
+        return error.message
+    if isinstance(error, UserError):
+        return str(error)
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"internal error ({type(error).__name__}: {first})"
+
+
+def _timeout_message(settings: Settings) -> str:
+    return (
+        f"the request took longer than {settings.request_timeout_s:g} s "
+        "(--request-timeout); try a smaller one"
+    )
 
 
 @asynccontextmanager
@@ -374,8 +457,8 @@ async def uploaded(file: UploadFile, settings: Settings):
         path.write_bytes(data)
         try:
             yield path
-        except UserError as error:
-            raise UserError(str(error).replace(f"{folder}/", "")) from None
+        except UserError as error:  # the same class: an over-limit error stays a 413
+            raise type(error)(str(error).replace(f"{folder}/", "")) from None
 
 
 # ------------------------------------------------------------------------------ errors
@@ -387,7 +470,9 @@ class BodyTooLarge(Exception):
 
 class BodyLimit:
     """Refuse request bodies over the limit (JSON: ``max_body_bytes``; multipart uploads:
-    ``max_upload_bytes``) before they are read, by Content-Length or by counting."""
+    ``max_upload_bytes``) before they are read, by Content-Length or, for chunked bodies, by
+    counting: FastAPI answers an error raised while it reads a body with its own 400, so that
+    response is replaced by the 413 here."""
 
     def __init__(self, app: Any, settings: Settings):
         self.app, self.settings = app, settings
@@ -396,33 +481,53 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
+        # media types are case-insensitive (RFC 9110): "Multipart/form-data" is an upload
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
         limit = self.settings.max_upload_bytes if multipart else self.settings.max_body_bytes
         what = "upload" if multipart else "request body"
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            response = JSONResponse(
-                {"error": f"{what} of {int(length):,} bytes is over the limit of {limit:,}"},
-                status_code=413,
-            )
-            return await response(scope, receive, send)
-        seen = 0
+            message = f"{what} of {int(length):,} bytes is over the limit of {limit:,}"
+            return await _too_large(message, scope, receive, send)
+        seen, over, started = 0, False, False
 
         async def counted() -> dict:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise ApiError(413, f"{what} is over the limit of {limit:,} bytes")
+                over = True
+                raise BodyTooLarge
             return message
 
-        return await self.app(scope, counted, send)
+        async def replaced(message: dict) -> None:
+            nonlocal started
+            if over:
+                return  # the app's answer to the interrupted body; the 413 goes instead
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, replaced)
+        except Exception:
+            if not over:  # whatever the app made of the interrupted body, it was ours
+                raise
+        if over and not started:
+            await _too_large(f"{what} is over the limit of {limit:,} bytes", scope, receive, send)
+
+
+async def _too_large(message: str, scope: dict, receive: Any, send: Any) -> None:
+    await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserError)
     async def user_error(request: Request, error: UserError) -> JSONResponse:
         return JSONResponse({"error": str(error)}, status_code=400)
+
+    @app.exception_handler(OverLimit)
+    async def over_limit(request: Request, error: OverLimit) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=413)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -436,13 +541,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def bug(request: Request, error: Exception) -> JSONResponse:
         # A bug in rnnkit, not the request's fault: one line for the client, the traceback
         # in the server's log (Starlette prints it), and the server keeps serving.
-        first = str(error).splitlines()[0] if str(error) else ""
-        message = f"internal error ({type(error).__name__}: {first})"
-        return JSONResponse({"error": message}, status_code=500)
+        return JSONResponse({"error": _one_line(error)}, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else str(error.detail)
+        if isinstance(error.__cause__, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+            cause = error.__cause__
+            message = f"the request body is not UTF-8 (byte {cause.start}); send JSON in UTF-8"
         if error.status_code == 404:
             message = f"no route {request.url.path}; see /openapi.json for the routes"
         return JSONResponse({"error": message}, status_code=error.status_code)
@@ -454,7 +560,12 @@ def _validation_message(error: RequestValidationError) -> str:
     if not problems:
         return "invalid request"
     first = problems[0]
+    if first.get("type") == "json_invalid":  # its loc holds a character offset, not a field
+        offset = first.get("loc", ("body", "?"))[-1]
+        reason = (first.get("ctx") or {}).get("error", "")
+        return f"invalid JSON at character {offset}" + (f": {reason}" if reason else "")
     where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(where) or "body"
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"field '{field}': {first.get('msg', 'invalid')}{more}"
+    message = first.get("msg", "invalid").removeprefix("Value error, ")
+    return f"field '{field}': {message}{more}"

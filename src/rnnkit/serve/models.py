@@ -22,8 +22,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnnkit.apps.common import app_of_folder
+from rnnkit.data.timeseries import SERIES
 from rnnkit.errors import UserError
 from rnnkit.serve.settings import Settings
+
+
+class OverLimit(UserError):
+    """Input over one of the server's size limits (answered with 413, not 400)."""
 
 
 def detect_app(folder: Path) -> str:
@@ -136,34 +141,85 @@ class ServedForecaster(Served):
         """A `SeriesFrame` from JSON rows, with the columns the model was trained with."""
         import pandas as pd
 
-        from rnnkit.data.timeseries import series_from_dataframe
-
         if not rows:
             raise UserError("rows: empty; expected the history as a list of objects")
-        return series_from_dataframe(pd.DataFrame(rows), where="rows", **self._columns())
+        return self._series(pd.DataFrame(rows), "rows")
 
     def read_file(self, path: Path) -> Any:
         """A `SeriesFrame` from an uploaded CSV or Parquet file (as ``forecast predict --file``)."""
-        from rnnkit.data.timeseries import read_series_file
+        return self._series(_read_table(path), path.name)
 
-        return read_series_file(path, **self._columns())
+    def read_future(self, future: Any, where: str) -> Any:
+        """The known-future covariates (JSON rows or an uploaded file) as the table
+        `Forecaster.predict` reads: columns ``time``, ``series`` and the covariates, named
+        here as in the history (the model's time and series-id columns)."""
+        import pandas as pd
 
-    def _columns(self) -> dict:
+        names = self.model._meta["future_covariates"]
+        if future is None:
+            if names:
+                raise UserError(
+                    f"this model uses known-future covariates ({', '.join(names)}); send their "
+                    f"values for the next {self.model.config.horizon} steps as {where} "
+                    f"(columns {self._columns_of_future()})"
+                )
+            return None
+        if not names:
+            raise UserError(f"{where}: this model uses no known-future covariates; leave it out")
+        frame = _read_table(future) if isinstance(future, Path) else pd.DataFrame(future)
+        if frame.empty:
+            raise UserError(f"{where}: empty; expected a row per future step")
+        columns = self._columns(frame)
+        renamed = {columns["time"]: "time"}
+        if columns["series_id"]:
+            renamed[columns["series_id"]] = SERIES
+        return frame.rename(columns=renamed)
+
+    def _columns_of_future(self) -> str:
+        columns = self.model.columns or {}
+        several = len(self._trained_series()) > 1
+        series = [columns.get("series_id") or SERIES] if several else []
+        return ", ".join(
+            [columns.get("time") or "time", *series, *self.model._meta["future_covariates"]]
+        )
+
+    def _series(self, frame: Any, where: str) -> Any:
+        """The checked `SeriesFrame` of a history table; a single series is named as the
+        model's one trained series (its covariate statistics are then that series')."""
+        from rnnkit.data.timeseries import series_from_dataframe
+
+        columns = self._columns(frame)
+        trained = self._trained_series()
+        if columns["series_id"] is None and len(trained) == 1:
+            frame, columns["series_id"] = frame.assign(**{SERIES: trained[0]}), SERIES
+        return series_from_dataframe(frame, where=where, **columns)
+
+    def _columns(self, frame: Any) -> dict:
+        """The column names to read, from how the model was trained: a model trained on
+        bundled data has no ``columns`` of its own, so its meta names the target, and a
+        ``series`` column (as in `Forecaster.predict`) tells several series apart."""
         columns = self.model.columns or {}
         meta = self.model._meta
-        targets = columns.get("target")
+        targets = columns.get("target") or [meta["target"]]
+        series_id = columns.get("series_id") or (SERIES if SERIES in frame.columns else None)
         return {
             "time": columns.get("time") or "time",
-            "target": targets if targets is None or len(targets) != 1 else targets[0],
-            "series_id": columns.get("series_id"),
+            "time_format": columns.get("time_format"),
+            "target": targets if len(targets) != 1 else targets[0],
+            "series_id": series_id,
             "past_covariates": columns.get("past_covariates") or meta["past_covariates"],
             "future_covariates": columns.get("future_covariates") or meta["future_covariates"],
             "freq": columns.get("freq") or meta["freq"],
         }
 
-    def forecast(self, data: Any, horizon: int | None) -> dict:
-        """Forecast rows with intervals, and the end of each history (for a plot)."""
-        forecast = self.model.predict(horizon=horizon, data=data)
+    def _trained_series(self) -> list[str]:
+        """The ids of the series the model was trained on (its per-series statistics)."""
+        return [sid for sid in self.model._covariate_stats if sid != "*"]
+
+    def forecast(self, data: Any, horizon: int | None, future: Any = None) -> dict:
+        """Forecast rows with intervals, and the end of each history (for a plot);
+        ``future``: the known-future covariates from `read_future`."""
+        forecast = self.model.predict(horizon=horizon, data=data, future=future)
         # Enough history to see the forecast in context: the model's window, or 4 horizons.
         keep = max(4 * (horizon or self.model.config.horizon), self.model._meta["context_length"])
         history = [
@@ -184,6 +240,14 @@ class ServedForecaster(Served):
         }
 
 
+def _read_table(path: Path) -> Any:
+    """An uploaded CSV or Parquet file as a DataFrame, with the one-line errors of
+    ``forecast predict --file`` (read here first: the columns to pass depend on it)."""
+    from rnnkit.data.timeseries import _read_table as read_table
+
+    return read_table(path)
+
+
 def _records(frame: Any) -> list[dict]:
     """A DataFrame as JSON-ready rows (times in ISO 8601, NaN as null)."""
     return json.loads(frame.to_json(orient="records", date_format="iso"))
@@ -195,6 +259,9 @@ def _number(value: Any) -> float | None:
 
 
 # ------------------------------------------------------------------------------- anomaly
+
+
+MAX_DETECT_MAGNITUDE = 1e100
 
 
 class ServedDetector(Served):
@@ -218,10 +285,21 @@ class ServedDetector(Served):
         infinite = np.flatnonzero(np.isinf(series))
         if len(infinite):
             raise UserError(f"values, position {infinite[0]}: infinite; expected a number")
+        # Beyond this the detector's squared deviations overflow float64: every score would
+        # be NaN (null) and nothing flagged, silently.
+        huge = np.flatnonzero(np.abs(series) > MAX_DETECT_MAGNITUDE)
+        if len(huge):
+            raise UserError(
+                f"values, position {huge[0]}: {series[huge[0]]:g}; expected magnitudes up to "
+                f"{MAX_DETECT_MAGNITUDE:g} (rescale the series)"
+            )
         detection = self.model.detect(series)
         frame = detection.frame
+        # No point stands out: the detector's threshold is infinite, which JSON cannot carry.
+        finite = bool(np.isfinite(detection.threshold))
         return {
-            "threshold": float(detection.threshold),
+            "threshold": float(detection.threshold) if finite else None,
+            "can_flag": finite,
             "score": [_number(v) for v in frame["score"]],
             "flagged": [int(i) for i in np.flatnonzero(frame["anomaly"].to_numpy())],
             "windows": [[int(a), int(b)] for a, b in detection.windows],
@@ -344,11 +422,32 @@ class ServedRecognizer(Served):
         from rnnkit.data.speech import SAMPLE_RATE, load_audio
 
         grammar = word_list(words) if words is not None else None
+        self.check_duration(path)
         audio, warnings = load_audio(path)
         text = self.model.transcribe([audio], beam_width=beam, words=grammar, one_word=one_word)[0]
         # The warnings name the file as the client called it, not its temporary copy.
         warnings = [w.replace(f"{path.parent}/", "") for w in warnings]
         return {"text": text, "seconds": len(audio) / SAMPLE_RATE, "warnings": warnings}
+
+    def check_duration(self, path: Path) -> None:
+        """Refuse audio longer than the limit from its header, before it is read and
+        resampled (an upload within the byte limit can still hold hours at a low rate)."""
+        import soundfile as sf
+
+        from rnnkit.data.speech import check_sample_rate
+
+        try:
+            info = sf.info(path)
+        except (sf.LibsndfileError, RuntimeError):
+            return  # not audio: load_audio says so in its own words
+        check_sample_rate(path, info.samplerate)  # 1 Hz: a duration, but the rate is the fault
+        limit = self.settings.max_audio_s
+        if info.frames / info.samplerate > limit:
+            seconds = info.frames / info.samplerate
+            raise OverLimit(
+                f"{path.name}: {seconds:,.0f} s of audio ({info.frames:,} frames at "
+                f"{info.samplerate:,} Hz); the limit is {limit:,.0f} s per upload"
+            )
 
 
 # ------------------------------------------------------------------------------ caption

@@ -17,6 +17,8 @@ class Settings:
         max_items: most texts or sentences in one request.
         max_new_tokens: most tokens a language model writes for one request.
         max_bars: longest piece of music one request composes.
+        max_audio_s: longest recording one upload may hold, in seconds (read from its header
+            before the audio is decoded and resampled).
         request_timeout_s: a request whose inference takes longer gets a 503 (the model's
             worker finishes the call in the background; the server keeps serving).
         max_batch: most items (texts, sentences) that micro-batching runs in one call.
@@ -30,6 +32,7 @@ class Settings:
     max_items: int = 64
     max_new_tokens: int = 1_000
     max_bars: float = 64
+    max_audio_s: float = 600.0
     request_timeout_s: float = 60.0
     max_batch: int = 32
     batch_wait_ms: float = 5.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from rnnkit.cli.common import positive_int
+from rnnkit.cli.common import non_negative_float, positive_float, positive_int
 from rnnkit.errors import UserError
 
 NAME = "serve"
@@ -58,8 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             flag, type=positive_int, default=default, help=f"{text} (default: {default:,})"
         )
     parser.add_argument(
+        "--max-audio-seconds",
+        type=positive_float,
+        default=600.0,
+        help="longest recording per upload, from its header (default: 600)",
+    )
+    parser.add_argument(
         "--request-timeout",
-        type=float,
+        type=positive_float,
         default=60.0,
         metavar="SECONDS",
         help="inference time limit per request; past it: 503 (default: 60)",
@@ -68,7 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-batch", type=positive_int, default=32, help="micro-batch size (default: 32)"
     )
     parser.add_argument(
-        "--batch-wait-ms", type=float, default=5.0, help="micro-batch wait (default: 5 ms)"
+        "--batch-wait-ms",
+        type=non_negative_float,
+        default=5.0,
+        help="micro-batch wait (default: 5 ms)",
     )
     parser.set_defaults(func=run)
 
@@ -77,8 +86,6 @@ def settings_from(args: argparse.Namespace):
     """The server's `Settings` from the flags (the token from ``$RNNKIT_TOKEN`` if not given)."""
     from rnnkit.serve import Settings
 
-    if args.request_timeout <= 0 or args.batch_wait_ms < 0:
-        raise UserError("--request-timeout must be > 0 and --batch-wait-ms >= 0")
     return Settings(
         token=args.token or os.environ.get("RNNKIT_TOKEN") or None,
         max_body_bytes=args.max_body,
@@ -86,6 +93,7 @@ def settings_from(args: argparse.Namespace):
         max_text_chars=args.max_text_chars,
         max_items=args.max_items,
         max_new_tokens=args.max_new_tokens,
+        max_audio_s=args.max_audio_seconds,
         request_timeout_s=args.request_timeout,
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
