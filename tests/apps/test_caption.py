@@ -23,7 +23,7 @@ from rnnkit.apps.caption import (
     fact_accuracy,
     synthetic_data,
 )
-from rnnkit.apps.caption.captioner import build_model
+from rnnkit.apps.caption.captioner import build_model, check_inputs
 from rnnkit.apps.caption.experiment import FULL_SIZES
 from rnnkit.apps.caption.models import (
     AttentionDecoder,
@@ -705,3 +705,11 @@ def test_loading_another_apps_model_says_which_app_it_holds(tmp_path):
     save_model(tmp_path / "other", torch.nn.Linear(2, 2), {"size": 3})
     with pytest.raises(UserError, match="config.json names no rnnkit application"):
         Captioner.load(tmp_path / "other")
+
+
+def test_arrays_of_another_size_are_refused_in_one_line():
+    assert check_inputs(np.zeros((2, 64, 64, 3), np.uint8), "image").shape == (2, 64, 64, 3)
+    with pytest.raises(UserError, match=r"expected inputs of shape \[N, 64, 64, 3\], got \[1, 32"):
+        check_inputs(np.zeros((1, 32, 48, 3), np.uint8), "image")
+    with pytest.raises(UserError, match=r"\[N, T, 64, 64, 3\]"):
+        check_inputs(np.zeros((1, 64, 64, 3), np.uint8), "video")

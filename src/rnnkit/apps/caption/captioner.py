@@ -36,6 +36,7 @@ from rnnkit.apps.caption.models import (
 )
 from rnnkit.apps.common import app_of_folder
 from rnnkit.core.decoding import beam_search, greedy_search
+from rnnkit.data.vision import CANVAS
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, torch_threads
 from rnnkit.errors import UserError
 
@@ -185,9 +186,12 @@ def check_inputs(inputs: np.ndarray, kind: str) -> np.ndarray:
     """A clear error for arrays of the wrong shape (a video given to an image model...)."""
     inputs = np.asarray(inputs)
     expected = 4 if kind == "image" else 5
-    if inputs.ndim != expected or inputs.shape[-1] != 3:
-        form = "[N, H, W, 3]" if kind == "image" else "[N, T, H, W, 3]"
-        raise UserError(f"{kind} model: expected inputs of shape {form}, got {list(inputs.shape)}")
+    form = f"[N, {CANVAS}, {CANVAS}, 3]" if kind == "image" else f"[N, T, {CANVAS}, {CANVAS}, 3]"
+    if inputs.ndim != expected or inputs.shape[-3:] != (CANVAS, CANVAS, 3):
+        raise UserError(
+            f"{kind} model: expected inputs of shape {form}, got {list(inputs.shape)} "
+            "(rnnkit.data.vision.load_image and load_video read files at that size)"
+        )
     return inputs
 
 
