@@ -493,7 +493,7 @@ def test_cli_evaluate_scores_a_split_by_piece_and_one_by_tune_with_intervals(tmp
     assert sum(r["pieces"] for r in results["seen_tunes"]) == results["rows"][0]["test_pieces"]
 
 
-def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys):
+def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys, refused_at_parsing):
     assert (
         main(["music", "train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     )
@@ -501,10 +501,9 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     assert error.count("\n") == 1 and "nowhere" in error
     assert main(["music", "generate", "--model", str(tmp_path)]) == 2
     assert "model.safetensors: not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit:  # checked at parsing, before the model is read
-        main(["music", "generate", "--model", str(tmp_path), "--top-p", "1.5"])
-    assert exit.value.code == 2
-    assert "--top-p: expected a number in (0, 1], got 1.5" in capsys.readouterr().err
+    # checked at parsing, before the model is read
+    error = refused_at_parsing(["music", "generate", "--model", str(tmp_path), "--top-p", "1.5"])
+    assert "--top-p: expected a number in (0, 1], got 1.5" in error
 
 
 # The README's chorale table (`rnnkit music train [--split tune]`, then `rnnkit music
@@ -564,18 +563,15 @@ def test_cli_resume_continues_a_killed_run_bit_for_bit(tmp_path, capsys, monkeyp
         ["--seed", "-1"],
     ],
 )
-def test_cli_generate_checks_numeric_options_at_parsing(option, capsys):
-    with pytest.raises(SystemExit) as exit:
-        main(["music", "generate", "--model", "nowhere", *option])
-    assert exit.value.code == 2
-    assert f"argument {option[0]}: expected" in capsys.readouterr().err
+def test_cli_generate_checks_numeric_options_at_parsing(option, refused_at_parsing):
+    error = refused_at_parsing(["music", "generate", "--model", "nowhere", *option])
+    assert f"argument {option[0]}: expected" in error
 
 
-def test_cli_train_checks_numeric_options_at_parsing(capsys):
+def test_cli_train_checks_numeric_options_at_parsing(refused_at_parsing):
     for option in (["--lr", "0"], ["--transpose", "-1"], ["--hidden-size", "0"]):
-        with pytest.raises(SystemExit):
-            main(["music", "train", "--data", "nowhere", *option])
-        assert f"argument {option[0]}: expected" in capsys.readouterr().err
+        error = refused_at_parsing(["music", "train", "--data", "nowhere", *option])
+        assert f"argument {option[0]}: expected" in error
 
 
 def test_generate_refuses_a_tempo_midi_cannot_store_rather_than_using_the_default(tmp_path):

@@ -360,10 +360,9 @@ def test_movie_snippets_reproduce_the_readme_table():
 @pytest.mark.parametrize(
     "args", [["--hidden-size", "0"], ["--recurrent-dropout", "2"], ["--ensemble", "0"]]
 )
-def test_cli_bad_numbers_stop_at_parsing(args, capsys):
-    with pytest.raises(SystemExit) as stopped:
-        main(["sentiment", "train", "--quick", *args])
-    assert stopped.value.code == 2 and f"argument {args[0]}: expected" in capsys.readouterr().err
+def test_cli_bad_numbers_stop_at_parsing(args, refused_at_parsing):
+    error = refused_at_parsing(["sentiment", "train", "--quick", *args])
+    assert f"argument {args[0]}: expected" in error
 
 
 def test_user_split_is_stratified_and_keeps_a_rare_class_in_training(tmp_path):

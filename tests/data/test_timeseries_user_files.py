@@ -135,13 +135,11 @@ def test_a_time_index_or_a_series_is_read_as_the_time_column():
         series_from_dataframe(pd.Series(VALUES))
 
 
-def test_counts_of_zero_are_refused_when_parsing(tmp_path, capsys):
+def test_counts_of_zero_are_refused_when_parsing(tmp_path, refused_at_parsing):
     path = write(tmp_path, pd.DataFrame({"time": DAYS, "value": VALUES}))
     for flag in ("--horizon", "--context", "--ensemble", "--hidden-size"):
-        with pytest.raises(SystemExit) as exit_:
-            main(["forecast", "train", "--file", path, flag, "0"])
-        assert exit_.value.code == 2
-        assert "expected a positive integer, got 0" in capsys.readouterr().err
+        error = refused_at_parsing(["forecast", "train", "--file", path, flag, "0"])
+        assert "expected a positive integer, got 0" in error
 
 
 def test_a_season_longer_than_the_data_is_named_in_the_error(tmp_path, capsys):

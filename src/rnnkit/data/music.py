@@ -45,6 +45,12 @@ FOLK_COLLECTIONS = ("altdeu10", "altdeu20", "ballad10", "ballad20", "ballad30", 
 """Essen folk-song files parsed by default (1,100 tunes, ~1 min once); see `load_folk_songs`."""
 
 
+# The tempi a MIDI file can store, in quarter notes per minute: a tempo is microseconds per
+# quarter note in 24 bits, so at least 60e6 / 2**24 = 3.6; above 1000 is no longer music
+# anyone means.
+TEMPO_RANGE = (4.0, 1000.0)
+
+
 @dataclass
 class Piece:
     """One piece of music as a note list.

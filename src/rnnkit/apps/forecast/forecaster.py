@@ -72,6 +72,12 @@ from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, se
 from rnnkit.errors import UserError
 
 
+def history_needed(season: int, context: int) -> int:
+    """The fewest observed steps a training window starts from: one season (padded to the
+    context), so that a series of one season plus the horizon still trains."""
+    return max(1, min(int(season), int(context)))
+
+
 class Forecaster:
     """A global RNN forecaster: ``Forecaster(horizon=...).fit(data).predict()``.
 
@@ -104,13 +110,12 @@ class Forecaster:
         """
         data = as_series_frame(data, **columns)
         cfg = self.config
-        season = cfg.season_length or data.season_length
         self._meta = {
             "target": data.target,
             "past_covariates": data.past_covariates,
             "future_covariates": data.future_covariates,
             "freq": data.freq,
-            "season_length": season,
+            "season_length": self.season_length_for(data),
             "context_length": self.context_length_for(data),
         }
         self._covariate_stats = covariate_stats(data)
@@ -230,16 +235,17 @@ class Forecaster:
         loss = forecast_loss(net, params, target, batch["mask"], self.config.loss, batch["step"])
         return {"loss": loss}
 
+    def season_length_for(self, data: SeriesFrame) -> int:
+        return self.config.season_length or data.season_length
+
     def context_length_for(self, data: SeriesFrame) -> int:
         if self.config.context_length:
             return self.config.context_length
-        season = self.config.season_length or data.season_length
-        return max(3 * season, 2 * self.config.horizon, 16)
+        return max(3 * self.season_length_for(data), 2 * self.config.horizon, 16)
 
-    def _min_history(self) -> int:
-        """The fewest observed steps a training window starts from: one season (padded to
-        the context), so that a series of one season plus the horizon still trains."""
-        return max(1, min(int(self._meta["season_length"]), self._meta["context_length"]))
+    def history_needed_for(self, data: SeriesFrame) -> int:
+        """`history_needed` of a fit on ``data``."""
+        return history_needed(self.season_length_for(data), self.context_length_for(data))
 
     def _new_net(self, past: int, future: int) -> ForecastNet:
         cfg = self.config
@@ -270,8 +276,9 @@ class Forecaster:
     def _split_origins(self, windows: SeriesArrays, context: int) -> tuple[np.ndarray, np.ndarray]:
         """(series, origin) pairs for training and for validation (the last windows)."""
         cfg = self.config
+        min_history = history_needed(self._meta["season_length"], self._meta["context_length"])
         return split_origins(
-            windows, context, cfg.horizon, self._validation_windows(windows), self._min_history()
+            windows, context, cfg.horizon, self._validation_windows(windows), min_history
         )
 
     def _validation_windows(self, windows: SeriesArrays) -> int:
@@ -596,18 +603,25 @@ class Forecaster:
     def _check_spacing(self, windows: SeriesArrays) -> None:
         """A one-line error for history coarser than the model's step (weekly values given
         to a daily model): put on the model's grid, six of every seven steps would be gaps,
-        and the forecast would silently be made from a few scattered points."""
-        for sid, offset, length in zip(windows.ids, windows.offsets, windows.lengths, strict=True):
-            seen = np.flatnonzero(windows.observed[offset : offset + length])
-            if len(seen) < 3:
-                continue
-            spacing = int(np.diff(seen).min())  # no two values on neighbouring steps
-            if spacing >= 2:
-                raise UserError(
-                    f"series '{sid}': its values lie {spacing}+ steps apart on the model's "
-                    f"'{self._meta['freq']}' grid; the model was trained on '{self._meta['freq']}' "
-                    "data, so give it data of that frequency (or train one on this data)"
-                )
+        and the forecast would silently be made from a few scattered points. Coarser means
+        three or more values and no two of them on neighbouring steps."""
+        seen = np.flatnonzero(windows.observed)  # flat positions, series after series
+        series = np.searchsorted(windows.offsets, seen, side="right") - 1
+        gaps = np.diff(seen)
+        within = series[1:] == series[:-1]
+        count = len(windows.ids)
+        values = np.bincount(series, minlength=count)
+        neighbours = np.bincount(series[1:][within & (gaps == 1)], minlength=count)
+        coarse = np.flatnonzero((values >= 3) & (neighbours == 0))
+        if len(coarse):
+            first = coarse[0]
+            spacing = int(gaps[within & (series[1:] == first)].min())
+            freq = self._meta["freq"]
+            raise UserError(
+                f"series '{windows.ids[first]}': its values lie {spacing}+ steps apart on the "
+                f"model's '{freq}' grid; the model was trained on '{freq}' data, so give it "
+                "data of that frequency (or train one on this data)"
+            )
 
     def _calendar(self, times: pd.DatetimeIndex, calendar: CalendarCache) -> np.ndarray:
         features = calendar(times)

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from rnnkit.apps.lm.carried_state import CarriedStateSaver, restore_carried_state
 from rnnkit.apps.lm.model import LanguageModelNet
+from rnnkit.checks import check_fields
 from rnnkit.core.decoding import sample_logits
 from rnnkit.data.text import CharVocab, train_tokenizer
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
@@ -65,33 +66,21 @@ class LMConfig:
         # ignores its input, and `bptt=0` fails with a division by zero.
         if self.tokens not in ("char", "subword"):
             raise ValueError(f"LMConfig tokens: expected 'char' or 'subword', got {self.tokens!r}")
-        for name in POSITIVE_INTS:
-            _check_positive_int(name, getattr(self, name))
-        for name in ("max_batches", "checkpoint_every"):
-            if getattr(self, name) is not None:
-                _check_positive_int(name, getattr(self, name))
-        for name in ("dropout", "embedding_dropout", "weight_drop"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise ValueError(f"LMConfig {name}: expected a number in [0, 1), got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"LMConfig lr: expected a positive number, got {self.lr!r}")
-
-
-POSITIVE_INTS = (
-    "subword_vocab_size",
-    "embedding_dim",
-    "hidden_size",
-    "num_layers",
-    "bptt",
-    "batch_size",
-    "epochs",
-)
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"LMConfig {name}: expected a positive integer, got {value!r}")
+        check_fields(
+            self,
+            positive_ints=(
+                "subword_vocab_size",
+                "embedding_dim",
+                "hidden_size",
+                "num_layers",
+                "bptt",
+                "batch_size",
+                "epochs",
+            ),
+            optional_positive_ints=("max_batches", "checkpoint_every"),
+            fractions=("dropout", "embedding_dropout", "weight_drop"),
+            positive_numbers=("lr",),
+        )
 
 
 class TBPTTBatches:

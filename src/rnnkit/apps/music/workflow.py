@@ -41,9 +41,6 @@ MODEL_TYPES = ("roll", "melody", "events")
 QUICK_PIECES = 16  # pieces read in --quick mode (parsing is the slow part)
 SPLITS = ("piece", "tune")  # see `split`
 SMALLEST_SPLIT = 5  # fewer pieces: no split, training = validation = test (`split`)
-# MIDI stores a tempo as microseconds per quarter note in 24 bits: at least 60e6 / 2**24 =
-# 3.6 quarter notes per minute. Above 1000 is no longer music anyone means.
-TEMPO_RANGE = (4.0, 1000.0)
 
 Model = PianoRollLM | TokenLM
 
@@ -438,7 +435,7 @@ def _check_sampling(
 def _check_primer_and_tempo(primer_bars: float, tempo_bpm: float | None) -> None:
     if not primer_bars > 0:
         raise UserError(f"--primer-bars {primer_bars:g}: expected a positive number of bars")
-    low, high = TEMPO_RANGE
+    low, high = music.TEMPO_RANGE
     if tempo_bpm is not None and not low <= tempo_bpm <= high:
         raise UserError(
             f"--tempo {tempo_bpm:g}: expected {low:g} to {high:g} quarter notes per minute"

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from rnnkit.apps.sentiment.model import SentimentNet
+from rnnkit.checks import check_fields
 from rnnkit.data.text import train_tokenizer
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
 from rnnkit.errors import UserError
@@ -66,43 +67,26 @@ class SentimentConfig:
 
     def __post_init__(self) -> None:
         # A bad choice fails here with the choices listed, not as a KeyError deep in the model.
-        for name, choices in CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"SentimentConfig {name}: expected one of {', '.join(choices)}, "
-                    f"got {getattr(self, name)!r}"
-                )
-        for name in POSITIVE_INTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"SentimentConfig {name}: expected a positive integer, got {value!r}"
-                )
-        for name in ("dropout", "embedding_dropout", "recurrent_dropout"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise ValueError(
-                    f"SentimentConfig {name}: expected a number in [0, 1), got {value!r}"
-                )
-        if not self.lr > 0:
-            raise ValueError(f"SentimentConfig lr: expected a positive number, got {self.lr!r}")
-
-
-CHOICES = {
-    "tokens": ("word", "subword", "word+subword"),
-    "cell": ("lstm", "gru"),
-    "pooling": ("max", "attention", "max+attention"),
-    "task": ("classify", "regress"),
-}
-POSITIVE_INTS = (
-    "vocab_size",
-    "subword_vocab_size",
-    "embedding_dim",
-    "hidden_size",
-    "ensemble",
-    "epochs",
-    "batch_size",
-)
+        check_fields(
+            self,
+            choices={
+                "tokens": ("word", "subword", "word+subword"),
+                "cell": ("lstm", "gru"),
+                "pooling": ("max", "attention", "max+attention"),
+                "task": ("classify", "regress"),
+            },
+            positive_ints=(
+                "vocab_size",
+                "subword_vocab_size",
+                "embedding_dim",
+                "hidden_size",
+                "ensemble",
+                "epochs",
+                "batch_size",
+            ),
+            fractions=("dropout", "embedding_dropout", "recurrent_dropout"),
+            positive_numbers=("lr",),
+        )
 
 
 @dataclass

@@ -32,6 +32,7 @@ from rnnkit.apps.translate.tokenizer import (
     SubwordTokenizer,
     train_subword_tokenizer,
 )
+from rnnkit.checks import check_fields
 from rnnkit.core.decoding import beam_search, greedy_search
 from rnnkit.data.parallel import SentencePair
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
@@ -58,20 +59,13 @@ class TranslatorConfig:
     copy_names_below: int = 0
 
     def __post_init__(self) -> None:
-        if self.attention not in ("additive", "multiplicative"):
-            raise ValueError(
-                "TranslatorConfig attention: expected 'additive' or 'multiplicative', "
-                f"got {self.attention!r}"
-            )
-        for name in ("embedding_size", "hidden_size", "batch_size", "max_subwords"):
-            _check_int(f"TranslatorConfig {name}", getattr(self, name), minimum=1)
+        check_fields(
+            self,
+            choices={"attention": ("additive", "multiplicative")},
+            positive_ints=("embedding_size", "hidden_size", "batch_size", "max_subwords"),
+            fractions=("dropout", "label_smoothing"),
+        )
         _check_int("TranslatorConfig copy_names_below", self.copy_names_below, minimum=0)
-        for name in ("dropout", "label_smoothing"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise ValueError(
-                    f"TranslatorConfig {name}: expected a number in [0, 1), got {value!r}"
-                )
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

@@ -260,8 +260,7 @@ def _check_length(data, model, horizon: int) -> None:
     from rnnkit.data.timeseries import SERIES
 
     longest = int(data.frame.groupby(SERIES, sort=False).size().max())
-    season = model.config.season_length or data.season_length
-    history = max(1, min(season, model.context_length_for(data)))
+    history = model.history_needed_for(data)
     if longest >= history + horizon:
         return
     advice = (

@@ -178,8 +178,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def tempo_bpm(text: str) -> float:
-    """A ``--tempo`` MIDI can store (`workflow.TEMPO_RANGE`), checked before any work."""
-    low, high = 4.0, 1000.0  # = workflow.TEMPO_RANGE; not imported: `rnnkit --help` stays fast
+    """A ``--tempo`` MIDI can store (`rnnkit.data.music.TEMPO_RANGE`), checked before any work."""
+    from rnnkit.data.music import TEMPO_RANGE  # when parsing --tempo: `--help` stays fast
+
+    low, high = TEMPO_RANGE
     value = positive_float(text)
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(
