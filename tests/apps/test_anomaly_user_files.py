@@ -85,3 +85,24 @@ def test_cli_asks_for_one_series_of_a_file_with_several(tmp_path, capsys):
     scanned = pd.read_csv(flagged / "anomalies.csv")
     assert len(scanned) == 100  # series b's 400 hours after its first 300
     np.testing.assert_allclose(scanned["value"], sine(seed=1)[300:], rtol=1e-6)
+
+
+def test_a_series_shorter_than_the_default_split_trains_on_its_first_half(tmp_path, capsys):
+    path = tmp_path / "sensor.csv"
+    pd.DataFrame({"time": HOURS, "value": sine()}).to_csv(path, index=False)
+    model, flagged = tmp_path / "model", tmp_path / "flagged"
+    assert main(["anomaly", "train", "--file", str(path), "--quick", "--out", str(model)]) == 0
+    assert (
+        main(
+            ["anomaly", "detect", "--model", str(model), "--file", str(path)]
+            + ["--out", str(flagged)]
+        )
+        == 0
+    )
+    assert len(pd.read_csv(flagged / "anomalies.csv")) == 200  # the last 200 of 400 hours
+    too_short = tmp_path / "short.csv"
+    pd.DataFrame({"time": HOURS[:150], "value": sine(150)}).to_csv(too_short, index=False)
+    assert main(["anomaly", "train", "--file", str(too_short), "--out", str(model / "x")]) == 2
+    error = capsys.readouterr().err
+    assert "short.csv: the series has 150 points; expected at least" in error
+    assert "--train-points" not in error  # an option the user did not give is not blamed

@@ -82,6 +82,43 @@ def test_irregular_timestamps_are_an_error_unless_a_frequency_aggregates_them(tm
     )
 
 
+def sensor_times(count: int, rate_hz: float = 64.0, start: str = "2023-01-01") -> pd.Series:
+    """Readings at a fixed rate, stamped to the millisecond (15 or 16 ms apart at 64 Hz)."""
+    exact = pd.Timestamp(start) + pd.to_timedelta(np.arange(count) / rate_hz, unit="s")
+    return pd.Series(exact).dt.round("ms")
+
+
+def test_readings_at_a_fixed_rate_with_jittered_stamps_are_put_on_their_grid(tmp_path, capsys):
+    stamped = pd.DataFrame(
+        {
+            "time": pd.concat([sensor_times(500), sensor_times(400, start="2023-01-02")]),
+            "sensor": ["a"] * 500 + ["b"] * 400,
+            "value": np.sin(np.arange(900) / 5.0),
+        }
+    )
+    path = write(tmp_path, stamped)
+    with pytest.warns(UserWarning, match=r"jitter around a regular step of 15\.625 ms"):
+        data = read_series_file(path, series_id="sensor")
+    assert pd.Timedelta(data.freq) == pd.Timedelta("15.625ms")
+    first = data.frame[data.frame["series"] == "a"]
+    assert first["time"].diff().dropna().eq(pd.Timedelta("15.625ms")).all()
+    # nothing averaged, nothing dropped
+    np.testing.assert_allclose(first["value"], stamped["value"].iloc[:500], rtol=1e-12)
+    # The CLI says it in one line, as it says its errors.
+    out = tmp_path / "model"
+    command = ["anomaly", "train", "--file", path, "--id", "sensor", "--series", "a"]
+    assert main([*command, "--epochs", "1", "--out", str(out)]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "jitter" in line]
+    assert warning and warning[0].startswith("rnnkit: warning: data.csv: the timestamps jitter")
+
+
+def test_a_missing_reading_in_jittered_stamps_stays_an_error(tmp_path):
+    times = sensor_times(500).drop(index=[200, 201]).reset_index(drop=True)
+    path = write(tmp_path, pd.DataFrame({"time": times, "value": np.arange(498.0)}))
+    with pytest.raises(UserError, match="timestamps are not on the grid"):
+        read_series_file(path)
+
+
 def test_a_regular_series_with_gaps_keeps_its_timestamps_with_a_frequency(tmp_path):
     times = pd.date_range("2023-01-01 00:30", periods=50, freq="h").delete([10, 11, 30])
     path = write(tmp_path, pd.DataFrame({"time": times, "value": np.arange(47.0)}))

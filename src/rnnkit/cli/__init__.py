@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     out = getattr(args, "out", None)
     new_out = Path(out) if isinstance(out, str) and not Path(out).exists() else None
     try:
-        result = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = args.func(args)
     except UserError as error:
         print(f"rnnkit: error: {error}", file=sys.stderr)
         if new_out is not None and new_out.is_dir():
@@ -63,6 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """rnnkit's own warnings as one line, like its errors; others as Python shows them."""
+    if issubclass(category, UserWarning) and Path(filename).is_relative_to(PACKAGE):
+        print(f"rnnkit: warning: {message}", file=file or sys.stderr)
+        return
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+PACKAGE = Path(__file__).resolve().parent.parent
 
 
 if __name__ == "__main__":

@@ -720,6 +720,11 @@ def build_frame(
     inferred = not freq
     freq = check_frequency(freq) if freq else infer_frequency(df)
     on_grid = _on_grid(df, freq)
+    if inferred and (~on_grid).mean() > MAX_OFF_GRID_SHARE:
+        snapped = _snapped_to_mean_step(df, name)
+        if snapped is not None:
+            df, freq = snapped
+            on_grid = _on_grid(df, freq)
     parts = [df[on_grid]]  # series already on their grid are kept as they are
     off_grid = 0
     for sid, group in df[~on_grid].groupby(SERIES, sort=False):
@@ -782,6 +787,64 @@ def _resampled(group: pd.DataFrame, freq: str) -> pd.DataFrame:
 # A timestamp off the inferred grid would be dropped by reindexing: a few may be stray
 # readings, but more than this share means the data is not on one grid at all.
 MAX_OFF_GRID_SHARE = 0.01
+
+
+def _snapped_to_mean_step(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, str] | None:
+    """``df`` with its timestamps moved onto a regular grid, and the grid's step, when the
+    data is regular with jitter; else None.
+
+    Sensors log at a fixed rate but stamp the readings with a clock of coarser resolution or
+    some delay: 64 Hz readings stamped to the millisecond come 15 or 16 ms apart, and no two
+    steps agree with a grid of either. Such data is regular: every series' readings lie
+    less than half a step from ``first + i * step``, with ``step`` its mean step (the same
+    in every series, to 1%). Then reading ``i`` belongs to grid step ``i`` and goes there
+    (a warning says so). A missing or extra reading moves the rest by a whole step, so
+    data with gaps is not snapped: it stays an error that asks for ``freq``.
+    """
+    codes = pd.factorize(df[SERIES], sort=False)[0]
+    position = df.groupby(codes, sort=False).cumcount().to_numpy()
+    nanoseconds = df["time"].to_numpy("datetime64[ns]").astype(np.int64)
+    groups = pd.DataFrame({"code": codes, "t": nanoseconds}).groupby("code", sort=False)["t"]
+    first, last, count = groups.min().to_numpy(), groups.max().to_numpy(), groups.size().to_numpy()
+    long_enough = count >= 3
+    if not long_enough.any():
+        return None
+    steps = (last - first)[long_enough] / (count[long_enough] - 1)
+    mean_step = float(((last - first)[long_enough]).sum() / (count[long_enough] - 1).sum())
+    if mean_step <= 0 or np.abs(steps - mean_step).max() > 0.01 * mean_step:
+        return None
+
+    def off_by(step: int) -> np.ndarray:
+        return np.abs(nanoseconds - (first[codes] + position.astype(np.int64) * step))
+
+    jitter = off_by(round(mean_step)).max()
+    if jitter >= mean_step / 2:
+        return None
+    # The step with the fewest significant digits that fits about as well as the mean step:
+    # 15.625 ms, not 15.624947 ms, for readings at 64 Hz.
+    step = next(
+        short
+        for short in (int(float(f"{mean_step:.{digits}g}")) for digits in range(3, 20))
+        if short > 0 and off_by(short).max() <= jitter + 0.01 * mean_step
+    )
+    freq = pd.tseries.frequencies.to_offset(pd.Timedelta(step, "ns")).freqstr
+    warnings.warn(
+        f"{name}: the timestamps jitter around a regular step of {_duration(step)} (up to "
+        f"{_duration(off_by(step).max())} off it); each reading was put on its step of that grid "
+        "(give a frequency, --freq or freq=, to average the readings of each step instead)",
+        stacklevel=2,
+    )
+    snapped = df.copy()
+    snapped["time"] = pd.to_datetime(first[codes] + position.astype(np.int64) * step, unit="ns")
+    return snapped, freq
+
+
+def _duration(nanoseconds: float) -> str:
+    """A duration in the unit that reads best: 15.625 ms, 2.5 s, 3 min."""
+    for unit, size in (("h", 3.6e12), ("min", 6e10), ("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if nanoseconds >= size:
+            return f"{nanoseconds / size:.6g} {unit}"
+    return f"{nanoseconds:.4g} ns"
 
 
 def _check_off_grid(off_grid: int, total: int, freq: str, name: str) -> None:

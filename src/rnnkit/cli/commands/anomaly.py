@@ -30,7 +30,8 @@ from rnnkit.files import write_json, write_text
 from rnnkit.report import Section, table_to_text
 
 NAME = "anomaly"
-TRAIN_POINTS = 2000  # --train-points' default
+# --train-points' default: the first 2,000 points, or the first half of a shorter series.
+TRAIN_POINTS = 2000
 HELP = "anomaly detection in time series (forecast residuals, label-free threshold)"
 ORDER = 41
 
@@ -108,9 +109,9 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-points",
         type=positive_int,
-        default=TRAIN_POINTS,
-        help="train on the first N points of --data/--file (default: 2000); "
-        "detect runs on the points after them",
+        default=None,
+        help="train on the first N points of --data/--file (default: 2000, or the first "
+        "half of a shorter series); detect runs on the points after them",
     )
 
 
@@ -129,10 +130,11 @@ def load_parts(args: argparse.Namespace):
     group = _one_series(frame, args.series, first=bool(args.data))
     values = group[frame.target].to_numpy(float)
     times = group["time"].to_numpy()
-    split = args.train_points
+    split = args.train_points or min(TRAIN_POINTS, len(values) // 2)
     if split < MIN_TRAIN_POINTS or split >= len(values) - 10:
+        given = f"--train-points {split}" if args.train_points else frame.name
         raise UserError(
-            f"--train-points {split}: the series has {len(values)} points; expected at least "
+            f"{given}: the series has {len(values)} points; expected at least "
             f"{MIN_TRAIN_POINTS} for training and some left to scan"
         )
     return frame.name, values[:split], values[split:], times[split:], None
@@ -251,9 +253,8 @@ def _recall_columns(args: argparse.Namespace, model: Path) -> None:
     saved = model / FILE_COLUMNS
     if not args.file or not saved.exists():
         return
-    defaults = {"train_points": TRAIN_POINTS}
     for flag, value in json.loads(saved.read_text()).items():
-        if getattr(args, flag, None) in (None, defaults.get(flag)):
+        if getattr(args, flag, None) is None:
             setattr(args, flag, value)
 
 
