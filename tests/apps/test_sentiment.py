@@ -418,6 +418,23 @@ def test_int_labels_come_back_as_ints_and_one_text_gives_one_prediction(tmp_path
     assert classifier._targets(["1", 0]) == [1, 0]  # a CSV's "1" is the class 1
 
 
+def test_json_true_and_false_labels_come_back_as_booleans(tmp_path):
+    texts, labels, _ = make_reviews(64, seed=9)
+    data = tmp_path / "reviews.jsonl"
+    rows = [
+        {"text": t, "label": label == "positive"} for t, label in zip(texts, labels, strict=True)
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    frame = read_labelled_texts(data)
+    classifier = SentimentClassifier(tiny_config(epochs=1))
+    classifier.fit(frame["text"].tolist(), frame["label"].tolist())
+    assert classifier.classes == [False, True]
+    classifier.save(tmp_path / "model")
+    loaded = SentimentClassifier.load(tmp_path / "model")
+    assert isinstance(loaded.predict("the film is superb").label, bool)
+    assert classifier._targets(["true", "False", True]) == [1, 0, 1]  # CSV or JSON spellings
+
+
 def test_cli_train_is_quiet_and_predict_checks_the_method_first(tmp_path, capfd):
     texts, labels, _ = make_reviews(60, seed=10)
     data = tmp_path / "reviews.csv"

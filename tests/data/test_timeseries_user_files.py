@@ -154,6 +154,23 @@ def test_semicolon_files_with_decimal_commas_or_points(tmp_path):
         assert data.frame["value"].tolist() == pytest.approx((VALUES + 0.25).tolist())
 
 
+@pytest.mark.parametrize(
+    ("separator", "spelled"),
+    [
+        (",", ["1,000.25", "12,345.5", "7.75", "-1,234"]),  # US spreadsheets, quoted
+        (";", ["1.000,25", "12.345,5", "7,75", "-1.234"]),  # German
+        (";", ["1 000,25", "12\u202f345,5", "7,75", "-1\u00a0234"]),  # French
+    ],
+)
+def test_numbers_with_thousands_separators(tmp_path, separator, spelled):
+    frame = pd.DataFrame({"date": DAYS[:4], "units": spelled})
+    data = read_series_file(write(tmp_path, frame, sep=separator), time="date")  # target found
+    assert data.frame["units"].tolist() == [1000.25, 12345.5, 7.75, -1234.0]
+    frame["units"] = [*spelled[:3], "12,3,4"]
+    with pytest.raises(UserError, match=r"line 5, column 'units': expected a number, got '12,3,4'"):
+        read_series_file(write(tmp_path, frame, sep=separator), time="date", target="units")
+
+
 def test_a_missing_time_column_is_named_and_dates_are_no_target_candidates():
     frame = pd.DataFrame({"date": DAYS, "value": VALUES})
     with pytest.raises(UserError, match="no column 'time'; the columns are date, value"):

@@ -649,11 +649,45 @@ def _check_parsed(
 
 
 def _mostly_numeric(column: pd.Series) -> bool:
-    return pd.to_numeric(column, errors="coerce").notna().mean() > 0.5
+    return _numbers(column).notna().mean() > 0.5
+
+
+# Numbers as spreadsheets export them: thousands grouped by commas with a decimal point
+# (1,234.5), or by points or spaces with a decimal comma (1.234,5; 1 234,5). Each column is
+# read in the convention that reads most of its values (the first on a tie), so that
+# "1,234" is a thousand and more in a column of "1,234.5", and 1.234 in a column of "3,14".
+GROUPED_NUMBERS = (
+    (r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?|[+-]?\d*\.\d+|[+-]?\d+", ",", "."),
+    (r"[+-]?\d{1,3}([. ]\d{3})+(,\d*)?|[+-]?\d*,\d+|[+-]?\d+", ". ", ","),
+)
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    """``column`` as floats (NaN where a value is not a number), thousands separators and
+    decimal commas read as `GROUPED_NUMBERS` says."""
+    values = pd.to_numeric(column, errors="coerce")
+    if pd.api.types.is_numeric_dtype(column) or not (values.isna() & column.notna()).any():
+        return values
+    # Some values are not plain numbers: every text of the column is read again in one
+    # convention ("1.234" is 1234 in a column that also holds "1.234,5").
+    texts = column[column.map(lambda value: isinstance(value, str))].str.strip()
+    texts = texts.str.replace("\u00a0", " ").str.replace("\u202f", " ")
+    texts = texts[texts != ""]
+    # The convention that reads the most values (all, in a good column): what is left then
+    # is what an error should name.
+    matches = [texts.str.fullmatch(pattern) for pattern, _, _ in GROUPED_NUMBERS]
+    best = max(range(len(matches)), key=lambda i: (matches[i].sum(), -i))
+    _, groups, decimal = GROUPED_NUMBERS[best]
+    readable = texts[matches[best]]
+    plain = readable.str.replace(f"[{groups}]", "", regex=True).str.replace(decimal, ".")
+    values = values.copy()
+    values[texts.index] = np.nan
+    values[plain.index] = pd.to_numeric(plain, errors="coerce")
+    return values
 
 
 def _parse_numbers(column: pd.Series, where: str, name: str) -> pd.Series:
-    values = pd.to_numeric(column, errors="coerce")
+    values = _numbers(column)
     unparsed = column[values.isna() & column.notna()]  # only these need reading as text
     bad = unparsed[unparsed.astype(str).str.strip() != ""]
     if len(bad):

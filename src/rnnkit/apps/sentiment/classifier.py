@@ -106,7 +106,7 @@ class SentimentClassifier:
 
     def __init__(self, config: SentimentConfig | None = None):
         self.config = config or SentimentConfig()
-        self.classes: list[str] | list[int] = []  # ints when every training label was one
+        self.classes: list[str] | list[int] = []  # bools or ints when every label was one
         self.word_tokenizer = None
         self.subword_tokenizer = None
         self.model: nn.ModuleList | None = None  # the ensemble's networks (usually one)
@@ -272,8 +272,10 @@ class SentimentClassifier:
                 return [float(label) for label in labels]
             except ValueError as error:
                 raise UserError(f"regression needs numeric ratings: {error}") from None
-        # Matched by their text: a model of int classes reads "1" from a CSV file as 1.
+        # Matched by their text: a model of int classes reads "1" from a CSV file as 1, one
+        # of bool classes "true" (JSON's spelling) or "True" as True.
         index = {str(c): i for i, c in enumerate(self.classes)}
+        index.update({str(c).lower(): i for i, c in enumerate(self.classes) if isinstance(c, bool)})
         unknown = sorted({str(label) for label in labels} - set(index))
         if unknown:
             raise UserError(
@@ -396,7 +398,7 @@ def _check_lengths(texts: list, texts_name: str = "texts", **others: Sequence | 
 
 
 def _class_names(labels: list) -> list[str] | list[int]:
-    """The sorted classes: ints when every label is an int, else the labels as strings."""
+    """The sorted classes: bools or ints when every label is one, else the labels as strings."""
     for number, label in enumerate(labels):
         if isinstance(label, (list, dict, set, tuple)):
             raise ValueError(
@@ -406,6 +408,8 @@ def _class_names(labels: list) -> list[str] | list[int]:
         if pd.isna(label) or (isinstance(label, str) and not label.strip()):
             # str(nan) would make a class 'nan' of the texts whose label is missing.
             raise ValueError(f"labels[{number}]: missing label {label!r}; expected a class name")
+    if all(isinstance(x, (bool, np.bool_)) for x in labels):
+        return sorted({bool(x) for x in labels})  # JSON's true/false stay booleans
     if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in labels):
         return sorted({int(x) for x in labels})
     return sorted({str(label) for label in labels})
