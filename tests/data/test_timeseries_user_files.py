@@ -204,3 +204,12 @@ def test_a_season_longer_than_the_data_is_named_in_the_error(tmp_path, capsys):
     assert main([*args, "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert "a shorter --context or --season-length" in error and not out.exists()
+
+
+@pytest.mark.parametrize("app", ["forecast", "anomaly"])
+def test_file_flags_with_a_bundled_data_set_are_an_error_not_ignored(tmp_path, capsys, app):
+    out = tmp_path / "model"
+    assert main([app, "train", "--data", "nyc-weather", "--freq", "D", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "--freq: for --file only; the bundled --data nyc-weather has its own" in error
+    assert not out.exists()

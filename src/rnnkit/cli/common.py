@@ -182,6 +182,17 @@ def check_resume(args: argparse.Namespace, out: Path) -> bool:
     return resume
 
 
+def refuse_file_flags(args: argparse.Namespace, flags: tuple[str, ...]) -> None:
+    """A one-line error when flags that describe a user's --file come with a bundled --data
+    (whose columns and grid are its own), instead of ignoring them."""
+    given = [flag for flag in flags if getattr(args, flag.lstrip("-").replace("-", "_"), None)]
+    if args.data and given:
+        raise UserError(
+            f"{', '.join(given)}: for --file only; the bundled --data {args.data} has its own "
+            "columns and grid"
+        )
+
+
 def existing_file(path: str | os.PathLike, what: str = "file") -> Path:
     """Check that a user's file exists and is a file; raise a one-line UserError if not."""
     p = Path(path)

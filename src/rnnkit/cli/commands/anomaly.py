@@ -22,6 +22,7 @@ from rnnkit.cli.common import (
     existing_file,
     out_dir,
     positive_int,
+    refuse_file_flags,
     report_metrics,
     resolve_device,
 )
@@ -122,6 +123,7 @@ def load_parts(args: argparse.Namespace):
 
     if bool(args.data) == bool(args.file):
         raise UserError("give exactly one of --data NAME or --file PATH")
+    refuse_file_flags(args, ("--time", "--time-format", "--target", "--id", "--freq"))
     if args.data == "ucr":
         data = load_ucr_internal_bleeding()
         return data.name, data.train, data.test, None, data.labels

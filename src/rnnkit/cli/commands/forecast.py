@@ -22,6 +22,7 @@ from rnnkit.cli.common import (
     non_negative_int,
     out_dir,
     positive_int,
+    refuse_file_flags,
     report_metrics,
     resolve_device,
 )
@@ -192,7 +193,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="a bundled data set by name")
     parser.add_argument("--file", default=None, help="your CSV or Parquet file")
-    parser.add_argument("--time", default="time", help="time column of --file (default: time)")
+    parser.add_argument("--time", default=None, help="time column of --file (default: time)")
     parser.add_argument(
         "--time-format",
         default=None,
@@ -212,6 +213,18 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The flags that say how to read --file (an error with a bundled --data).
+FILE_FLAGS = (
+    "--time",
+    "--time-format",
+    "--target",
+    "--id",
+    "--past",
+    "--future-covariates",
+    "--freq",
+)
+
+
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
@@ -223,6 +236,7 @@ def load_data(args: argparse.Namespace, columns: dict | None = None):
 
     if bool(args.data) == bool(args.file):
         raise UserError("give exactly one of --data NAME or --file PATH")
+    refuse_file_flags(args, FILE_FLAGS)
     if args.data:
         return load_series(args.data)
     columns = columns or {}
@@ -231,7 +245,7 @@ def load_data(args: argparse.Namespace, columns: dict | None = None):
     check_freq_flag(freq)
     return read_series_file(
         existing_file(args.file),
-        time=columns.get("time", args.time),
+        time=args.time or columns.get("time") or "time",
         target=targets if targets is None or len(targets) != 1 else targets[0],
         series_id=args.id or columns.get("series_id"),
         past_covariates=_split(args.past) or columns.get("past_covariates"),
@@ -304,7 +318,7 @@ def run_train(args: argparse.Namespace) -> int:
     _check_length(data, model, horizon)
     model.fit(data)
     model.columns = {
-        "time": args.time,
+        "time": args.time or "time",
         "time_format": args.time_format,
         "series_id": args.id,
         "freq": data.freq,
