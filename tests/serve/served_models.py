@@ -48,6 +48,38 @@ def train_forecast(out: Path) -> None:
     model.save(out)
 
 
+def two_series_with_workdays(length: int = 120) -> pd.DataFrame:
+    parts = []
+    for sid, level in (("north", 10.0), ("south", 20.0)):
+        part = seasonal_history(length).assign(series=sid)
+        part["workday"] = (part["time"].dt.dayofweek < 5).astype(float)
+        part["load"] += level + 2 * part["workday"]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def future_rows(history: pd.DataFrame, steps: int = 4) -> pd.DataFrame:
+    parts = []
+    for sid, part in history.groupby("series"):
+        times = pd.date_range(part["time"].max(), periods=steps + 1, freq="h")[1:]
+        parts.append(pd.DataFrame({"time": times, "series": sid, "workday": 1.0}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def train_covariates(out: Path) -> None:
+    """A forecaster of two series with a known-future covariate (working days)."""
+    from rnnkit.apps.forecast import Forecaster
+
+    model = Forecaster(
+        horizon=4, context_length=12, hidden_size=8, num_layers=1, epochs=1,
+        batches_per_epoch=2, batch_size=8, seed=0,
+    )  # fmt: skip
+    model.fit(
+        two_series_with_workdays(), target="load", series_id="series", future_covariates=["workday"]
+    )
+    model.save(out)
+
+
 def train_anomaly(out: Path) -> None:
     from rnnkit.apps.anomaly import AnomalyDetector
 

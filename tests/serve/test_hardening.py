@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
-from served_models import seasonal_history, tone
+from served_models import (
+    future_rows,
+    seasonal_history,
+    tone,
+    train_covariates,
+    two_series_with_workdays,
+)
 
 from rnnkit.serve import Settings, create_app, load_models
 
@@ -136,42 +142,16 @@ def test_a_sampling_failure_reaches_the_client(served):
 # ------------------------------------------------------------------------------ forecast
 
 
-def two_series_with_workdays(length: int = 120) -> pd.DataFrame:
-    parts = []
-    for sid, level in (("north", 10.0), ("south", 20.0)):
-        part = seasonal_history(length).assign(series=sid)
-        part["workday"] = (part["time"].dt.dayofweek < 5).astype(float)
-        part["load"] += level + 2 * part["workday"]
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
 @pytest.fixture(scope="module")
 def covariate_client(tmp_path_factory):
-    from rnnkit.apps.forecast import Forecaster
-
-    data = two_series_with_workdays()
-    model = Forecaster(
-        horizon=4, context_length=12, hidden_size=8, num_layers=1, epochs=1,
-        batches_per_epoch=2, batch_size=8, seed=0,
-    )  # fmt: skip
-    model.fit(data, target="load", series_id="series", future_covariates=["workday"])
     folder = tmp_path_factory.mktemp("covariates") / "covariates"
-    model.save(folder)
+    train_covariates(folder)
     with TestClient(create_app(load_models([folder], Settings()), Settings())) as c:
         yield c
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso"))
-
-
-def future_rows(history: pd.DataFrame, steps: int = 4) -> pd.DataFrame:
-    parts = []
-    for sid, part in history.groupby("series"):
-        times = pd.date_range(part["time"].max(), periods=steps + 1, freq="h")[1:]
-        parts.append(pd.DataFrame({"time": times, "series": sid, "workday": 1.0}))
-    return pd.concat(parts, ignore_index=True)
 
 
 def test_several_series_with_known_future_covariates_from_rows_and_files(covariate_client):

@@ -15,9 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from served_models import TOKEN, LiveServer, seasonal_history, tone
+from served_models import (
+    TOKEN,
+    LiveServer,
+    future_rows,
+    seasonal_history,
+    tone,
+    train_covariates,
+    two_series_with_workdays,
+)
 
-from rnnkit.serve import Settings, create_app
+from rnnkit.serve import Settings, create_app, load_models
 
 CHROMIUM = os.environ.get("RNNKIT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "serve"
@@ -126,6 +134,35 @@ def test_forecast_panel_plots_the_uploaded_history_with_its_band(page, tmp_path)
     assert len(median) == 6 and len(band) == 12  # the horizon, upper and lower edges
     assert "80% band" in panel.locator(".legend").inner_text()
     panel.screenshot(path=ARTIFACTS / "forecast.png")
+
+
+def test_forecast_panel_of_a_model_with_future_covariates_asks_for_them(browser, tmp_path):
+    folder = tmp_path / "covariates"
+    train_covariates(folder)
+    history, future = tmp_path / "history.csv", tmp_path / "future.csv"
+    two_series_with_workdays().to_csv(history, index=False)
+    future_rows(two_series_with_workdays()).to_csv(future, index=False)
+    with LiveServer(create_app(load_models([folder], Settings()), Settings())) as server:
+        context = browser.new_context(viewport={"width": 1300, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(server.url + "/")
+        panel = page.locator("#panel-covariates")
+        assert "upload them as a second file (columns: time, series, workday)" in (
+            panel.inner_text()
+        )
+        panel.get_by_label("history").set_input_files(str(history))
+        panel.get_by_role("button", name="Forecast").click()
+        page.wait_for_function(
+            "() => document.querySelector('#panel-covariates .error').textContent.length > 0"
+        )
+        assert "choose the future covariates' file" in panel.locator(".error").inner_text()
+        panel.get_by_label("future covariates").set_input_files(str(future))
+        panel.get_by_role("button", name="Forecast").click()
+        panel.locator("polygon.band").wait_for()
+        assert len(panel.locator("polyline.median").get_attribute("points").split()) == 4
+        assert panel.locator(".error").inner_text() == ""
+        context.close()
 
 
 def test_forecast_panel_shows_the_one_line_error_of_a_bad_file(page, tmp_path):

@@ -135,6 +135,9 @@ class ServedForecaster(Served):
             "freq": meta["freq"],
             "target": meta["target"],
             "columns": self.model.columns,
+            # what a forecast needs beside the history: these covariates over the horizon
+            "future_covariates": list(meta["future_covariates"]),
+            "future_columns": self._columns_of_future() if meta["future_covariates"] else None,
         }
 
     def read_rows(self, rows: list[dict]) -> Any:

@@ -206,11 +206,25 @@ const PANELS = {
       `${model.target}${model.columns.series_id ? ", " + model.columns.series_id : ""}) and ` +
       `see the next ${model.horizon} steps with the ${level}% band.`);
     const input = fileInput(".csv,.parquet,.pq,.txt");
+    input.setAttribute("aria-label", "history");
+    // A model with known-future covariates needs their values over the horizon too.
+    const future = model.future_covariates.length ? fileInput(".csv,.parquet,.pq,.txt") : null;
+    if (future) {
+      future.setAttribute("aria-label", "future covariates");
+      panel.append(el("p", { class: "muted" }, `This model also reads ` +
+        `${model.future_covariates.join(", ")} over the next ${model.horizon} steps: ` +
+        `upload them as a second file (columns: ${model.future_columns}).`));
+    }
     const out = el("div", { class: "output" });
     const button = el("button", {}, "Forecast");
     button.addEventListener("click", () => busy(panel, button, async () => {
       if (!input.files[0]) throw new Error("choose a CSV or Parquet file first");
-      const result = await call(`/v1/models/${model.name}/forecast/file`, upload(input.files[0]));
+      if (future && !future.files[0]) {
+        throw new Error(`choose the future covariates' file (${model.future_columns}) too`);
+      }
+      const fields = future ? { future: future.files[0] } : {};
+      const result = await call(`/v1/models/${model.name}/forecast/file`,
+        upload(input.files[0], fields));
       const series = result.history[result.history.length - 1];
       const rows = result.forecast.filter((r) => String(r.series) === series.series);
       const t = (s) => Date.parse(s);
@@ -223,7 +237,9 @@ const PANELS = {
       el("div", { class: "legend" }, `series ${series.series}: history (black), forecast ` +
         `median (blue), ${level}% band (shaded); ${rows.length} steps`));
     }));
-    return finish(panel, el("div", { class: "row" }, input, button), out);
+    const inputs = future ? [el("span", {}, "history"), input, el("span", {}, "future"), future]
+      : [input];
+    return finish(panel, el("div", { class: "row" }, ...inputs, button), out);
   },
 
   anomaly(model) {
