@@ -47,6 +47,29 @@ def test_dates_that_read_either_way_need_the_format():
     assert parse_times(shuffled).dt.month.tolist() == [1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    ("spelled", "freq"),
+    [
+        (["1970 Q1", "1970 Q2", "1970 Q3", "1970 Q4", "1971 Q1"], "QS-OCT"),
+        (["1970Q1", "1970-Q2", "1970 q3", "Q4 1970", "Q1 1971"], "QS-OCT"),
+        (["1991 Jul", "1991 Aug", "1991 Sep", "1991 Oct", "1991 Nov"], "MS"),
+        (["Jul-91", "Aug-91", "Sep-91", "Oct-91", "Nov-91"], "MS"),
+        (["July 1991", "August 1991", "September 1991", "October 1991", "November 1991"], "MS"),
+    ],
+)
+def test_quarters_and_month_names_are_read_without_a_format(spelled, freq):
+    times = parse_times(pd.Series(spelled))
+    assert times.iloc[0].month in (1, 7) and times.is_monotonic_increasing
+    data = series_from_dataframe(pd.DataFrame({"time": spelled, "value": VALUES[:5]}))
+    assert pd.tseries.frequencies.to_offset(data.freq) == pd.tseries.frequencies.to_offset(freq)
+
+
+def test_two_columns_of_one_name_are_a_one_line_error():
+    frame = pd.DataFrame([[DAYS[0], 1.0, 2.0]], columns=["time", "value", "value"])
+    with pytest.raises(UserError, match="two columns are named 'value'; rename one"):
+        series_from_dataframe(frame, target="value")
+
+
 def test_a_value_outside_the_time_format_names_its_line(tmp_path):
     path = write(tmp_path, pd.DataFrame({"date": DAYS.strftime("%d/%m/%Y"), "value": VALUES}))
     with pytest.raises(UserError, match=r"line 14, column 'date': expected a date in the format"):

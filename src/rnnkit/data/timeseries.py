@@ -400,6 +400,9 @@ def series_from_dataframe(
     header as line 1, as in a CSV file.
     """
     df = _with_time_column(df, time)
+    duplicated = df.columns[df.columns.duplicated()]
+    if len(duplicated):
+        raise UserError(f"{where}: two columns are named {duplicated[0]!r}; rename one")
     if df.empty:
         raise UserError(f"{where}: no data rows; expected a header line and rows")
     df = df.reset_index(drop=True)
@@ -585,6 +588,9 @@ def _inferred_times(column: pd.Series, where: str, name: str) -> pd.Series:
     iso = pd.to_datetime(column, format="ISO8601", errors="coerce", utc=True)
     if iso.notna().sum() == column.notna().sum():
         return iso
+    quarters = _quarter_times(column)
+    if quarters is not None:
+        return quarters
     readings = {}
     for fmt in _candidate_formats(column):
         times = pd.to_datetime(column, format=fmt, errors="coerce", utc=True)
@@ -603,13 +609,37 @@ def _inferred_times(column: pd.Series, where: str, name: str) -> pd.Series:
     return readings[best]
 
 
+# Quarters as statistics offices write them: 1970 Q1, 1970-Q1, 1970Q1, Q1 1970 (strftime has
+# no directive for a quarter). A quarter is read as its first day.
+QUARTER = (
+    r"\s*(?:(?P<y1>\d{4})\s*[-/ ]?\s*[Qq](?P<q1>[1-4])"
+    r"|[Qq](?P<q2>[1-4])\s*[-/ ]?\s*(?P<y2>\d{4}))\s*"
+)
+# Months by name, which pandas' format guesser does not offer: 1991 Jul, Jul 1991, Jul-91.
+MONTH_NAME_FORMATS = ("%Y %b", "%b %Y", "%Y-%b", "%b-%Y", "%b-%y", "%Y %B", "%B %Y", "%Y%b")
+
+
+def _quarter_times(column: pd.Series) -> pd.Series | None:
+    """``column`` read as quarters (see `QUARTER`) when every value is one, else None."""
+    parts = column.str.extract(f"^{QUARTER}$")
+    if column.dropna().empty or parts.loc[column.notna()].isna().all(axis=1).any():
+        return None
+    year = parts["y1"].fillna(parts["y2"])
+    quarter = parts["q1"].fillna(parts["q2"])
+    text = year + "-" + ((quarter.astype("Int64") - 1) * 3 + 1).astype("string").str.zfill(2)
+    return pd.to_datetime(text + "-01", format="%Y-%m-%d", errors="coerce", utc=True)
+
+
 def _candidate_formats(column: pd.Series) -> list[str]:
-    """The column's format guessed from a few values, month-first and day-first."""
+    """The column's format guessed from a few values, month-first and day-first (and the
+    month-name formats, for values with letters)."""
     from pandas.tseries.api import guess_datetime_format
 
     values = column.dropna()
     samples = values.iloc[[0, len(values) // 2, -1]] if len(values) else values
     formats = []
+    if samples.str.contains("[A-Za-z]{3}", regex=True).any():
+        formats += list(MONTH_NAME_FORMATS)
     for value in samples:
         for dayfirst in (False, True):
             with warnings.catch_warnings():  # "parsed day-first although dayfirst=False"
