@@ -11,6 +11,7 @@ sees the deseasonalised series and the forecast is reseasonalised at the end.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -50,6 +51,18 @@ class SeriesArrays:
     # series that go below zero; zeros for the others). See `seasonal_components`.
     shift: np.ndarray
     shifts: list[np.ndarray]
+
+    @functools.cached_property
+    def spread(self) -> np.ndarray:
+        """(S,) the standard deviation of each series' observed, deseasonalised values: the
+        scale of a window too flat to have one of its own (a run of zeros)."""
+        values = self.deseasonalised(self.target, np.arange(len(self.target)))
+        seen = np.isfinite(values)
+        values = np.where(seen, values, 0.0)
+        count = np.maximum(np.add.reduceat(seen.astype(float), self.offsets), 1)
+        mean = np.add.reduceat(values, self.offsets) / count
+        squares = np.where(seen, (values - np.repeat(mean, self.lengths)) ** 2, 0.0)
+        return np.sqrt(np.add.reduceat(squares, self.offsets) / count)
 
     def deseasonalised(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
         """``values`` (the series' own, at flat positions ``index``) as the network reads
@@ -125,12 +138,13 @@ def seasonal_components(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(factors, shifts), each (season,): the series is read as ``value / factor - shift``.
 
-    A series with no negative value gets multiplicative indices (`seasonal_indices`; the
-    Theta method's decomposition) and shifts of 0. A series that goes below zero (a
-    temperature in degrees Celsius, a net flow, a profit) has no meaningful ratios, so it
-    gets additive indices instead (``seasonal_indices(..., additive=True)``) and factors of
-    1: without them its seasonality reached only the network, not the statistical
-    forecasts it is combined with.
+    A series of positive values gets multiplicative indices (`seasonal_indices`; the
+    Theta method's decomposition) and shifts of 0. A series that reaches zero or goes below
+    (solar power at night, counts, a temperature in degrees Celsius, a net flow) has no
+    meaningful ratios, so it gets additive indices instead (``seasonal_indices(...,
+    additive=True)``) and factors of 1: without them its seasonality reached only the
+    network, not the statistical forecasts it is combined with (a solar series' daily
+    cycle came out a third of its height).
 
     Example:
         >>> factors, shifts = seasonal_components(np.tile([5.0, -5.0], 12), 2)
@@ -140,7 +154,7 @@ def seasonal_components(
     finite = np.asarray(values, float)
     finite = finite[np.isfinite(finite)]
     neutral_factors, neutral_shifts = np.ones(max(season, 1)), np.zeros(max(season, 1))
-    if np.any(finite < 0):
+    if np.any(finite <= 0):
         return neutral_factors, seasonal_indices(values, season, recent_seasons, additive=True)
     return seasonal_indices(values, season, recent_seasons), neutral_shifts
 

@@ -80,7 +80,11 @@ def calibration_origins(val_origins: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def location_scale(
-    filled: np.ndarray, observed: np.ndarray, scaling: str = "last", season: int = 1
+    filled: np.ndarray,
+    observed: np.ndarray,
+    scaling: str = "last",
+    season: int = 1,
+    flat_scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-window location and scale, vectorised `features.window_location_scale`.
 
@@ -94,6 +98,9 @@ def location_scale(
             network predicts relative changes (what sMAPE and MASE on series of very
             different sizes reward); the std where the window is not positive.
         season: steps in a season (the span of the ``level``).
+        flat_scale: (B,) the scale of a window whose values do not vary (a run of zeros):
+            its series' spread (`SeriesArrays.spread`). Without it such a window's scale was
+            a millionth, and so was the width of its interval.
 
     Returns:
         (location (B,), scale (B,)) float64.
@@ -102,7 +109,10 @@ def location_scale(
     mean = (filled * observed).sum(axis=1) / count
     variance = (((filled - mean[:, None]) ** 2) * observed).sum(axis=1) / count
     floor = 1e-3 * np.maximum(np.abs(mean), 1e-3)
-    spread = np.maximum(np.sqrt(variance), floor)
+    spread = np.sqrt(variance)
+    if flat_scale is not None:
+        spread = np.where(spread < floor, np.maximum(flat_scale, floor), spread)
+    spread = np.maximum(spread, floor)
     if scaling == "last":
         return filled[:, -1].astype(float), spread
     recent, seen = filled[:, -season:], observed[:, -season:]
@@ -147,7 +157,9 @@ def make_batch(
     filled = arrays.deseasonalised(arrays.filled[past_index], past_index)
     # float32 like the mask it reads (float64 here would move every later bit of training)
     observed = np.where(padded, np.float32(0.0), arrays.observed[past_index])
-    location, scale = location_scale(filled, observed, scaling, season)
+    location, scale = location_scale(
+        filled, observed, scaling, season, flat_scale=arrays.spread[pairs[:, 0]]
+    )
     scaled = (filled - location[:, None]) / scale[:, None]
     encoder = np.concatenate(
         [
