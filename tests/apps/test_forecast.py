@@ -964,6 +964,33 @@ def test_a_window_of_zeros_is_scaled_by_its_series_spread():
     assert (width > 0.01 * counts.std()).all()
 
 
+def test_a_series_that_reaches_zero_is_never_forecast_below_it():
+    rng = np.random.default_rng(3)
+    counts = np.r_[rng.poisson(2, 60), np.zeros(24)].astype(float)  # then nothing
+    drifting = 5 + np.cumsum(rng.normal(-0.2, 1, 84))  # positive so far: not floored
+    data = _frame({"counts": counts, "balance": np.abs(drifting) + 0.1}, "MS")
+    model = Forecaster(horizon=12, seed=0, **TINY_TRAINING).fit(data)
+    forecast = model.predict()
+    floored = forecast[forecast["series"] == "counts"]
+    assert (floored[["forecast", "lo_80", "hi_80"]].to_numpy() >= 0).all()
+    windows = model._windows(data)
+    assert dict(zip(windows.ids, windows.floored_at_zero, strict=True)) == {
+        "counts": True,
+        "balance": False,
+    }
+
+
+def test_a_series_too_short_to_validate_still_gets_the_combination_and_wider_intervals():
+    # one season plus the horizon: no window can be held out (the Shampoo sales case: its
+    # intervals were the network's own, covering none of the next year)
+    rng = np.random.default_rng(4)
+    values = 100 + 5 * np.arange(24) + rng.normal(0, 20, 24)
+    with pytest.warns(UserWarning, match="too short to hold out a validation horizon"):
+        model = Forecaster(horizon=12, seed=0, **TINY_TRAINING).fit(_frame({"s": values}, "MS"))
+    assert model.meta["combine_weight"] == pytest.approx(1 / 3)
+    assert model.meta["interval_scale"] != [1.0] * 12  # calibrated, on the training windows
+
+
 def test_additive_seasonal_components_for_series_below_zero():
     t = np.arange(72)
     pattern = 3 * np.sin(2 * np.pi * np.arange(12) / 12)
@@ -1229,5 +1256,9 @@ def test_a_pandas_series_indexed_by_time_is_a_forecasters_data():
     values = pd.Series(
         10 + np.sin(2 * np.pi * t / 7), index=pd.date_range("2020-01-01", periods=60)
     )
-    forecast = Forecaster(horizon=7, seed=0, **TINY_TRAINING).fit(values).predict()
+    model = Forecaster(horizon=7, seed=0, **TINY_TRAINING).fit(values)
+    forecast = model.predict()
     assert len(forecast) == 7 and forecast["time"].iloc[0] == pd.Timestamp("2020-03-01")
+    # ...and so is the history that `predict` and `update` forecast from
+    later = model.update(values).predict(data=values[:-7])
+    assert later["time"].iloc[0] == pd.Timestamp("2020-02-23")

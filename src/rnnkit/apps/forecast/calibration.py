@@ -23,13 +23,14 @@ def scores(truth, median, lower, upper) -> np.ndarray:
     return np.abs(truth - median) / np.maximum(half_width, 1e-12)
 
 
-def interval_factors(scores: np.ndarray, level: float) -> list[float]:
+def interval_factors(scores: np.ndarray, level: float, largest: float = 3.0) -> list[float]:
     """Per-step factors on the half-intervals that make ``level`` percent of ``scores``
     (B, H; see `Forecaster.conformal_scores`) fall inside: the split-conformal quantile.
 
     A step's factor is the level's quantile of the scores of that step and its two
     neighbours on each side (pooled, because a few dozen windows per step give a noisy
-    quantile), clipped to 0.5-3. Too few scores (under 20): no change (factors of 1).
+    quantile), clipped to 0.5-``largest``. Too few scores (under 20): no change (factors
+    of 1).
 
     Example:
         >>> interval_factors(np.full((10, 4), 2.0), 80)
@@ -43,5 +44,5 @@ def interval_factors(scores: np.ndarray, level: float) -> list[float]:
         near = scores[:, max(0, step - 2) : step + 3]
         near = near[np.isfinite(near)]
         factor = np.quantile(near, level / 100) if len(near) else 1.0
-        factors.append(float(np.clip(factor, 0.5, 3.0)))
+        factors.append(float(np.clip(factor, 0.5, largest)))
     return factors

@@ -12,14 +12,19 @@ that order (`fit`, `predict`, `update`, `save`, `load`).
 
 Example:
     >>> from rnnkit.data.timeseries import load_series
-    >>> data = load_series("elecdemand")
-    >>> model = Forecaster(horizon=48, epochs=5).fit(data)
-    >>> model.predict().head()   # series, time, forecast, lo_80, hi_80
+    >>> data = load_series("elecdemand")  # half-hourly demand, temperature and working days
+    >>> quick = dict(epochs=1, batches_per_epoch=4, batch_size=32)  # seconds, not minutes
+    >>> model = Forecaster(horizon=48, **quick).fit(data)
+    >>> times = pd.date_range(data.frame["time"].max(), periods=49, freq="30min")[1:]
+    >>> future = pd.DataFrame({"time": times, "WorkDay": 1.0})  # known-future covariates
+    >>> model.predict(future=future).columns.tolist()
+    ['series', 'time', 'forecast', 'lo_80', 'hi_80']
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -155,6 +160,21 @@ class Forecaster:
         self._meta["combine_weight"] = 1.0
         if cfg.combine != "none" and len(val_origins):
             self._choose_combination(windows, val_origins)
+        elif cfg.combine == "mean":  # its weights are fixed: no validation needed
+            self._meta["combine_weight"] = 1 / 3
+        calibrated_on = val_origins
+        if not len(val_origins) and len(train_origins):
+            # Too short to hold out a horizon: calibrate on the training windows from each
+            # series' last one to its end (the truth known there; the combination's errors
+            # are honest enough, as Theta and the damped trend see only the past).
+            calibrated_on = origins_to_the_end(train_origins, windows.lengths, cfg.horizon)
+            warnings.warn(
+                f"the series are too short to hold out a validation horizon ({cfg.horizon} "
+                "steps after the context): the epochs are not chosen on held-out data and "
+                "the intervals are calibrated on training windows (likely too narrow); "
+                "more history, or a shorter horizon or context, fixes it",
+                stacklevel=2,
+            )
         # where the held-out windows begin: `update` recalibrates on nothing earlier
         first_held_out: dict[str, str] = {}
         for s, origin in val_origins:  # in order of origin within each series
@@ -163,6 +183,11 @@ class Forecaster:
         if cfg.calibrate_intervals and len(val_origins):
             self._meta["interval_scale"] = self._interval_scale(
                 windows, calibration_origins(val_origins, cfg.horizon)
+            )
+        elif cfg.calibrate_intervals and len(calibrated_on):
+            # windows the network trained on: their errors understate, so no cap at 3
+            self._meta["interval_scale"] = interval_factors(
+                self.conformal_scores(windows, calibrated_on), cfg.levels[0], largest=10.0
             )
         if cfg.refit and len(val_origins):
             self._refit(windows, train_origins, val_origins, best_epochs)
@@ -382,7 +407,8 @@ class Forecaster:
             ]
             found = pooled_quantiles(members, wanted, self.config.likelihood)
         found = self._combined(windows, pairs, found)
-        return {q: found[q] for q in quantiles}
+        floored = windows.floored_at_zero[pairs[:, 0]][:, None]
+        return {q: np.where(floored, np.maximum(found[q], 0.0), found[q]) for q in quantiles}
 
     @torch.no_grad()
     def _sampled_quantiles(self, windows, pairs, future_known, quantiles) -> dict:
@@ -505,8 +531,15 @@ class Forecaster:
                 training columns), including the new observations.
 
         Example:
-            >>> model = Forecaster(horizon=24).fit(history)
-            >>> model.update(history_with_today).predict()   # tomorrow, recalibrated
+            >>> hours = pd.date_range("2024-01-01", periods=24 * 60, freq="h")
+            >>> cycle = 10 + np.sin(np.arange(len(hours)) * 2 * np.pi / 24)
+            >>> history_with_today = pd.Series(cycle, index=hours)
+            >>> history = history_with_today[:-24]
+            >>> quick = dict(epochs=1, batches_per_epoch=4, batch_size=32)  # seconds, not minutes
+            >>> model = Forecaster(horizon=24, **quick).fit(history)
+            >>> forecast = model.update(history_with_today).predict()  # tomorrow, recalibrated
+            >>> forecast["time"].iloc[0]
+            Timestamp('2024-03-01 00:00:00')
         """
         self._require_fitted()
         history = self._coerce_history(data)
@@ -647,7 +680,8 @@ class Forecaster:
                 data,
                 target=meta["target"],
                 freq=meta["freq"],
-                series_id=SERIES if SERIES in data.columns else None,
+                # A pd.Series indexed by time (as `fit` takes) has no columns: one series.
+                series_id=SERIES if isinstance(data, pd.DataFrame) and SERIES in data else None,
                 past_covariates=meta["past_covariates"],
                 future_covariates=meta["future_covariates"],
                 season_length=meta["season_length"],
@@ -731,5 +765,21 @@ _Windows = SeriesArrays
 _calibration_origins = calibration_origins
 _location_scale = location_scale
 _level_quantiles = level_quantiles
+
+
+def origins_to_the_end(origins: np.ndarray, lengths: np.ndarray, horizon: int) -> np.ndarray:
+    """(series, origin) pairs every ``horizon // 6`` steps from each series' last origin of
+    ``origins`` to its last value (the later ones see part of their horizon's truth)."""
+    last: dict[int, int] = {}
+    for s, o in origins:
+        last[int(s)] = max(last.get(int(s), int(o)), int(o))
+    stride = max(1, horizon // 6)
+    chosen = [
+        (s, origin)
+        for s, start in sorted(last.items())
+        for origin in range(start, int(lengths[s]), stride)
+    ]
+    return np.array(chosen, dtype=np.int64).reshape(-1, 2)
+
 
 __all__ = ["Forecaster", "ForecasterConfig", "as_series_frame", "interval_factors"]

@@ -64,6 +64,15 @@ class SeriesArrays:
         squares = np.where(seen, (values - np.repeat(mean, self.lengths)) ** 2, 0.0)
         return np.sqrt(np.add.reduceat(squares, self.offsets) / count)
 
+    @functools.cached_property
+    def floored_at_zero(self) -> np.ndarray:
+        """(S,) True for a series that reaches zero and never goes below (counts, sales,
+        solar power): its forecasts and intervals are cut at zero. A series that only
+        stays positive is not: a balance or a temperature may still cross zero."""
+        values = np.where(np.isnan(self.target), np.inf, self.target)
+        lowest = np.minimum.reduceat(values, self.offsets)
+        return lowest == 0
+
     def deseasonalised(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
         """``values`` (the series' own, at flat positions ``index``) as the network reads
         them: divided by their seasonal factor, less their seasonal shift."""
