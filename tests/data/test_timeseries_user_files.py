@@ -236,3 +236,14 @@ def test_file_flags_with_a_bundled_data_set_are_an_error_not_ignored(tmp_path, c
     error = capsys.readouterr().err
     assert "--freq: for --file only; the bundled --data nyc-weather has its own" in error
     assert not out.exists()
+
+
+def test_several_target_columns_are_series_named_by_their_columns(tmp_path):
+    wide = pd.DataFrame({"date": DAYS, "north": VALUES, "south": VALUES + 1})
+    data = read_series_file(write(tmp_path, wide), time="date", target=["north", "south"])
+    assert sorted(data.frame["series"].unique()) == ["north", "south"]
+    long = pd.concat([wide.assign(shop=name) for name in ("a", "b")])
+    data = read_series_file(
+        write(tmp_path, long, "long.csv"), time="date", target=["north", "south"], series_id="shop"
+    )
+    assert sorted(data.frame["series"].unique()) == ["a/north", "a/south", "b/north", "b/south"]

@@ -342,7 +342,8 @@ def read_series_file(
         time: name of the time column (dates or date-times; see `parse_times` for the
             formats recognised without ``time_format``).
         target: column(s) to forecast; several targets become several series of one global
-            model (ids ``"<id>/<column>"``). Default: the only numeric column besides the rest.
+            model (ids: the column names, or ``"<id>/<column>"`` with ``series_id``).
+            Default: the only numeric column besides the rest.
         series_id: column naming the series, for many series in one file.
         past_covariates, future_covariates: numeric columns (see `SeriesFrame`).
         freq: the grid's frequency; inferred when not given. When given, the values of each
@@ -423,7 +424,8 @@ def series_from_dataframe(
         for column in targets:
             part = out.drop(columns=[c for c in targets if c != column])
             part = part.rename(columns={column: "value"})
-            part[SERIES] = part[SERIES] + "/" + column
+            # named by the column ("<id>/<column>" with several ids), not "0/<column>"
+            part[SERIES] = part[SERIES] + "/" + column if series_id else column
             parts.append(part)
         out, targets = pd.concat(parts, ignore_index=True), ["value"]
     return build_frame(
