@@ -99,7 +99,10 @@ def test_a_series_shorter_than_the_default_split_trains_on_its_first_half(tmp_pa
         )
         == 0
     )
-    assert len(pd.read_csv(flagged / "anomalies.csv")) == 200  # the last 200 of 400 hours
+    scanned = pd.read_csv(flagged / "anomalies.csv")
+    assert len(scanned) == 200  # the last 200 of 400 hours
+    # the end of the training part leads in: the first scanned points are scored too
+    assert scanned["score"].notna().all()
     too_short = tmp_path / "short.csv"
     pd.DataFrame({"time": HOURS[:150], "value": sine(150)}).to_csv(too_short, index=False)
     assert main(["anomaly", "train", "--file", str(too_short), "--out", str(model / "x")]) == 2

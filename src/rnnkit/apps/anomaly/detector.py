@@ -7,10 +7,16 @@ the mean surprise under the forecasts made for it from the ``horizon`` origins b
 Scores are then smoothed and thresholded without labels (`thresholds.flag`, Hundman et al. 2018).
 
 Example:
-    >>> detector = AnomalyDetector(epochs=5).fit(train_values)
-    >>> result = detector.detect(test_values)
-    >>> result.frame.query("anomaly")      # time, value, score, smoothed, anomaly
-    >>> result.windows                      # [(start, end), ...]
+    >>> rng = np.random.default_rng(0)
+    >>> values = np.sin(np.arange(1000) * 2 * np.pi / 24) + 0.1 * rng.normal(size=1000)
+    >>> train_values, test_values = values[:600], values[600:].copy()
+    >>> test_values[200] += 2  # a spike
+    >>> detector = AnomalyDetector(context_length=24, epochs=2, batches_per_epoch=10)
+    >>> result = detector.fit(train_values).detect(test_values)
+    >>> list(result.frame.columns)
+    ['time', 'value', 'score', 'smoothed', 'anomaly']
+    >>> int(result.frame["score"].idxmax()), len(result.windows)  # windows: [(start, end), ...]
+    (200, 1)
 """
 
 from __future__ import annotations
@@ -55,6 +61,13 @@ class Detection:
                 }
             )
         return pd.DataFrame(rows, columns=["start", "end", "points", "peak_score"])
+
+    def last(self, count: int) -> Detection:
+        """The detection of the last ``count`` points only: what a scan preceded by a lead-in
+        (the end of the training data, so that its first points have a context) reports."""
+        start = len(self.frame) - count
+        windows = [(max(a, start) - start, b - start) for a, b in self.windows if b > start]
+        return Detection(self.frame.iloc[start:].reset_index(drop=True), self.threshold, windows)
 
 
 class AnomalyDetector:

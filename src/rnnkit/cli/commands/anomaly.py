@@ -214,13 +214,18 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from rnnkit.apps.anomaly import AnomalyDetector
     from rnnkit.apps.anomaly.plots import plot_detection
 
     detector = AnomalyDetector.load(args.model, device=resolve_device(args.device))
     _recall_columns(args, Path(args.model))
-    name, _, values, times, labels = load_parts(args)
-    detection = detector.detect(values)
+    name, train, values, times, labels = load_parts(args)
+    # The end of the training part leads in, so that the first scanned points have their
+    # context too (they had no score: 64 of 145 points of a short series).
+    lead_in = train[-detector.context_length :]
+    detection = detector.detect(np.concatenate([lead_in, values])).last(len(values))
     # Bundled and user series keep their timestamps; the UCR series has only positions.
     detection.frame["time"] = times if times is not None else range(len(values))
     out = out_dir(args, "anomalies")
