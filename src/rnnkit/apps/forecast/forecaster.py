@@ -163,7 +163,8 @@ class Forecaster:
         elif cfg.combine == "mean":  # its weights are fixed: no validation needed
             self._meta["combine_weight"] = 1 / 3
         calibrated_on = val_origins
-        if not len(val_origins) and len(train_origins):
+        wanted = self._validation_windows(windows) > 0  # 0: none asked for (the detector)
+        if wanted and not len(val_origins) and len(train_origins):
             # Too short to hold out a horizon: calibrate on the training windows from each
             # series' last one to its end (the truth known there; the combination's errors
             # are honest enough, as Theta and the damped trend see only the past).
