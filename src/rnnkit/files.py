@@ -19,8 +19,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     never a partial write. On an exception the temporary file is removed.
 
     Example:
+        >>> import torch
+        >>> from safetensors.torch import save_file
         >>> with atomic_path("model.safetensors") as tmp:
-        ...     safetensors.torch.save_file(tensors, tmp)
+        ...     save_file({"weight": torch.zeros(2, 3)}, tmp)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

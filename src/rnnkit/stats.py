@@ -6,10 +6,15 @@ difference that comes from which items happened to be in the test set (Koehn 200
 Tibshirani 1993). A table says "beats" only where the interval of the difference excludes zero.
 
 Example:
+    >>> import numpy as np
+    >>> from rnnkit.stats import paired_bootstrap
     >>> correct_rnn = np.array([1, 0, 1, 1, 1, 0, 1, 1])  # per-sentence accuracy
     >>> correct_lr = np.array([1, 0, 0, 1, 1, 0, 1, 0])
     >>> diff = paired_bootstrap(correct_rnn, correct_lr)  # mean(a) - mean(b), 95% interval
-    >>> diff.verdict(higher_is_better=True)  # "beats", "ties" or "loses"
+    >>> print(diff)
+    +0.25 [+0, +0.5]
+    >>> diff.verdict(higher_is_better=True)  # "beats", "ties" or "loses": 8 items are few
+    'ties'
 
 Corpus-level metrics (WER = errors / words, summed over utterances) pass rows per item and a
 statistic over the rows: ``paired_bootstrap(np.c_[errors_a, words], np.c_[errors_b, words],

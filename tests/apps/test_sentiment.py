@@ -98,6 +98,18 @@ def test_predictions_carry_probabilities_and_survive_save_and_load(trained, tmp_
     np.testing.assert_allclose(loaded.predict_scores(texts), before, rtol=1e-5)
 
 
+def test_a_word_model_saved_over_a_subword_models_folder_loads(trained, tmp_path):
+    # The word model leaves the subword model's vocabulary file in the folder; loading goes
+    # by the saved config, not by which files are there.
+    trained.save(tmp_path / "model")
+    texts, labels, _ = make_reviews(64, seed=4)
+    words = SentimentClassifier(tiny_config(tokens="word", epochs=1)).fit(texts, labels)
+    words.save(tmp_path / "model")
+    loaded = SentimentClassifier.load(tmp_path / "model")
+    assert loaded.subword_tokenizer is None
+    np.testing.assert_allclose(loaded.predict_scores(texts), words.predict_scores(texts))
+
+
 def test_unknown_words_fall_back_to_the_unknown_token(trained):
     ids, pieces, tokens = trained.encode(["zzyzx qwerty"])[0]
     assert ids == [1, 1] and tokens == ["[UNK]", "[UNK]"]

@@ -48,7 +48,14 @@ def sample_logits(
         LongTensor of shape [...] with the sampled token ids.
 
     Example:
-        >>> next_token = sample_logits(model_logits[:, -1], temperature=0.8, top_p=0.9)
+        >>> model_logits = torch.randn(4, 10, 100)  # [batch, time, vocabulary]
+        >>> sample_logits(model_logits[:, -1], temperature=0.8, top_p=0.9).shape
+        torch.Size([4])
+        >>> logits = torch.tensor([[2.0, 1.0, -1.0], [0.0, 0.0, 3.0]])
+        >>> sample_logits(logits, temperature=0)  # argmax
+        tensor([0, 2])
+        >>> sample_logits(logits, top_p=0.5)  # the nucleus holds only the most likely token
+        tensor([0, 2])
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -167,8 +174,17 @@ def beam_search(
         For each sequence, its K hypotheses, best first.
 
     Example:
-        >>> best = beam_search(decoder.step, encoder_state, bos=1, eos=2, batch_size=4)[0][0]
-        >>> best.tokens
+        A bigram table as the model (tokens: 1 bos, 2 eos, 3 a word); the state is unused:
+
+        >>> table = torch.tensor([[0.0, 0.0, 1.0, 0.0],
+        ...                       [0.0, 0.0, 0.1, 0.9],   # after bos: mostly the word
+        ...                       [0.0, 0.0, 1.0, 0.0],
+        ...                       [0.0, 0.0, 0.6, 0.4]]).log()   # after the word: eos or more
+        >>> def step(tokens, state):
+        ...     return table[tokens], state
+        >>> hypotheses = beam_search(step, None, bos=1, eos=2, beam_width=2, batch_size=4)
+        >>> [(h.tokens, round(h.score, 3)) for h in hypotheses[0]]
+        [([3], -0.308), ([3, 3], -0.511)]
     """
     start = _start_tokens(bos, batch_size)
     n, k = start.shape[0], beam_width

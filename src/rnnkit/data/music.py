@@ -17,7 +17,9 @@ Example:
     >>> from rnnkit.data import music
     >>> chorales = music.load_bach_chorales(limit=3)  # all 349: ~30-50 s once, then cached
     >>> roll = music.piano_roll(chorales[0], steps_per_quarter=1)   # (frames, 88) of 0/1
-    >>> music.write_midi(music.roll_to_piece(roll, 1), "chorale.mid")
+    >>> roll.shape[1]
+    88
+    >>> path = music.write_midi(music.roll_to_piece(roll, 1), "chorale.mid")
 """
 
 from __future__ import annotations
@@ -228,9 +230,14 @@ class EventCodec:
     of ``step_seconds`` each, then ``velocity_bins`` velocity tokens.
 
     Example:
+        >>> piece = Piece("arpeggio", [(60, 0, 1), (64, 1, 2), (67, 2, 4)], tempo_bpm=120)
         >>> codec = EventCodec()
-        >>> tokens = codec.encode(piece)
-        >>> again = codec.decode(tokens)      # same notes, times rounded to 10 ms
+        >>> tokens = codec.encode(piece)  # velocity, note-on 60, shift 0.5 s, note-off 60, ...
+        >>> tokens
+        [295, 39, 225, 127, 43, 225, 131, 46, 275, 134]
+        >>> again = codec.decode(tokens, tempo_bpm=120)  # same notes, times rounded to 10 ms
+        >>> again.notes.tolist()
+        [[60.0, 0.0, 1.0], [64.0, 1.0, 2.0], [67.0, 2.0, 4.0]]
     """
 
     step_seconds: float = 0.01

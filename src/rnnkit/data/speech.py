@@ -14,7 +14,7 @@ synthesizer: unseen speakers). `degrade` adds background noise and room reverber
 
     >>> train = synthetic_speech("train", 200, seed=0)      # doctest: +SKIP
     >>> train[0].text, train[0].audio.shape                 # doctest: +SKIP
-    ('four seven one', (23040,))
+    ('seven five two three zero zero', (42355,))
 
 All audio is mono float32 at `SAMPLE_RATE` (16 kHz). `load_audio` reads any WAV (or FLAC/OGG)
 soundfile reads, mixes stereo down to mono, converts 8/24/32-bit samples and resamples; it

@@ -15,8 +15,12 @@ How missing values and irregular gaps are handled (the same for bundled and user
 Example:
     >>> from rnnkit.data.timeseries import load_series
     >>> data = load_series("elecdemand")
-    >>> data.frame.head(2)            # time, series, Demand, Temperature, WorkDay
-    >>> data.season_length, data.freq  # 48, '30min'
+    >>> data.frame.head(2)
+                     time series    Demand  Temperature  WorkDay
+    0 2014-01-01 00:00:00      0  3.914647         18.2      0.0
+    1 2014-01-01 00:30:00      0  3.672550         17.9      0.0
+    >>> data.season_length, data.freq
+    (48, '30min')
 """
 
 from __future__ import annotations
@@ -283,7 +287,8 @@ def load_competition(name: str) -> SeriesFrame:
 
     Example:
         >>> data = load_competition("m3-monthly")
-        >>> len(data.series_ids), data.test.groupby("series").size().iloc[0]   # 1428, 18
+        >>> len(data.series_ids), int(data.test.groupby("series").size().iloc[0])
+        (1428, 18)
     """
     if name not in COMPETITIONS:
         raise UserError(f"unknown competition '{name}'; expected one of {', '.join(COMPETITIONS)}")
@@ -358,7 +363,13 @@ def read_series_file(
             non-numeric column, an unparseable or duplicate timestamp, an all-NaN column.
 
     Example:
+        >>> days = pd.date_range("2024-01-01", periods=60, freq="D")
+        >>> sales = pd.DataFrame({"date": days.repeat(2), "store": ["a", "b"] * 60})
+        >>> sales["units"] = np.arange(120.0) % 7 + 10
+        >>> sales.to_csv("sales.csv", index=False)
         >>> data = read_series_file("sales.csv", time="date", target="units", series_id="store")
+        >>> data.freq, data.season_length, sorted(data.frame["series"].unique())
+        ('D', 7, ['a', 'b'])
     """
     path = Path(path)
     if not path.exists():

@@ -19,8 +19,8 @@ are written from the layout ("a small red sneaker to the left of a large blue 7"
 Example:
     >>> bank = load_item_bank("train")
     >>> scenes = compose_scenes(bank, 100, split="train", seed=0)
-    >>> scenes[0].captions[0]
-    'a small red sneaker to the left of a large blue 7'
+    >>> scenes[3].image.shape, scenes[3].captions[0]
+    ((64, 64, 3), 'a small yellow 4 to the left of a small yellow 7')
 """
 
 from __future__ import annotations

@@ -1,8 +1,17 @@
 """Engine: the training loop, checkpoints, logs and seeds that every application shares.
 
+>>> import torch
+>>> from torch import nn
 >>> from rnnkit.engine import Trainer, TrainConfig
->>> trainer = Trainer(model, step, TrainConfig(epochs=5, out_dir="runs/demo"))
->>> history = trainer.fit(train_loader, val_data=val_loader)
+>>> x = torch.randn(64, 3)
+>>> batches = [(x[i : i + 16], x[i : i + 16].sum(1, keepdim=True)) for i in range(0, 64, 16)]
+>>> def step(model, batch):
+...     x, y = batch
+...     return nn.functional.mse_loss(model(x), y)
+>>> trainer = Trainer(nn.Linear(3, 1), step, TrainConfig(epochs=5, out_dir="runs/demo"))
+>>> history = trainer.fit(batches[:3], val_data=batches[3:])
+>>> len(history), sorted(history[-1])
+(5, ['epoch', 'loss', 'lr', 'val_loss'])
 """
 
 from rnnkit.engine.checkpoint import (

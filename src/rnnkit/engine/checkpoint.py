@@ -14,8 +14,11 @@ becomes "the latest" once complete: the small file ``checkpoints/latest`` naming
 last. A run killed at any moment leaves the previous checkpoint or the new one, never a mix.
 
 Example:
-    >>> save_model("runs/lm/model", model, {"vocab_size": 96, "hidden_size": 256})
-    >>> weights, config = load_model_state("runs/lm/model")
+    >>> from torch import nn
+    >>> folder = save_model("runs/demo/model", nn.Linear(4, 2), {"in": 4, "out": 2})
+    >>> weights, config = load_model_state(folder)
+    >>> sorted(weights), config
+    (['bias', 'weight'], {'in': 4, 'out': 2})
 """
 
 from __future__ import annotations

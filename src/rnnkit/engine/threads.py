@@ -19,8 +19,11 @@ def torch_threads(count: int) -> Iterator[None]:
         count: intra-op threads for torch inside the block; 0 leaves torch's setting alone.
 
     Example:
+        >>> model, x = torch.nn.GRU(8, 16), torch.randn(20, 1, 8)
         >>> with torch_threads(1):
-        ...     model(x)
+        ...     out, h = model(x)
+        >>> out.shape
+        torch.Size([20, 1, 16])
     """
     previous = torch.get_num_threads()
     if count > 0:

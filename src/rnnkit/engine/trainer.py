@@ -8,13 +8,20 @@ validation and early stopping, progress bars, ``metrics.csv`` and TensorBoard lo
 checkpoints that a killed run resumes from bit for bit.
 
 Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(64, 3)
+    >>> y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
+    >>> train_batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 48, 16)]
     >>> def step(model, batch):
     ...     x, y = batch
     ...     return nn.functional.mse_loss(model(x), y)
-    >>> trainer = Trainer(model, step, TrainConfig(epochs=5, lr=3e-3, out_dir="runs/demo"))
-    >>> history = trainer.fit(train_loader, val_data=val_loader)
-    >>> history[-1]
-    {'epoch': 5, 'loss': 0.031, 'val_loss': 0.035, 'lr': 0.003}
+    >>> config = TrainConfig(epochs=20, lr=0.1, out_dir="runs/demo")
+    >>> trainer = Trainer(nn.Linear(3, 1), step, config)
+    >>> history = trainer.fit(train_batches, val_data=[(x[48:], y[48:])])
+    >>> {name: round(value, 3) for name, value in history[-1].items()}
+    {'epoch': 20, 'loss': 0.004, 'val_loss': 0.001, 'lr': 0.1}
 
 Reproducibility: each epoch starts by seeding every generator with ``seed + epoch`` (and the
 DataLoader's own generator, if it has one), so an epoch's data order and dropout masks depend

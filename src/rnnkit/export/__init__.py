@@ -13,12 +13,16 @@ onnxruntime-backed modules with the same forward signature, so the application's
 
 Example:
     >>> from rnnkit.apps.sentiment import SentimentClassifier
+    >>> texts = ["a gem", "a joy", "a mess", "a bore"] * 16
+    >>> labels = ["positive", "positive", "negative", "negative"] * 16
+    >>> folder = SentimentClassifier().fit(texts, labels).save("models/sentiment")
     >>> export_model("models/sentiment").files
     [{'network': PosixPath('models/sentiment/model.onnx')}]
     >>> classifier = SentimentClassifier.load("models/sentiment")
     >>> attach_onnx(classifier, "models/sentiment")
     True
-    >>> classifier.predict(["a gorgeous, witty film"])  # computed by onnxruntime
+    >>> classifier.predict(["what a gem"])  # computed by onnxruntime  # doctest: +ELLIPSIS
+    [Prediction(text='what a gem', label='positive', probability=...)]
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ the median of ``repeats`` samples, and time is the CPU time of this process
 not count, so with one thread it is the latency of an idle machine.
 
 Example:
-    >>> latency_ratio("models/sentiment", batch_size=1)["ratio"]  # PyTorch time / onnxruntime
+    A folder exported by `rnnkit.export.export_model`; the ratio (PyTorch time / onnxruntime
+    time) depends on the machine:
+
+    >>> latency_ratio("models/sentiment", batch_size=1)["ratio"]  # doctest: +SKIP
     2.7
 """
 

@@ -196,6 +196,7 @@ def export_checked(
         random_inputs: ``(batch, steps, generator) -> inputs``.
 
     Example:
+        >>> import rnnkit
         >>> class Layer(nn.Module):  # an rnnkit.LSTM with lengths, as plain tensors
         ...     def __init__(self):
         ...         super().__init__()
@@ -209,8 +210,8 @@ def export_checked(
         >>> def random_inputs(batch, steps, generator):
         ...     lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
         ...     return torch.randn(batch, steps, 4, generator=generator), lengths
-        >>> export_checked(Layer().eval(), spec, random_inputs, "lstm.onnx").max_difference
-        1.2e-07
+        >>> export_checked(Layer().eval(), spec, random_inputs, "lstm.onnx").max_difference < 1e-5
+        True
     """
     path = Path(path)
     example = random_inputs(*EXAMPLE, torch.Generator().manual_seed(0))

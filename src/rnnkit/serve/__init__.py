@@ -2,7 +2,8 @@
 
 >>> from rnnkit.serve import Settings, create_app, load_models
 >>> settings = Settings(token="secret")
->>> app = create_app(load_models(["models/sentiment"], settings), settings)  # an ASGI app
+>>> models = load_models(["models/sentiment"], settings)  # doctest: +SKIP
+>>> app = create_app(models, settings)  # an ASGI app for uvicorn  # doctest: +SKIP
 """
 
 from rnnkit.serve.app import create_app

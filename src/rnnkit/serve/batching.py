@@ -54,9 +54,15 @@ class MicroBatcher:
         max_batch: most items per call.
         wait_s: how long the first item of a batch waits for company.
 
-    Example:
+    Example (three requests that arrive together share one call):
+        >>> import asyncio
+        >>> worker = ModelWorker("lengths")
         >>> batcher = MicroBatcher(lambda texts: [len(t) for t in texts], worker, 32, 0.005)
-        >>> await batcher.submit("one text")   # from many request handlers at once
+        >>> async def three_clients():
+        ...     return await asyncio.gather(*(batcher.submit(t) for t in ("a", "bb", "ccc")))
+        >>> asyncio.run(three_clients()), batcher.batch_sizes
+        ([1, 2, 3], [3])
+        >>> worker.close()
     """
 
     def __init__(

@@ -12,8 +12,14 @@ Unlike the forecaster's score (`AnomalyDetector`), this one judges a whole windo
 a flattened season or a level shift stays surprising for as long as it lasts.
 
 Example:
-    >>> scorer = AutoencoderScorer(window=64, epochs=10).fit(normal_values)
-    >>> scores = scorer.score(new_values)          # (T,), higher = more anomalous
+    >>> rng = np.random.default_rng(0)
+    >>> values = np.sin(np.arange(1000) * 2 * np.pi / 24) + 0.1 * rng.normal(size=1000)
+    >>> normal_values, new_values = values[:600], values[600:].copy()
+    >>> new_values[200] += 2  # a spike
+    >>> scorer = AutoencoderScorer(window=24, epochs=3, batches_per_epoch=10).fit(normal_values)
+    >>> scores = scorer.score(new_values)  # (T,), higher = more anomalous
+    >>> scores.shape, int(scores.argmax())
+    ((400,), 200)
 """
 
 from __future__ import annotations

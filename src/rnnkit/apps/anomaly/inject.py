@@ -5,8 +5,12 @@ invisible: a one-point spike, a level shift, a flattened season (the cycle disap
 a burst of noise. Positions are drawn with a seeded generator, apart from each other.
 
 Example:
+    >>> values = np.sin(np.arange(1000) * 2 * np.pi / 24)  # a daily cycle, hourly
     >>> injected = inject_anomalies(values, seed=0)
-    >>> injected.values, injected.labels, injected.events   # events: (start, end, kind)
+    >>> injected.values.shape, int(injected.labels.sum())  # labels: 1 inside an anomaly
+    ((1000,), 146)
+    >>> injected.events[:3]  # (start, end, kind)
+    [(104, 128, 'level_shift'), (269, 293, 'flat_season'), (381, 405, 'level_shift')]
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ compositional test split; attention maps per word.
 
 Example:
     >>> from rnnkit.apps.caption import CaptionConfig, Captioner, synthetic_data
-    >>> data = synthetic_data("image", train_size=4000, test_size=300)
-    >>> captioner = Captioner(CaptionConfig(epochs=12)).fit(data.train_inputs, data.train_captions)
-    >>> captioner.predict(data.test_inputs[:3], beam_width=3)
+    >>> data = synthetic_data("image", train_size=32, test_size=8)  # the README's: 4000, 300
+    >>> config = CaptionConfig(epochs=1, feature_size=16, hidden_size=32)  # the README's: 12 epochs
+    >>> captioner = Captioner(config).fit(data.train_inputs, data.train_captions)
+    >>> captioner.predict(data.test_inputs[:3], beam_width=3)  # doctest: +ELLIPSIS
+    ['...', '...', '...']
 """
 
 from rnnkit.apps.caption.captioner import (

@@ -5,9 +5,13 @@ Inputs are uint8 arrays: images [N, 64, 64, 3] or videos [N, T, 64, 64, 3] (see
 `rnnkit.data.vision`); captions are lower-case token strings, several per item.
 
 Example:
-    >>> captioner = Captioner(CaptionConfig(epochs=10)).fit(images, captions)
-    >>> captioner.predict(images[:2], beam_width=3)
-    ['a small red sneaker to the left of a large blue 7', ...]
+    >>> from rnnkit.apps.caption import synthetic_data
+    >>> data = synthetic_data("image", train_size=32, test_size=8)
+    >>> images, captions = data.train_inputs, data.train_captions  # [32, 64, 64, 3], 4 each
+    >>> config = CaptionConfig(epochs=1, feature_size=16, hidden_size=32)  # a quick look
+    >>> captioner = Captioner(config).fit(images, captions)
+    >>> captioner.predict(images[:2], beam_width=3)  # doctest: +ELLIPSIS
+    ['...', '...']
 """
 
 from __future__ import annotations
@@ -268,9 +272,13 @@ class Captioner:
         config: the model and training settings (`CaptionConfig`).
 
     Example:
-        >>> captioner = Captioner(CaptionConfig(kind="image", decoder="attention"))
-        >>> captioner.fit(train_images, train_captions)
-        >>> captioner.predict(test_images, beam_width=3)
+        >>> from rnnkit.apps.caption import synthetic_data
+        >>> data = synthetic_data("image", train_size=32, test_size=8)
+        >>> config = CaptionConfig(kind="image", decoder="plain", epochs=1, hidden_size=32)
+        >>> captioner = Captioner(config)
+        >>> captioner = captioner.fit(data.train_inputs, data.train_captions)
+        >>> len(captioner.predict(data.test_inputs, beam_width=3))  # one caption per item
+        8
     """
 
     def __init__(self, config: CaptionConfig | None = None):

@@ -20,7 +20,8 @@ def bleu(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dic
     the captioning papers). Captions are already tokenized, so sacrebleu does not re-tokenize.
 
     Example:
-        >>> bleu(["a red 7 in the top left"], [["a red 7 in the top left", "a red 7"]])["bleu4"]
+        >>> scores = bleu(["a red 7 in the top left"], [["a red 7 in the top left", "a red 7"]])
+        >>> round(scores["bleu4"], 6)
         1.0
     """
     streams = _reference_streams(references)
@@ -56,8 +57,10 @@ def compare_bleu4(
     resampled items, computed from their sums.
 
     Example:
-        >>> refs = [["a red 7"], ["a blue bag"]] * 20
-        >>> compare_bleu4(["a red 7", "a blue bag"] * 20, ["a red 1", "a bag"] * 20, refs).low > 0
+        >>> refs = [["a red 7 in the top left"], ["a blue bag in the bottom right"]] * 20
+        >>> good = ["a red 7 in the top left", "a blue bag in the bottom right"] * 20
+        >>> worse = ["a red 1 in the top left", "a bag in the bottom right"] * 20
+        >>> compare_bleu4(good, worse, refs).low > 0
         True
     """
     metric, streams = _bleu_metric(4), _reference_streams(references)

@@ -18,7 +18,8 @@ step before training.
 
 Example:
     >>> from rnnkit.apps.experiments import ExperimentConfig, run_experiment
-    >>> results = run_experiment(ExperimentConfig(tasks=("adding",), quick=True), "out/vg")
+    >>> config = ExperimentConfig(tasks=("adding",), cells=("rnn", "lstm"), quick=True)
+    >>> results = run_experiment(config, "out/vg")
     >>> results["rows"][0]["cell"], results["rows"][0]["metric"]
     ('RNN', 'test MSE')
 """

@@ -3,8 +3,12 @@
 Example:
     >>> from rnnkit.apps.forecast import Forecaster
     >>> from rnnkit.data.timeseries import load_series
-    >>> model = Forecaster(horizon=24, epochs=5).fit(load_series("nyc-weather"))
-    >>> model.predict().head()
+    >>> data = load_series("nyc-weather")  # hourly weather at New York's three airports, 2013
+    >>> quick = dict(epochs=1, batches_per_epoch=4, batch_size=32)  # seconds, not minutes
+    >>> model = Forecaster(horizon=24, **quick)
+    >>> forecast = model.fit(data).predict()
+    >>> forecast.shape, list(forecast.columns)  # 24 hours ahead for each airport
+    ((72, 5), ['series', 'time', 'forecast', 'lo_80', 'hi_80'])
 """
 
 from rnnkit.apps.forecast.forecaster import Forecaster, ForecasterConfig

@@ -2,15 +2,22 @@
 
 API (everything a forecasting experiment on the competitions needs):
 
+    >>> from rnnkit.apps.forecast import Forecaster
     >>> from rnnkit.apps.forecast.competition import PROTOCOL, competition_split, score_forecaster
-    >>> split = competition_split("m3-monthly", "validation")   # or "test" (once per run)
-    >>> split.history          # SeriesFrame a method may see (series, time, value)
-    >>> split.truth            # (S, H) what it must forecast, H = PROTOCOL.horizon(name)
-    >>> fit_predict = lambda history, h: Forecaster(horizon=h).fit(history).predict()
+    >>> split = competition_split("m3-monthly", "validation", limit=20)  # or "test"; all: 1428
+    >>> split.history.frame.columns.tolist()  # the SeriesFrame a method may see
+    ['time', 'series', 'value']
+    >>> split.truth.shape  # (S, H): what it must forecast, H = PROTOCOL.horizon(name)
+    (20, 18)
+    >>> quick = dict(epochs=1, batches_per_epoch=4, batch_size=32)  # seconds, not minutes
+    >>> fit_predict = lambda history, h: Forecaster(horizon=h, **quick).fit(history).predict()
     >>> scores = score_forecaster(fit_predict, split, method="rnnkit")
-    >>> scores.smape.mean(), scores.mase.mean(), scores.coverage.mean()
-    >>> theta = score_baseline("theta", split)           # cached under ~/.cache/rnnkit
-    >>> compare(scores, theta)["smape"]                   # paired bootstrap over series
+    >>> scores.smape.shape, scores.mase.shape, scores.coverage.shape  # per series
+    ((20,), (20,), (20,))
+    >>> theta = score_baseline("theta", split)  # doctest: +ELLIPSIS
+    m3-monthly validation theta: ...
+    >>> compare(scores, theta)["smape"]["verdict"] in ("beats", "ties", "loses")  # bootstrap
+    True
 
 * ``test`` split: the competition's own (``x`` to fit on, ``xx`` of ``h`` steps to forecast);
 * ``validation`` split: the last ``h`` points of each training part, forecast from the

@@ -8,9 +8,12 @@ from zeros. `CarriedStateSaver` writes the state after every checkpointed step i
 so that a resumed run ends with the weights of a run never interrupted.
 
 Example:
+    >>> from rnnkit.apps.lm.model import LanguageModelNet
+    >>> model = LanguageModelNet(vocab_size=80, embedding_dim=16, hidden_size=32)
     >>> saver = CarriedStateSaver(model, "runs/lm", every=250)
     >>> saver.after_training_step()  # in the step, after the forward pass
     >>> restore_carried_state(model, "runs/lm")  # before `Trainer.fit(...)` with resume=True
+    0
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ class LanguageModelNet(nn.Module):
         dropout, embedding_dropout, weight_drop: the AWD-LSTM regularizers (module docstring).
 
     Example:
+        >>> import torch
         >>> net = LanguageModelNet(vocab_size=80, embedding_dim=64, hidden_size=128)
         >>> net.reset_state()
         >>> logits, state = net(torch.randint(0, 80, (4, 50)))

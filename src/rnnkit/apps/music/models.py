@@ -192,7 +192,11 @@ class PianoRollNet(nn.Module):
 
     Example:
         >>> net = PianoRollNet(88, cell="gru", output="nade")
-        >>> nll = -net.log_prob(frames, lengths).sum() / lengths.sum()
+        >>> frames = torch.randint(0, 2, (2, 16, 88)).float()  # two pieces of 16 frames
+        >>> lengths = torch.tensor([16, 10])  # the second one is shorter
+        >>> net.log_prob(frames, lengths).shape
+        torch.Size([2, 16])
+        >>> nll = -net.log_prob(frames, lengths).sum() / lengths.sum()  # per time step
     """
 
     def __init__(

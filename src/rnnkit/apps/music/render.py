@@ -4,8 +4,11 @@ Audio needs Debian's ``fluidsynth`` and a General MIDI soundfont; without them
 `render_wav` returns None and a message saying how to install them (nothing fails).
 
 Example:
+    >>> from rnnkit.data.music import write_midi
+    >>> piece = Piece("arpeggio", [(60, 0, 1), (64, 1, 2), (67, 2, 4)])
     >>> plot_piano_roll(piece, "sample.png", title="generated chorale")
-    >>> wav, message = render_wav("sample.mid", "sample.wav")
+    PosixPath('sample.png')
+    >>> wav, message = render_wav(write_midi(piece, "sample.mid"), "sample.wav")
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 Example:
     >>> from rnnkit.apps.sentiment import SentimentClassifier, movie_polarity_split
     >>> split = movie_polarity_split()
-    >>> clf = SentimentClassifier().fit(split.train.text, split.train.label,
-    ...                                 split.val.text, split.val.label)
-    >>> clf.predict(["a gorgeous, witty film"])[0].label
+    >>> len(split.train.text), len(split.val.text)
+    (8456, 1056)
+    >>> clf = SentimentClassifier().fit(split.train.text, split.train.label,  # doctest: +SKIP
+    ...                                 split.val.text, split.val.label)  # minutes of training
+    >>> clf.predict(["a gorgeous, witty film"])[0].label  # doctest: +SKIP
     'positive'
 """
 

@@ -1,11 +1,14 @@
 """`SentimentClassifier`: a scikit-learn-style estimator (fit / predict / save / load) over text.
 
 Example:
-    >>> clf = SentimentClassifier(SentimentConfig(epochs=6))
-    >>> clf.fit(["a gem", "a mess", ...], ["positive", "negative", ...])
-    >>> clf.predict(["an unexpected gem"])
-    [Prediction(text='an unexpected gem', label='positive', probability=0.91)]
-    >>> clf.save("models/sentiment"); clf = SentimentClassifier.load("models/sentiment")
+    >>> texts = ["a gem", "a joy", "a mess", "a bore"] * 16
+    >>> labels = ["positive", "positive", "negative", "negative"] * 16
+    >>> clf = SentimentClassifier(SentimentConfig(epochs=6)).fit(texts, labels)
+    >>> clf.predict(["an unexpected gem", "what a bore"])  # doctest: +ELLIPSIS
+    [Prediction(text='an unexpected gem', label='positive', probability=...),
+     Prediction(text='what a bore', label='negative', probability=...)]
+    >>> folder = clf.save("models/sentiment")
+    >>> clf = SentimentClassifier.load("models/sentiment")
 """
 
 from __future__ import annotations
@@ -372,8 +375,10 @@ class SentimentClassifier:
         classifier = cls(SentimentConfig(**{**saved["sentiment"], "device": device}))
         classifier.classes = saved["classes"]
         classifier.word_tokenizer = Tokenizer.from_file(str(directory / "words.tokenizer.json"))
-        subwords = directory / "subwords.tokenizer.json"
-        if subwords.exists():
+        # By the config, not by the file: a word model saved over a folder that held a
+        # subword model leaves that model's (stale) subword vocabulary behind.
+        if classifier.config.tokens in ("subword", "word+subword"):
+            subwords = directory / "subwords.tokenizer.json"
             classifier.subword_tokenizer = Tokenizer.from_file(str(subwords))
         members = [classifier._build_model() for _ in range(classifier.config.ensemble)]
         classifier.model = nn.ModuleList(members)

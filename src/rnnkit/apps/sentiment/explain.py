@@ -6,10 +6,15 @@ embeddings to the text's. Positive values pushed towards the predicted label (gr
 ones against it (red).
 
 Example:
-    >>> tokens = explain(classifier, "a gorgeous, witty film")
-    >>> tokens[1]
-    TokenWeight(token='gorgeous', weight=0.83)
-    >>> write_text("why.html", explanation_html([(text, prediction, tokens)]))
+    >>> from rnnkit.files import write_text
+    >>> texts = ["a gem", "a joy", "a mess", "a bore"] * 16
+    >>> labels = ["positive", "positive", "negative", "negative"] * 16
+    >>> classifier = SentimentClassifier().fit(texts, labels)
+    >>> tokens = explain(classifier, "a gem of a film")  # unknown words are [UNK]
+    >>> [token.token for token in tokens], tokens[1]
+    (['a', 'gem', '[UNK]', 'a', '[UNK]'], TokenWeight(token='gem', weight=1.0))
+    >>> prediction = classifier.predict("a gem of a film")
+    >>> write_text("why.html", explanation_html([(prediction, tokens)]))
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ Three sources of training variety for `rnnkit.apps.speech.fsdd`:
     'george~2'
     >>> strings = respoken_strings(voices, 10, copies=3, seed=0)   # doctest: +SKIP
     >>> strings[0][0], len(strings[0][1])                      # doctest: +SKIP
-    ('four two seven', 3)
+    ('six five two three zero', 3)
 """
 
 from __future__ import annotations

@@ -8,9 +8,15 @@ This is the same task knowledge a JSGF grammar gives PocketSphinx (``<digit>`` o
 - `best_word_sequence`: the Viterbi path through a loop of the words, each optionally
   preceded by a space, i.e. the best single alignment of any sequence of them.
 
-    >>> best_word(log_probs, ["zero", "one", "two"])          # doctest: +SKIP
+    >>> import torch
+    >>> from rnnkit.apps.speech.model import ALPHABET, text_to_ids
+    >>> def heard(text):  # a CTC model's output that spells `text`, a character per frame
+    ...     ids = torch.tensor(text_to_ids(text))
+    ...     return torch.nn.functional.one_hot(ids, len(ALPHABET) + 1).mul(5.0).log_softmax(-1)
+    >>> log_probs = heard("tvo")  # (frames, characters + blank)
+    >>> best_word(log_probs, ["zero", "one", "two"])
     'two'
-    >>> best_word_sequence(log_probs, ["zero", "one", "two"])  # doctest: +SKIP
+    >>> best_word_sequence(heard("tvo one ane zero"), ["zero", "one", "two"])
     'two one one zero'
     >>> word_list("digits")[:3], word_list("Yes, no")
     (['zero', 'one', 'two'], ['yes', 'no'])

@@ -2,9 +2,9 @@
 
 >>> from rnnkit.data.speech import generate_texts, synthetic_speech
 >>> recognizer = SpeechRecognizer(RecognizerConfig(hidden_size=128))
->>> recognizer.fit(synthetic_speech("train", 3000), epochs=12)           # doctest: +SKIP
->>> recognizer.fit_language_model(generate_texts(20000, seed=0))         # doctest: +SKIP
->>> recognizer.choose_fusion(synthetic_speech("dev", 90))  # validation voices  # doctest: +SKIP
+>>> history = recognizer.fit(synthetic_speech("train", 3000), epochs=12)  # doctest: +SKIP
+>>> lm = recognizer.fit_language_model(generate_texts(20000, seed=0))     # doctest: +SKIP
+>>> rates = recognizer.choose_fusion(synthetic_speech("dev", 90))  # dev voices # doctest: +SKIP
 >>> recognizer.transcribe([audio_at_16khz], beam_width=8)                 # doctest: +SKIP
 ['seven of clubs']
 >>> test = synthetic_speech("test", 90)                                   # doctest: +SKIP

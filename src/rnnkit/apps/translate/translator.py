@@ -3,10 +3,10 @@
 >>> from rnnkit.data.parallel import load_bible_pairs, split_pairs
 >>> splits = split_pairs(load_bible_pairs("en", max_words=20))   # doctest: +SKIP
 >>> translator = Translator(TranslatorConfig(source_lang="en", target_lang="es"))
->>> translator.fit(splits["train"], splits["valid"], epochs=10)     # doctest: +SKIP
+>>> history = translator.fit(splits["train"], splits["valid"], epochs=10)  # doctest: +SKIP
 >>> translator.translate(["And God said, Let there be light."])     # doctest: +SKIP
 ['Y dijo Dios: Sea la luz.']
->>> translator.save("models/en-es"); Translator.load("models/en-es")  # doctest: +SKIP
+>>> translator = Translator.load(translator.save("models/en-es"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
