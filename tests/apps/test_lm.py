@@ -10,6 +10,7 @@ import math
 import random
 import subprocess
 import sys
+import warnings
 from collections import Counter
 
 import pytest
@@ -105,6 +106,15 @@ def char_lm():
         embedding_dropout=0.0,
     )
     return LanguageModel(config).fit(split.train, split.val), split
+
+
+def test_scoring_a_text_with_unseen_characters_says_how_many(char_lm):
+    model, split = char_lm
+    with pytest.warns(UserWarning, match=r"4 of 12 characters \(33\.3%\) never seen"):
+        model.bits_per_char("Größe ändert")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.bits_per_char(split.test)  # nothing unseen: no warning
 
 
 def test_char_lm_learns_beyond_unigram_and_compressors(char_lm):

@@ -211,6 +211,40 @@ def test_chorales_are_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch
 # --- bad input -------------------------------------------------------------------------
 
 
+def test_each_track_closes_its_own_notes_and_what_is_lost_is_said(tmp_path):
+    # Two parts on one channel (as music21 writes them): the first leaves a C4 unreleased,
+    # the second plays C4 from beat 1 to 2. Keyed by channel and pitch across tracks, the
+    # second part's note-off ended the first part's note (C4 from 0 to 2).
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    first, second = mido.MidiTrack(), mido.MidiTrack()
+    first += [
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0),
+        mido.Message("note_on", note=60, velocity=80, time=0),
+        mido.Message("note_on", note=64, velocity=80, time=0),
+        mido.Message("note_off", note=64, velocity=0, time=960),
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(180), time=0),
+        mido.Message("note_on", note=12, velocity=80, time=0),  # below the piano
+        mido.Message("note_off", note=12, velocity=0, time=480),
+    ]
+    second += [
+        mido.Message("note_on", note=60, velocity=80, time=480),
+        mido.Message("note_off", note=60, velocity=0, time=480),
+    ]
+    midi.tracks += [first, second]
+    midi.save(tmp_path / "parts.mid")
+    with pytest.warns(UserWarning) as caught:
+        piece = music.read_midi(tmp_path / "parts.mid")
+    assert sorted(map(tuple, piece.notes.tolist())) == [
+        (12.0, 2.0, 3.0),
+        (60.0, 1.0, 2.0),
+        (64.0, 0.0, 2.0),
+    ]
+    assert str(caught[0].message) == (
+        "parts.mid: 1 note(s) never released (dropped); 1 note(s) off the piano's 21-108 "
+        "(ignored); 2 tempos (the first is kept)"
+    )
+
+
 def test_bad_midi_files_are_skipped_and_counted(tmp_path):
     good = [
         mido.Message("note_on", note=60, velocity=80, time=0),
@@ -441,8 +475,8 @@ def test_cli_train_generate_evaluate_on_a_midi_folder(tmp_path, capsys):
     (data / "broken.mid").write_bytes(b"junk")
     model = tmp_path / "model"
     assert main(["music", "train", "--data", str(data), "--out", str(model), "--quick"]) == 0
-    out = capsys.readouterr().out
-    assert "skipped" in out and "read 8 MIDI file(s), skipped 1" in out
+    out, err = capsys.readouterr()
+    assert "skipped" in err and "read 8 MIDI file(s), skipped 1" in err  # warnings: stderr
     assert "frame repeat" in out and (model / "metrics.json").exists()
     assert (
         main(
@@ -463,8 +497,9 @@ def test_cli_train_generate_evaluate_on_a_midi_folder(tmp_path, capsys):
     )
     assert music.read_midi(model / "samples" / "sample_1.mid").key_sharps == 1
     assert (model / "samples" / "sample_1.png").exists()
-    assert main(["music", "evaluate", "--model", str(model), "--data", str(data)]) == 0
-    assert "independent Bernoulli" in capsys.readouterr().out
+    assert main(["music", "evaluate", "--model", str(model)]) == 0  # its own folder
+    out = capsys.readouterr().out
+    assert "independent Bernoulli" in out and f"negative log-likelihood on {data}, " in out
     assert main(["music", "generate", "--model", str(model), "--primer", "nope.mid"]) == 2
     assert capsys.readouterr().err == "rnnkit: error: nope.mid: no such MIDI file\n"
 

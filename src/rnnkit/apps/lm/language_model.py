@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,21 @@ class LanguageModel:
             return torch.tensor(self.vocab.encode(text, strict=strict, what=what), dtype=torch.long)
         return torch.tensor(self.tokenizer.encode(text).ids, dtype=torch.long)
 
+    def _warn_of_unseen_characters(self, text: str) -> None:
+        """Say how much of a scored text a character model never saw (scored as spaces):
+        a German text scored by an English model is not the same measurement."""
+        if self.config.tokens != "char":
+            return  # subwords fall back to bytes: nothing is unknown
+        known = self.vocab.index
+        unseen = sum(1 for c in text if c not in known)
+        if unseen:
+            kinds = "".join(sorted({c for c in text if c not in known}))[:10]
+            warnings.warn(
+                f"{unseen} of {len(text)} characters ({unseen / len(text):.1%}) never seen in "
+                f"training ({kinds!r}...) are scored as spaces",
+                stacklevel=2,  # in rnnkit: the command line shows it as one line
+            )
+
     def decode(self, ids: list[int]) -> str:
         if self.config.tokens == "char":
             return self.vocab.decode(ids)
@@ -242,6 +258,7 @@ class LanguageModel:
         model.eval()
         if not text:
             raise UserError("empty text: nothing to score")
+        self._warn_of_unseen_characters(text)
         ids = self.encode(text, strict=False)
         start = self.encode("\n", strict=False)[:1]
         inputs, targets = torch.cat([start, ids[:-1]]), ids

@@ -51,7 +51,7 @@ Model = PianoRollLM | TokenLM
 
 
 def load_corpus(
-    data: str, limit: int | None = None, warn: Callable[[str], None] | None = print
+    data: str, limit: int | None = None, warn: Callable[[str], None] | None = music.to_stderr
 ) -> list[Piece]:
     """``chorales``, ``folk``, a folder of MIDI files or one MIDI file, as pieces.
 
@@ -136,7 +136,7 @@ def train(
     device: str = "cpu",
     limit: int | None = None,
     transpose_augment: int = 0,
-    warn: Callable[[str], None] | None = print,
+    warn: Callable[[str], None] | None = music.to_stderr,
     save_logs: bool = True,
     resume: bool = False,
     split_by: str = "piece",
@@ -222,6 +222,7 @@ class Evaluation:
     comparisons: list[dict] = field(default_factory=list)
     seen_tunes: list[dict] = field(default_factory=list)
     held_out: bool = True  # False: too few pieces to split, the rows score training pieces
+    data: str = ""  # what was scored: chorales, folk, or the folder or file
 
 
 def _model_name(model: PianoRollLM) -> str:
@@ -257,6 +258,8 @@ def seen_tune_rows(
     seen = np.array([g in training_groups for g in groups[: len(pieces) - len(train_set)]])
     rows = []
     for subset, mask in (("tune also in training", seen), ("new tune", ~seen)):
+        if not mask.any():  # an empty group has no NLL (it printed 0 for every model)
+            continue
         row = {"test pieces": subset, "pieces": int(mask.sum())}
         row.update({name: per_step(s[mask]) for name, s in scores.items()})
         rows.append(row)
@@ -266,19 +269,21 @@ def seen_tune_rows(
 def evaluate(
     directory: str | os.PathLike,
     data: str | None = None,
-    warn: Callable[[str], None] | None = print,
+    warn: Callable[[str], None] | None = music.to_stderr,
 ) -> Evaluation:
     """Score a saved model on the test split of its corpus (or of ``data``), with baselines.
 
-    The split is the model's own (by piece or by tune, seed as saved). For piano-roll models
-    the default data is the Bach chorales at the model's grid (quarter notes: the JSB
-    measure): negative log-likelihood per time step in nats, the model minus each baseline
-    with a paired-bootstrap interval over test pieces, and, for a split by piece, the NLL on
-    test pieces whose tune is also in training beside the others.
+    The split is the model's own (by piece or by tune, seed as saved), and so is the default
+    data (until 2026-12-01 piano-roll models were scored on the Bach chorales whatever they
+    had learned). Piano rolls (the chorales at quarter notes: the JSB measure): negative
+    log-likelihood per time step in nats, the model minus each baseline with a
+    paired-bootstrap interval over test pieces, and, for a split by piece, the NLL on test
+    pieces whose tune is also in training beside the others.
     """
     model, config = load(directory)
-    if data is None:
-        data = "chorales" if isinstance(model, PianoRollLM) else config.get("data", "folk")
+    if data is None:  # the model's own corpus (a model trained on a folder: that folder)
+        default = "chorales" if isinstance(model, PianoRollLM) else "folk"
+        data = config.get("data", default)
         limit = config.get("limit") if data == config.get("data") else None
     else:
         limit = None
@@ -287,6 +292,7 @@ def evaluate(
     train_set, _, test_set = split(pieces, seed=config.get("split_seed", 0), by=by)
     result = _evaluate_model(model, train_set, test_set, by, seen_tunes=True)
     result.held_out = is_held_out(len(pieces))
+    result.data = data
     return result
 
 

@@ -167,7 +167,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--data",
         default=None,
-        help="default: held-out chorales for piano rolls, else the model's data",
+        help="default: the model's own data (its held-out pieces)",
     )
     evaluate.add_argument(
         "--out",
@@ -286,9 +286,10 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.music import workflow
 
-    rows, comparisons, seen_tunes, not_held_out = [], [], [], []
+    rows, comparisons, seen_tunes, not_held_out, scored = [], [], [], [], []
     for model in args.model:
         result = workflow.evaluate(model, args.data)
+        scored.append(result.data)
         if not result.held_out:
             print(f"rnnkit: warning: {model}: {_too_few_pieces()}", file=sys.stderr)
             not_held_out.append(model)
@@ -309,7 +310,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "scored_on": _scored_on(not not_held_out),
         "scored_on_training_pieces": not_held_out,  # the model folders without a test split
     }
-    title = "negative log-likelihood on " + (
+    data = ", ".join(dict.fromkeys(scored))  # in order, once each
+    title = f"negative log-likelihood on {data}, " + (
         "held-out pieces:" if not not_held_out else "the test split (training pieces for some):"
     )
     report_metrics(rows, out, title, extra=extra)
