@@ -470,14 +470,15 @@ def test_piano_roll_png_and_audio(tmp_path, monkeypatch):
 
 def test_cli_train_generate_evaluate_on_a_midi_folder(tmp_path, capsys):
     data = tmp_path / "midi"
-    for i in range(8):
+    for i in range(12):
         music.write_midi(chorale_like(i, bars=2), data / f"piece{i}.mid")
     (data / "broken.mid").write_bytes(b"junk")
     model = tmp_path / "model"
     assert main(["music", "train", "--data", str(data), "--out", str(model), "--quick"]) == 0
     out, err = capsys.readouterr()
-    assert "skipped" in err and "read 8 MIDI file(s), skipped 1" in err  # warnings: stderr
+    assert "skipped" in err and "read 12 MIDI file(s), skipped 1" in err  # warnings: stderr
     assert "frame repeat" in out and (model / "metrics.json").exists()
+    assert "model minus baseline, NLL per step" in out  # train says whether it beats them
     assert (
         main(
             [

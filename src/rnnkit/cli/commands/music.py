@@ -226,6 +226,9 @@ def run_train(args: argparse.Namespace) -> int:
         title = "training pieces (nothing held out):"
     extra = {"history": result.history, "scored_on": _scored_on(result.held_out)}
     report_metrics(result.rows, out, title, extra=extra)
+    if result.comparisons:  # does it beat its baselines? (with few steps it may not)
+        print("model minus baseline, NLL per step, 95% paired-bootstrap interval over test pieces:")
+        print(table_to_text(result.comparisons))
     return 0
 
 
