@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import os
@@ -128,6 +129,7 @@ class LanguageModel:
         self.model: LanguageModelNet | None = None
         self.history: list[dict] = []
         self._carried_state_saver: CarriedStateSaver | None = None
+        self._bytes_of_tokens: list[bytes] | None = None  # see `_token_bytes`
 
     # ---------------------------------------------------------------- tokens
     def encode(self, text: str, strict: bool = True, what: str = "text") -> Tensor:
@@ -189,6 +191,7 @@ class LanguageModel:
         elif config.tokens == "subword":
             lines = text.splitlines(keepends=True)
             self.tokenizer = train_tokenizer(lines, "bytes", config.subword_vocab_size)
+            self._bytes_of_tokens = None
         else:
             raise UserError(f"tokens must be 'char' or 'subword', got {config.tokens!r}")
         self.model = self._build_model().to(config.device)
@@ -314,8 +317,11 @@ class LanguageModel:
         )
         model.reset_state()
         logits, state = model(torch.tensor([context], device=device))
-        generated: list[int] = []
-        shown = ""
+        # Byte-level tokens are decoded as a stream of UTF-8 bytes: a character split over
+        # tokens waits for its last byte, and bytes that make no character (an undertrained
+        # model samples some) are dropped instead of printed as U+FFFD.
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        token_bytes = self._token_bytes() if self.config.tokens != "char" else None
         for _ in range(max_tokens):
             token = sample_logits(
                 logits[0, -1],
@@ -324,13 +330,23 @@ class LanguageModel:
                 top_p=top_p,
                 generator=generator,
             )
-            generated.append(int(token))
-            # Decode everything so far: a byte-level token may complete a character later.
-            text = self.decode(generated)
-            if not text.endswith("\ufffd") and len(text) > len(shown):
-                yield text[len(shown) :]
-                shown = text
+            if token_bytes is None:
+                piece = self.vocab.decode([int(token)])
+            else:
+                piece = utf8.decode(token_bytes[int(token)])
+            if piece:
+                yield piece
             logits, state = model(token.view(1, 1), state)
+
+    def _token_bytes(self) -> list[bytes]:
+        """The bytes of every byte-level BPE token (special tokens: none)."""
+        if self._bytes_of_tokens is None:
+            byte_of = byte_level_alphabet()
+            self._bytes_of_tokens = [
+                bytes(byte_of[c] for c in token) if all(c in byte_of for c in token) else b""
+                for token in (self.tokenizer.id_to_token(i) or "" for i in range(self.vocab_size))
+            ]
+        return self._bytes_of_tokens
 
     def generate(self, prompt: str = "", max_tokens: int = 200, **sampling) -> str:
         """The generated continuation of ``prompt`` as one string (see `stream`)."""
@@ -371,3 +387,14 @@ class LanguageModel:
         lm.model.load_state_dict(state)
         lm.model.to(device).eval()
         return lm
+
+
+def byte_level_alphabet() -> dict[str, int]:
+    """The byte each character of a byte-level BPE token stands for: GPT-2's reversible map
+    (printable bytes stand for themselves; the others are shifted past 255), which the
+    `tokenizers` ByteLevel pre-tokenizer uses."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    shifted = [b for b in range(256) if b not in kept]
+    table = {chr(b): b for b in kept}
+    table.update({chr(256 + n): b for n, b in enumerate(shifted)})
+    return table
