@@ -253,6 +253,19 @@ def test_non_utf8_bytes_name_line_and_column(tmp_path):
         read_text(path)
 
 
+def test_utf16_files_with_their_mark_are_read(tmp_path):
+    # Notepad's "Unicode": UTF-16 with a byte-order mark (it was "byte 0xff is not UTF-8")
+    text = tmp_path / "notes.txt"
+    text.write_text("Größe\r\nzweite Zeile\r\n", encoding="utf-16")
+    assert read_text(text) == "Größe\nzweite Zeile\n"
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text('text,label\n"schön, sehr",positive\n', encoding="utf-16")
+    assert read_labelled_texts(reviews).values.tolist() == [["schön, sehr", "positive"]]
+    (tmp_path / "broken.txt").write_bytes(b"\xff\xfe\x41")  # an odd number of bytes
+    with pytest.raises(UserError, match="starts as UTF-16 but is not"):
+        read_text(tmp_path / "broken.txt")
+
+
 def test_vader_ground_truth_format_and_polarity(tmp_path):
     folder = tmp_path / "hutto_ICWSM_2014"
     folder.mkdir()

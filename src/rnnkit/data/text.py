@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import io
 import json
 import os
 import re
@@ -152,7 +153,8 @@ def load_vader_analyzer():
 def read_text(path: str | os.PathLike) -> str:
     """Read a UTF-8 text file; a one-line error naming line and column for bytes that are not UTF-8.
 
-    Line endings are normalised to ``\\n``.
+    A file that starts with a UTF-16 byte-order mark (what Windows' Notepad writes as
+    "Unicode") is read as UTF-16. Line endings are normalised to ``\\n``.
     """
     path = Path(path)
     if not path.exists():
@@ -160,9 +162,12 @@ def read_text(path: str | os.PathLike) -> str:
     if path.is_dir():
         raise UserError(f"{path}: is a folder, expected a UTF-8 text file")
     data = path.read_bytes()
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
     try:
-        text = data.decode("utf-8")
+        text = data.decode(encoding)
     except UnicodeDecodeError as error:
+        if encoding == "utf-16":
+            raise UserError(f"{path}: starts as UTF-16 but is not ({error.reason})") from None
         line = data.count(b"\n", 0, error.start) + 1
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
         raise UserError(
@@ -194,11 +199,11 @@ def read_labelled_texts(
     number (a list or an object would silently become a class of its own).
     """
     path = Path(path)
-    read_text(path)  # the UTF-8 check, with line and column
+    text = read_text(path)  # UTF-8 (or UTF-16 with its mark), checked with line and column
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         records = []
-        for number, line in enumerate(read_text(path).splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -223,7 +228,7 @@ def read_labelled_texts(
     elif suffix in (".csv", ".tsv", ".txt"):
         separator = "\t" if suffix == ".tsv" else ","
         try:
-            frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
+            frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             raise UserError(f"{path}: not a readable CSV file ({str(error).strip()})") from None
         missing = [c for c in (text_column, label_column) if c not in frame.columns]
