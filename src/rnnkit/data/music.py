@@ -552,7 +552,15 @@ def read_midi(path: str | os.PathLike) -> Piece:
                     continue
                 slot = (message.channel, message.note)
                 if message.type == "note_on" and message.velocity > 0:
-                    open_notes.setdefault(slot, []).append((tick, message.velocity))
+                    # Struck again while it sounds: the sounding note ends here (paired
+                    # first-in first-out, one missing note-off shifted every later note).
+                    for start, velocity in open_notes.pop(slot, []):
+                        if tick > start:
+                            notes.append(
+                                (message.note, start / ticks_per_quarter, tick / ticks_per_quarter)
+                            )
+                            velocities.append(velocity)
+                    open_notes[slot] = [(tick, message.velocity)]
                 elif open_notes.get(slot):
                     start, velocity = open_notes[slot].pop(0)
                     if tick > start:
