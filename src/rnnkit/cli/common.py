@@ -15,15 +15,19 @@ from rnnkit.files import write_json
 from rnnkit.report import table_to_text
 
 
-def add_common_flags(parser: argparse.ArgumentParser, *, epochs: int | None = None) -> None:
-    """Add ``--out --seed --epochs --device --quick --resume``, the same everywhere."""
+def add_common_flags(
+    parser: argparse.ArgumentParser, *, epochs: int | None = None, epochs_default: str = ""
+) -> None:
+    """Add ``--out --seed --epochs --device --quick --resume``, the same everywhere
+    (``epochs_default``: the default in words, where it depends on the data)."""
     parser.add_argument("--out", default=None, help="folder for the model, logs and results")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    default = str(epochs) if epochs else epochs_default
     parser.add_argument(
         "--epochs",
         type=positive_int,
         default=epochs,
-        help="training epochs" + (f" (default: {epochs})" if epochs else ""),
+        help="training epochs" + (f" (default: {default})" if default else ""),
     )
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)"

@@ -35,6 +35,7 @@ def lm_tour(
         hidden_size=64 if quick else 256,
         embedding_dim=64 if quick else 128,
         max_batches=15 if quick else 300,
+        epochs=1,
         batch_size=32,
         bptt=100,
         seed=seed,

@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             " checkpoint (models/lm/checkpoints: every 250 steps and at each epoch's end)",
         ],
     )
-    add_common_flags(train, epochs=1)
+    add_common_flags(
+        train, epochs_default="enough to read about 4 million characters, 1 for the Bible"
+    )
     train.add_argument(
         "--text",
         default="web",
@@ -135,7 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
         embedding_dim=64 if args.quick else 128,
         num_layers=args.layers,
         bptt=args.bptt,
-        epochs=args.epochs,
+        epochs=args.epochs or (1 if args.quick else None),
         seed=args.seed,
         max_batches=args.max_batches or (20 if args.quick else None),
         device=resolve_device(args.device),
