@@ -58,6 +58,13 @@ def test_dataframes_with_a_time_index_and_series_are_read():
         as_frame(pd.DataFrame({"date": HOURS, "value": values}))
 
 
+def detect_file(model, path, out) -> pd.DataFrame:
+    """``anomaly detect`` on a file (the columns as train read them): anomalies.csv."""
+    command = ["anomaly", "detect", "--model", str(model), "--file", str(path)]
+    assert main([*command, "--out", str(out)]) == 0
+    return pd.read_csv(out / "anomalies.csv")
+
+
 def test_cli_asks_for_one_series_of_a_file_with_several(tmp_path, capsys):
     rows = [
         pd.DataFrame({"id": sid, "ts": HOURS, "value": sine(seed=i)}) for i, sid in enumerate("ab")
@@ -74,15 +81,7 @@ def test_cli_asks_for_one_series_of_a_file_with_several(tmp_path, capsys):
     picked = [*common, "--id", "id", "--series", "b", "--train-points", "300", "--quick"]
     assert main([*picked, "--out", str(out)]) == 0
     # detect reads the file as train did: the columns, the series and the split are kept
-    flagged = tmp_path / "flagged"
-    assert (
-        main(
-            ["anomaly", "detect", "--model", str(out), "--file", str(path)]
-            + ["--out", str(flagged)]
-        )
-        == 0
-    )
-    scanned = pd.read_csv(flagged / "anomalies.csv")
+    scanned = detect_file(out, path, tmp_path / "flagged")
     assert len(scanned) == 100  # series b's 400 hours after its first 300
     np.testing.assert_allclose(scanned["value"], sine(seed=1)[300:], rtol=1e-6)
 
@@ -90,16 +89,9 @@ def test_cli_asks_for_one_series_of_a_file_with_several(tmp_path, capsys):
 def test_a_series_shorter_than_the_default_split_trains_on_its_first_half(tmp_path, capsys):
     path = tmp_path / "sensor.csv"
     pd.DataFrame({"time": HOURS, "value": sine()}).to_csv(path, index=False)
-    model, flagged = tmp_path / "model", tmp_path / "flagged"
+    model = tmp_path / "model"
     assert main(["anomaly", "train", "--file", str(path), "--quick", "--out", str(model)]) == 0
-    assert (
-        main(
-            ["anomaly", "detect", "--model", str(model), "--file", str(path)]
-            + ["--out", str(flagged)]
-        )
-        == 0
-    )
-    scanned = pd.read_csv(flagged / "anomalies.csv")
+    scanned = detect_file(model, path, tmp_path / "flagged")
     assert len(scanned) == 200  # the last 200 of 400 hours
     # the end of the training part leads in: the first scanned points are scored too
     assert scanned["score"].notna().all()
