@@ -422,11 +422,11 @@ class ServedRecognizer(Served):
         """The transcript of an audio file (any rate, mono or stereo) and its warnings;
         ``words``: decode under that word grammar (`rnnkit.apps.speech.grammar.word_list`)."""
         from rnnkit.apps.speech.grammar import word_list
-        from rnnkit.data.speech import SAMPLE_RATE, load_audio
+        from rnnkit.data.speech import SAMPLE_RATE, load_speech
 
         grammar = word_list(words) if words is not None else None
         self.check_duration(path)
-        audio, warnings = load_audio(path)
+        audio, warnings = load_speech(path)
         text = self.model.transcribe([audio], beam_width=beam, words=grammar, one_word=one_word)[0]
         # The warnings name the file as the client called it, not its temporary copy.
         warnings = [w.replace(f"{path.parent}/", "") for w in warnings]

@@ -38,7 +38,7 @@ from rnnkit.apps.speech.model import (
     ctc_greedy_decode,
     text_to_ids,
 )
-from rnnkit.data.speech import Utterance
+from rnnkit.data.speech import SILENT_PEAK, Utterance
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
 from rnnkit.errors import UserError
 
@@ -328,7 +328,7 @@ class SpeechRecognizer:
     def _silent_says_nothing(texts: list[str], audios: Sequence[np.ndarray]) -> list[str]:
         """Silence has nothing to say: no speech, no text (a grammar would name a word)."""
         return [
-            t if np.abs(a).max(initial=0.0) >= 1e-4 else ""
+            t if np.abs(a).max(initial=0.0) >= SILENT_PEAK else ""
             for t, a in zip(texts, audios, strict=True)
         ]
 

@@ -250,33 +250,38 @@ def add_language_model(recognizer, seed: int = 0) -> list[dict]:
 def run_transcribe(args: argparse.Namespace) -> int:
     from rnnkit.apps.speech import SpeechRecognizer
     from rnnkit.apps.speech.grammar import word_list
-    from rnnkit.data.speech import load_audio
+    from rnnkit.data.speech import load_speech
     from rnnkit.errors import UserError
 
     if args.words is None and (args.one_word or args.word_bonus):
         raise UserError("--one-word and --word-bonus need --words (a word grammar)")
     words = word_list(args.words) if args.words is not None else None
     recognizer = SpeechRecognizer.load(model_folder(args.model), device=resolve_device(args.device))
-    audios = []
+    # A file that cannot be read is named and skipped; the others are still transcribed
+    # (one bad file in a batch printed nothing at all), and the exit status says it.
+    names, audios, failed = [], [], 0
     for name in args.files:
-        audio, warnings = load_audio(name)
+        try:
+            audio, warnings = load_speech(name)
+        except UserError as error:
+            print(f"rnnkit: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
         for warning in warnings:
             print(f"rnnkit: warning: {warning}", file=sys.stderr)
+        names.append(name)
         audios.append(audio)
-    for name, text in zip(
-        args.files,
-        recognizer.transcribe(
-            audios,
-            beam_width=args.beam,
-            use_lm=not args.no_lm,
-            words=words,
-            one_word=args.one_word,
-            word_bonus=args.word_bonus,
-        ),
-        strict=True,
-    ):
+    texts = recognizer.transcribe(
+        audios,
+        beam_width=args.beam,
+        use_lm=not args.no_lm,
+        words=words,
+        one_word=args.one_word,
+        word_bonus=args.word_bonus,
+    )
+    for name, text in zip(names, texts, strict=True):
         print(f"{name}\t{text}")
-    return 0
+    return 2 if failed else 0
 
 
 def evaluate_sets(
