@@ -460,6 +460,10 @@ def test_tuples_blank_lines_and_single_strings_in_the_python_api():
     assert translator.translate(["", "   ", "\t", pairs[0][0]], beam_width=2)[:3] == ["", "", ""]
     single = translator.translate(pairs[0][0], beam_width=1)
     assert single == translator.translate([pairs[0][0]], beam_width=1)[0]
+    # runs of spaces and tabs (help texts are full of them) read as one space: the name
+    # copying indexed past the sentence's words (an IndexError)
+    spaced = pairs[0][0].replace(" ", "  \t ")
+    assert translator.translate(spaced, beam_width=2) == translator.translate(pairs[0][0], 2)
     with pytest.raises(TypeError, match=r"train\[0\]: expected a SentencePair or a \(source"):
         translator.fit([("only one side",)])
     with pytest.raises(ValueError, match="beam_width: expected an integer of at least 1"):

@@ -309,7 +309,10 @@ class Translator:
             )
         self._check_fitted()
         self.model.eval()
-        sentences = list(sentences)
+        # Runs of spaces, tabs and no-break spaces become one space: the tokenizer counts
+        # words between every two spaces, `str.split` does not, and the name copying
+        # indexed past the sentence's words ("Open  the file" was an IndexError).
+        sentences = [" ".join(s.split()) for s in sentences]
         # Blank lines encode to nothing: the tokenizer would make a piece of the spaces alone,
         # and the decoder would invent a translation of it.
         encoded = [
