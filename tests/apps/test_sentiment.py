@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from resume_support import check_resume_of_a_killed_run
@@ -303,7 +304,15 @@ def test_cli_train_predict_evaluate_and_errors(tmp_path, capsys, monkeypatch):
         )
         == 0
     )
-    assert "accuracy" in json.loads((out / "metrics.json").read_text())["rows"][0]
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert "accuracy" in rows[0] and rows[1]["method"].startswith("majority class")
+    # without --data: the held-out tenth of the training file, not the movie snippets
+    capsys.readouterr()
+    assert main(["sentiment", "evaluate", "--model", str(model), "--out", str(out)]) == 0
+    assert "held-out texts of the training file" in capsys.readouterr().out
+    held_out = json.loads((out / "metrics.json").read_text())["rows"][0]
+    assert held_out["n"] == len(pd.read_csv(model / "test.csv")) > 0
+    assert held_out["data"].endswith("test.csv")
 
     bad = tmp_path / "bad.csv"
     bad.write_text("sentence,label\nfine,positive\n")

@@ -167,9 +167,17 @@ def run_train(args: argparse.Namespace) -> int:
         resume=resume,
     )
     classifier.save(out)
+    if args.data:  # the held-out tenth of the user's file: what `evaluate` scores by default
+        from rnnkit.files import write_text
+
+        write_text(out / HELD_OUT, split.test[["text", target]].to_csv(index=False))
     report_metrics(classifier.history, out, title=f"trained on {len(split.train)} texts")
     print(f"saved the model to {out}")
     return 0
+
+
+# A model trained on a user's file keeps that file's held-out test texts beside it.
+HELD_OUT = "test.csv"
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -207,6 +215,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     check_out_folder(args)
     classifier = SentimentClassifier.load(model_folder(args.model), device=args.device)
+    held_out = model_folder(args.model) / HELD_OUT
+    if not args.data and held_out.exists():
+        # Trained on a user's file: its held-out tenth, not the movie snippets (which a
+        # model of other texts and labels was scored on, silently).
+        print(f"scoring the held-out texts of the training file ({held_out})")
+        target = "rating" if classifier.config.task == "regress" else "label"
+        rows = evaluate_on_file(classifier, held_out, "text", target)
+        report_metrics(rows, out_dir(args, "results/sentiment"), title=f"{held_out}")
+        return 0
     if args.data:
         rows = evaluate_on_file(classifier, args.data, args.text_column, args.label_column)
         report_metrics(rows, out_dir(args, "results/sentiment"), title=f"{args.data}")
