@@ -428,8 +428,15 @@ def write_fsdd(folder, speakers=("ann", "bob"), digits=3, takes=2) -> None:
 def test_fsdd_loader_reads_the_layout_and_filters(tmp_path):
     write_fsdd(tmp_path / "recordings")
     (tmp_path / "recordings" / "notes_about_it.wav").write_bytes(b"")  # not the layout: skipped
-    everything = fsdd_recordings(tmp_path)  # the dataset folder or its recordings/ folder
+    with pytest.warns(UserWarning, match=r"1 \.wav file\(s\) not named .* \(notes_about_it"):
+        everything = fsdd_recordings(tmp_path)  # the dataset folder or its recordings/ folder
     assert len(everything) == 12 and {r.speaker for r in everything} == {"ann", "bob"}
+    # a speaker's name may hold underscores, the extension may be upper case
+    (tmp_path / "recordings" / "3_en_f3_0.WAV").write_bytes(
+        (tmp_path / "recordings" / "0_ann_0.wav").read_bytes()
+    )
+    with pytest.warns(UserWarning):
+        assert [r.text for r in fsdd_recordings(tmp_path, speakers=["en_f3"])] == ["three"]
     some = fsdd_recordings(tmp_path / "recordings", speakers=["bob"], takes=range(1, 2))
     assert [(r.text, r.take) for r in some] == [("zero", 1), ("one", 1), ("two", 1)]
     assert len(some[0].audio) == int(0.3 * SAMPLE_RATE)  # 8 kHz read at 16 kHz

@@ -700,19 +700,26 @@ def fsdd_recordings(
         folder = folder / "recordings"
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder; expected FSDD's {FSDD_LAYOUT} files")
-    found = []
-    for path in folder.glob("*.wav"):
-        parts = path.stem.split("_")
-        if len(parts) != 3 or not (parts[0].isdigit() and parts[2].isdigit()):
+    found, unnamed = [], []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav"):
+        named = fsdd_name(path)
+        if named is None:
+            unnamed.append(path.name)
             continue
-        digit, speaker, take = int(parts[0]), parts[1], int(parts[2])
-        if digit > 9 or (speakers is not None and speaker not in speakers):
+        digit, speaker, take = named
+        if speakers is not None and speaker not in speakers:
             continue
         if takes is not None and take not in takes:
             continue
         if digits is not None and digit not in digits:
             continue
         found.append((speaker, digit, take, path))
+    if unnamed:  # said, not dropped silently
+        shown = ", ".join(unnamed[:3]) + (", ..." if len(unnamed) > 3 else "")
+        warnings.warn(
+            f"{folder}: {len(unnamed)} .wav file(s) not named {FSDD_LAYOUT} left out ({shown})",
+            stacklevel=2,
+        )
     if not found:
         raise UserError(f"{folder}: no FSDD recordings found; expected files named {FSDD_LAYOUT}")
     recordings = []
@@ -720,6 +727,21 @@ def fsdd_recordings(
         audio, _ = load_audio(path)
         recordings.append(Recording(audio, DIGIT_WORDS[digit], speaker, path.name, take))
     return recordings
+
+
+def fsdd_name(path: Path) -> tuple[int, str, int] | None:
+    """(digit, speaker, take) of a file named ``{digit}_{speaker}_{take}.wav`` (a speaker's
+    name may hold underscores: ``7_en_f3_12.wav``; the extension any case), else None.
+
+    Example:
+        >>> fsdd_name(Path("7_en_f3_12.WAV")), fsdd_name(Path("10_bob_1.wav"))
+        ((7, 'en_f3', 12), None)
+    """
+    digit, _, rest = path.stem.partition("_")
+    speaker, _, take = rest.rpartition("_")
+    if not (len(digit) == 1 and digit.isdigit() and speaker and take.isdigit()):
+        return None
+    return int(digit), speaker, int(take)
 
 
 def telephone_band(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -356,11 +356,11 @@ def default_test_sets(n: int, seed: int = 0) -> dict[str, list]:
 
 def is_fsdd(folder: str) -> bool:
     """Whether ``folder`` (or its ``recordings/``) holds ``{digit}_{speaker}_{take}.wav`` files."""
+    from rnnkit.data.speech import fsdd_name
+
     root = Path(folder)
     root = root / "recordings" if (root / "recordings").is_dir() else root
-    return any(
-        len(p.stem.split("_")) == 3 and p.stem.split("_")[0].isdigit() for p in root.glob("*.wav")
-    )
+    return any(p.suffix.lower() == ".wav" and fsdd_name(p) for p in root.iterdir())
 
 
 def recipe_rows(recipes: dict) -> list[dict]:
