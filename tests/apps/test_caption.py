@@ -463,7 +463,11 @@ def test_cli_train_predict_evaluate_quick(tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     _save(np.full((40, 60, 3), 30, dtype=np.uint8), photos / "a.png")
+    rows = ",\n".join(f'"{"." * 64}"' for _ in range(64))  # an X pixmap, as icons ship
+    xpm = f'/* XPM */\nstatic char *icon[] = {{\n"64 64 1 1",\n". c #5A5A5A",\n{rows}}};\n'
+    (photos / "icon.xpm").write_text(xpm)
     (photos / "broken.png").write_text("no")
+    (photos / "notes.txt").write_text("not an image")
     assert (
         main(
             [
@@ -482,6 +486,8 @@ def test_cli_train_predict_evaluate_quick(tmp_path, capsys):
     )
     out, err = capsys.readouterr()
     assert out.startswith("a.png\t") and "skipped" in err and "broken.png" in err
+    assert "icon.xpm\t" in out  # Pillow reads it: so does a folder
+    assert "1 file(s) that are not images left out (notes.txt)" in err
     assert (tmp_path / "maps" / "a_png_attention.png").stat().st_size > 1000
     assert (
         main(

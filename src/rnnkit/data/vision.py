@@ -659,7 +659,12 @@ def _spread(total: int, wanted: int) -> list[int]:
     return [min(total - 1, int(i * total / wanted)) for i in range(wanted)]
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+# What Pillow reads that a user calls an image (an .xpm icon captioned alone but was left
+# out of a folder).
+IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".xpm", ".ico", ".tga",
+}  # fmt: skip
 
 
 def read_coco_captions(

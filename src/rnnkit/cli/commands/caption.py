@@ -285,8 +285,22 @@ def _predict_inputs(path: Path, kind: str, frames: int = 8):
             )
         return [path.name], vision.load_video(path, frames=frames)[None]
     if path.is_file():
+        if path.suffix.lower() in vision.IMAGE_SUFFIXES and not vision.is_still_image(path):
+            print(
+                f"rnnkit: note: {path.name} is animated; an image model captions its first "
+                "frame (a video model reads them all)",
+                file=sys.stderr,
+            )
         return [path.name], vision.load_image(path)[None]
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in vision.IMAGE_SUFFIXES)
+    entries = sorted(p for p in path.iterdir() if p.is_file())
+    files = [p for p in entries if p.suffix.lower() in vision.IMAGE_SUFFIXES]
+    others = [p.name for p in entries if p.suffix.lower() not in vision.IMAGE_SUFFIXES]
+    if others:  # said, not skipped silently
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        print(
+            f"rnnkit: note: {len(others)} file(s) that are not images left out ({shown})",
+            file=sys.stderr,
+        )
     names, images = [], []
     for file in files:
         try:
