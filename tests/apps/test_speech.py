@@ -849,3 +849,12 @@ def test_audio_with_nan_samples_is_a_one_line_error(tmp_path):
 def test_cli_numeric_options_are_checked_at_parsing(argv, refused_at_parsing):
     option = next(a for a in argv if a.startswith("--") and a != "--model")
     assert f"argument {option}: expected" in refused_at_parsing(["speech", *argv])
+
+
+def test_a_comparison_of_one_utterance_has_no_interval_and_says_so():
+    from rnnkit.apps.speech.fsdd import comparison, interval_text
+
+    one = comparison(np.array([[1.0, 2.0]]), np.array([[0.0, 2.0]]))  # the bootstrap needs 2
+    assert one["low"] is None and interval_text(one) == "+0.500 too few to tell"
+    two = comparison(np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([[0.0, 2.0], [0.0, 1.0]]))
+    assert interval_text(two).startswith("+0.333 [")

@@ -642,9 +642,20 @@ def speaker_rows(split: str, scored: dict, seconds: dict[str, float]) -> list[di
 
 
 def comparison(rows_a: np.ndarray, rows_b: np.ndarray) -> dict:
-    """rnnkit minus PocketSphinx corpus WER, paired bootstrap over utterances."""
+    """rnnkit minus PocketSphinx corpus WER, paired bootstrap over utterances (no interval
+    for fewer than 2: a small test set in the Python API stopped the run after training)."""
+    if len(rows_a) < 2:
+        difference = corpus_wer(rows_a) - corpus_wer(rows_b) if len(rows_a) else float("nan")
+        return {"estimate": difference, "low": None, "high": None, "verdict": "too few to tell"}
     interval = paired_bootstrap(rows_a, rows_b, statistic=corpus_wer)
     return {**interval.to_dict(), "verdict": interval.verdict(higher_is_better=False)}
+
+
+def interval_text(c: dict) -> str:
+    """A `comparison` as the tables print it: ``-0.240 [-0.288, -0.192] beats``."""
+    if c["low"] is None:
+        return f"{c['estimate']:+.3f} {c['verdict']}"
+    return f"{c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']}"
 
 
 def summary_table(split: str, scored: dict) -> tuple[list[dict], dict]:
@@ -662,9 +673,7 @@ def summary_table(split: str, scored: dict) -> tuple[list[dict], dict]:
                 c = comparison(systems[RNN].rows, systems[PS].rows)
                 intervals[f"{speaker} {set_name}"] = c
                 if set_name == "isolated":
-                    row["isolated: rnnkit - PS (95% CI)"] = (
-                        f"{c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']}"
-                    )
+                    row["isolated: rnnkit - PS (95% CI)"] = interval_text(c)
         table.append(row)
     mean = {"speaker": "mean of speakers"}
     for key in table[0]:
@@ -676,9 +685,7 @@ def summary_table(split: str, scored: dict) -> tuple[list[dict], dict]:
             intervals[f"all speakers {set_name}"] = comparison(a, b)
     c = intervals.get("all speakers isolated")
     if c:
-        mean["isolated: rnnkit - PS (95% CI)"] = (
-            f"{c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']} (pooled)"
-        )
+        mean["isolated: rnnkit - PS (95% CI)"] = f"{interval_text(c)} (pooled)"
     return [*table, mean], {"split": split, "intervals": intervals}
 
 
@@ -739,9 +746,7 @@ def score_general(
             row = {"test set": set_name, "system": name, **s.rates(), "utterances": len(refs)}
             if name == names[0] and len(names) > 1:
                 c = comparison(s.rows, systems[names[1]].rows)
-                row["vs " + names[1] + " (95% CI)"] = (
-                    f"{c['estimate']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] {c['verdict']}"
-                )
+                row["vs " + names[1] + " (95% CI)"] = interval_text(c)
             rows.append(row)
     return rows
 
