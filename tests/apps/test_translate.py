@@ -493,3 +493,14 @@ def test_cli_evaluate_on_user_pairs_names_no_languages_unless_told(tmp_path, cap
             assert "languages are not known" in err
         else:
             assert all(r["direction"] == "en->es" for r in rows)
+
+
+def test_training_on_few_pairs_warns_that_a_dictionary_may_win(tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{p.source}\t{p.target}\n" for p in toy_pairs(240, seed=5)))
+    model = tmp_path / "model"
+    small = ["--epochs", "1", "--hidden-size", "16", "--vocab-size", "200"]
+    assert main(["translate", "train", "--pairs", str(pairs), *small, "--out", str(model)]) == 0
+    err = capsys.readouterr().err
+    assert "training pairs are few for a network translator" in err
+    assert f"rnnkit translate evaluate --model {model}" in err

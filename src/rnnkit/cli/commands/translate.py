@@ -207,6 +207,11 @@ def _bible_splits(data_json: str) -> dict[str, list]:
     return splits
 
 
+# Fewer training pairs than this get a warning: an audit's 4,000 Debian message pairs
+# trained a model the word-for-word dictionary beat by 11 BLEU.
+FEW_PAIRS = 20_000
+
+
 def run_train(args: argparse.Namespace) -> int:
     from rnnkit.apps.translate import Translator, TranslatorConfig, WordForWordDictionary
     from rnnkit.data.parallel import split_pairs
@@ -228,6 +233,14 @@ def run_train(args: argparse.Namespace) -> int:
         splits = split_pairs(user_pairs, valid_fraction=0.05, test_fraction=0.05, seed=args.seed)
         if not splits["train"]:
             raise UserError("too few pairs to train on; expected at least a few hundred")
+        if len(splits["train"]) < FEW_PAIRS and not quick:
+            print(
+                f"rnnkit: warning: {len(splits['train']):,} training pairs are few for a "
+                "network translator (4,000 pairs of software strings scored BLEU 6 where a "
+                f"word-for-word dictionary scored 17); compare with it: rnnkit translate "
+                f"evaluate --model {out}",
+                file=sys.stderr,
+            )
         write_text(out / "test.tsv", "".join(f"{p.source}\t{p.target}\n" for p in splits["test"]))
     else:
         data = {
