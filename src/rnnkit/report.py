@@ -61,6 +61,11 @@ def format_value(value: object) -> str:
     return str(value)
 
 
+def some_of(names: list[str], shown: int = 3) -> str:
+    """The first few ``names`` for a one-line message: ``a.txt, b.txt, c.txt, ...``."""
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
 def table_to_text(rows: list[dict]) -> str:
     """Render rows (dicts with the same keys) as an aligned plain-text table."""
     if not rows:

@@ -527,23 +527,26 @@ def read_midi(path: str | os.PathLike) -> Piece:
     if midi.type == 2:
         raise UserError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     ticks_per_quarter = midi.ticks_per_beat or 480
-    tempos, bar_lengths, key_sharps = set(), set(), None
-    tempo_bpm, quarters_per_bar = None, None
+    tempos, bar_lengths, key_sharps = [], [], None  # in file order: the first is kept
     notes, velocities, drum_notes, unreleased = [], [], 0, 0
+
+    def close(pitch: int, start: int, velocity: int, end: int) -> None:
+        if end > start:
+            notes.append((pitch, start / ticks_per_quarter, end / ticks_per_quarter))
+            velocities.append(velocity)
+
     for track in midi.tracks:
         # Each track counts its own ticks from 0, so a note is closed only by its own track
         # (keyed by channel and pitch across tracks, a part's unclosed note was ended by
         # another part's note-off: 26 of 59 real files read wrong notes).
         tick = 0
-        open_notes: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch): start, velocity
         for message in track:
             tick += message.time
             if message.type == "set_tempo":
-                tempos.add(round(mido.tempo2bpm(message.tempo), 2))
-                tempo_bpm = tempo_bpm or mido.tempo2bpm(message.tempo)
+                tempos.append(mido.tempo2bpm(message.tempo))
             elif message.type == "time_signature":
-                bar_lengths.add(message.numerator * 4 / message.denominator)
-                quarters_per_bar = quarters_per_bar or message.numerator * 4 / message.denominator
+                bar_lengths.append(message.numerator * 4 / message.denominator)
             elif message.type == "key_signature" and key_sharps is None:
                 key_sharps = _KEY_SHARPS.get(message.key, 0)
             elif message.type in ("note_on", "note_off"):
@@ -551,29 +554,18 @@ def read_midi(path: str | os.PathLike) -> Piece:
                     drum_notes += message.type == "note_on"
                     continue
                 slot = (message.channel, message.note)
+                # A note-off ends the sounding note; so does the same key struck again
+                # (paired first-in first-out, one missing note-off shifted every later note).
+                if slot in sounding:
+                    close(message.note, *sounding.pop(slot), tick)
                 if message.type == "note_on" and message.velocity > 0:
-                    # Struck again while it sounds: the sounding note ends here (paired
-                    # first-in first-out, one missing note-off shifted every later note).
-                    for start, velocity in open_notes.pop(slot, []):
-                        if tick > start:
-                            notes.append(
-                                (message.note, start / ticks_per_quarter, tick / ticks_per_quarter)
-                            )
-                            velocities.append(velocity)
-                    open_notes[slot] = [(tick, message.velocity)]
-                elif open_notes.get(slot):
-                    start, velocity = open_notes[slot].pop(0)
-                    if tick > start:
-                        notes.append(
-                            (message.note, start / ticks_per_quarter, tick / ticks_per_quarter)
-                        )
-                        velocities.append(velocity)
+                    sounding[slot] = (tick, message.velocity)
             if tick / ticks_per_quarter > MAX_PIECE_QUARTERS or len(notes) > MAX_PIECE_NOTES:
                 raise UserError(
                     f"{path}: absurd length (over {MAX_PIECE_QUARTERS} quarter notes or "
                     f"{MAX_PIECE_NOTES} notes); expected a piece of music"
                 )
-        unreleased += sum(len(starts) for starts in open_notes.values())
+        unreleased += len(sounding)
     if not notes:
         what = "only drum notes (channel 10)" if drum_notes else "no notes"
         raise UserError(f"{path}: {what}; expected pitched notes")
@@ -583,8 +575,8 @@ def read_midi(path: str | os.PathLike) -> Piece:
         notes=np.array(notes, dtype=np.float64),
         velocities=np.array(velocities),
         key_sharps=key_sharps or 0,
-        quarters_per_bar=quarters_per_bar or 4.0,
-        tempo_bpm=tempo_bpm or 120.0,
+        quarters_per_bar=bar_lengths[0] if bar_lengths else 4.0,
+        tempo_bpm=tempos[0] if tempos else 120.0,
     )
 
 
@@ -597,10 +589,12 @@ def _warn_of_what_is_lost(path: Path, notes: list, unreleased: int, tempos, bar_
     off_piano = sum(not PITCH_LOW <= pitch <= PITCH_HIGH for pitch, _, _ in notes)
     if off_piano:
         lost.append(f"{off_piano} note(s) off the piano's {PITCH_LOW}-{PITCH_HIGH} (ignored)")
-    if len(tempos) > 1:
-        lost.append(f"{len(tempos)} tempos (the first is kept)")
-    if len(bar_lengths) > 1:
-        lost.append(f"{len(bar_lengths)} time signatures (the first is kept)")
+    for changes, what in (
+        (set(np.round(tempos, 2)), "tempos"),
+        (set(bar_lengths), "time signatures"),
+    ):
+        if len(changes) > 1:
+            lost.append(f"{len(changes)} {what} (the first is kept)")
     if lost:
         warnings.warn(f"{path.name}: {'; '.join(lost)}", stacklevel=3)
 

@@ -42,6 +42,7 @@ from rnnkit.data.cache import cache_dir
 from rnnkit.data.text import read_text, text_lines
 from rnnkit.errors import UserError
 from rnnkit.files import atomic_path, write_json
+from rnnkit.report import some_of
 
 SAMPLE_RATE = 16000
 # The sample rates `load_audio` reads (Hz): telephone 8 kHz and studio 192 kHz lie inside.
@@ -715,9 +716,9 @@ def fsdd_recordings(
             continue
         found.append((speaker, digit, take, path))
     if unnamed:  # said, not dropped silently
-        shown = ", ".join(unnamed[:3]) + (", ..." if len(unnamed) > 3 else "")
         warnings.warn(
-            f"{folder}: {len(unnamed)} .wav file(s) not named {FSDD_LAYOUT} left out ({shown})",
+            f"{folder}: {len(unnamed)} .wav file(s) not named {FSDD_LAYOUT} left out "
+            f"({some_of(unnamed)})",
             stacklevel=2,
         )
     if not found:

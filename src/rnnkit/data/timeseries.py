@@ -891,8 +891,11 @@ def _snapped_to_mean_step(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, st
     if mean_step <= 0 or np.abs(steps - mean_step).max() > 0.01 * mean_step:
         return None
 
+    def grid(step: int) -> np.ndarray:  # each reading's place on a grid of ``step``
+        return first[codes] + position.astype(np.int64) * step
+
     def off_by(step: int) -> np.ndarray:
-        return np.abs(nanoseconds - (first[codes] + position.astype(np.int64) * step))
+        return np.abs(nanoseconds - grid(step))
 
     jitter = off_by(round(mean_step)).max()
     if jitter >= mean_step / 2:
@@ -912,7 +915,7 @@ def _snapped_to_mean_step(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, st
         stacklevel=2,
     )
     snapped = df.copy()
-    snapped["time"] = pd.to_datetime(first[codes] + position.astype(np.int64) * step, unit="ns")
+    snapped["time"] = pd.to_datetime(grid(step), unit="ns")
     return snapped, freq
 
 

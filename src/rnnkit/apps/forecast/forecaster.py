@@ -162,20 +162,6 @@ class Forecaster:
             self._choose_combination(windows, val_origins)
         elif cfg.combine == "mean":  # its weights are fixed: no validation needed
             self._meta["combine_weight"] = 1 / 3
-        calibrated_on = val_origins
-        wanted = self._validation_windows(windows) > 0  # 0: none asked for (the detector)
-        if wanted and not len(val_origins) and len(train_origins):
-            # Too short to hold out a horizon: calibrate on the training windows from each
-            # series' last one to its end (the truth known there; the combination's errors
-            # are honest enough, as Theta and the damped trend see only the past).
-            calibrated_on = origins_to_the_end(train_origins, windows.lengths, cfg.horizon)
-            warnings.warn(
-                f"the series are too short to hold out a validation horizon ({cfg.horizon} "
-                "steps after the context): the epochs are not chosen on held-out data and "
-                "the intervals are calibrated on training windows (likely too narrow); "
-                "more history, or a shorter horizon or context, fixes it",
-                stacklevel=2,
-            )
         # where the held-out windows begin: `update` recalibrates on nothing earlier
         first_held_out: dict[str, str] = {}
         for s, origin in val_origins:  # in order of origin within each series
@@ -185,14 +171,30 @@ class Forecaster:
             self._meta["interval_scale"] = self._interval_scale(
                 windows, calibration_origins(val_origins, cfg.horizon)
             )
-        elif cfg.calibrate_intervals and len(calibrated_on):
-            # windows the network trained on: their errors understate, so no cap at 3
-            self._meta["interval_scale"] = interval_factors(
-                self.conformal_scores(windows, calibrated_on), cfg.levels[0], largest=10.0
-            )
+        # none held out although some were asked for (the detector asks for none)
+        if not len(val_origins) and self._validation_windows(windows) > 0 and len(train_origins):
+            self._calibrate_without_validation(windows, train_origins)
         if cfg.refit and len(val_origins):
             self._refit(windows, train_origins, val_origins, best_epochs)
         return self
+
+    def _calibrate_without_validation(self, windows, train_origins) -> None:
+        """Series too short to hold out a horizon: calibrate on the training windows from
+        each series' last one to its end (the truth known there; the combination's errors
+        are honest enough, as Theta and the damped trend see only the past), without the
+        cap at 3 (the network's own errors there understate), and say so."""
+        cfg = self.config
+        warnings.warn(
+            f"the series are too short to hold out a validation horizon ({cfg.horizon} "
+            "steps after the context): the epochs are not chosen on held-out data and "
+            "the intervals are calibrated on training windows (likely too narrow); "
+            "more history, or a shorter horizon or context, fixes it",
+            stacklevel=3,
+        )
+        if cfg.calibrate_intervals:
+            pairs = origins_to_the_end(train_origins, windows.lengths, cfg.horizon)
+            scores = self.conformal_scores(windows, pairs)
+            self._meta["interval_scale"] = interval_factors(scores, cfg.levels[0], largest=10.0)
 
     def _refit(self, windows, train_origins, val_origins, best_epochs) -> None:
         """Retrain every member from its seed on the training and validation windows for

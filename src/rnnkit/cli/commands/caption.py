@@ -26,7 +26,7 @@ from rnnkit.cli.common import (
 )
 from rnnkit.errors import UserError
 from rnnkit.files import write_json, write_text
-from rnnkit.report import Section
+from rnnkit.report import Section, some_of
 
 NAME = "caption"
 HELP = "image and video captioning (composed scenes, moving items, or your COCO captions)"
@@ -296,9 +296,8 @@ def _predict_inputs(path: Path, kind: str, frames: int = 8):
     files = [p for p in entries if p.suffix.lower() in vision.IMAGE_SUFFIXES]
     others = [p.name for p in entries if p.suffix.lower() not in vision.IMAGE_SUFFIXES]
     if others:  # said, not skipped silently
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         print(
-            f"rnnkit: note: {len(others)} file(s) that are not images left out ({shown})",
+            f"rnnkit: note: {len(others)} file(s) that are not images left out ({some_of(others)})",
             file=sys.stderr,
         )
     names, images = [], []

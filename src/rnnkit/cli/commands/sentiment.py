@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 from rnnkit.cli.common import (
     TourContext,
@@ -135,11 +134,8 @@ def run_train(args: argparse.Namespace) -> int:
     check_out_folder(args)
     out = out_dir(args, DEFAULT_MODEL)
     resume = check_resume(args, out)  # before any work: no checkpoint is a one-line error
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        split = training_data(args.data, args.text_column, args.label_column, args.task, args.quick)
-    for warning in caught:  # one line each, as the errors are
-        print(f"rnnkit: warning: {warning.message}", file=sys.stderr)
+    # its warnings (a class of one example) print as one line: `rnnkit.cli.main`
+    split = training_data(args.data, args.text_column, args.label_column, args.task, args.quick)
     config = SentimentConfig(
         task=args.task,
         recurrent_dropout=args.recurrent_dropout,
