@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rnnkit.apps.forecast.combination import COMBINATIONS
 from rnnkit.apps.forecast.model import CELLS, LIKELIHOODS, LOSSES
-from rnnkit.apps.forecast.windows import SCALINGS
+from rnnkit.apps.forecast.windows import SCALINGS, STEP_YARDSTICKS
 from rnnkit.errors import UserError
 
 
@@ -99,6 +99,10 @@ class ForecasterConfig:
             median, the spread by the likelihood around it) or ``mase_nll`` (as ``mae_nll``,
             each window's errors divided by its mean one-step change, as MASE scales them);
             see `model.forecast_loss`.
+        mase_step: how ``mase_nll`` measures each window's one-step change
+            (`windows.STEP_YARDSTICKS`): ``context`` (the window's context), ``series``
+            (the series' whole history) or ``capped`` (the context's, at least a tenth of
+            the batch's median).
         scaling: how each window is scaled (`windows.location_scale`): ``last`` (last value,
             std) or ``level`` (the last season's mean, relative changes).
         deseasonalize: divide each series by its classical multiplicative seasonal indices
@@ -155,6 +159,7 @@ class ForecasterConfig:
     dropout: float = 0.1
     likelihood: str = "student_t"
     loss: str = "mase_nll"
+    mase_step: str = "context"
     scaling: str = "level"
     deseasonalize: bool = True
     recent_seasons: int | None = 5
@@ -190,6 +195,8 @@ class ForecasterConfig:
             raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
         if self.loss not in LOSSES:
             raise UserError(f"loss must be one of {', '.join(LOSSES)}, got '{self.loss}'")
+        if self.mase_step not in STEP_YARDSTICKS:
+            raise UserError(f"mase_step must be one of {', '.join(STEP_YARDSTICKS)}")
         if self.scaling not in SCALINGS:
             raise UserError(f"scaling must be one of {', '.join(SCALINGS)}")
         if self.combine not in COMBINATIONS:

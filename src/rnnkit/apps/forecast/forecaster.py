@@ -329,6 +329,7 @@ class Forecaster:
             scaling=self.config.scaling,
             season=int(self._meta["season_length"]),
             seasonal_lag=self.config.seasonal_lag,
+            step_yardstick=self.config.mase_step,
         )
 
     def _seasonal_lag(self, windows: SeriesArrays, pairs: np.ndarray, start=None) -> np.ndarray:

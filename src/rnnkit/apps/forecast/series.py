@@ -65,6 +65,19 @@ class SeriesArrays:
         return np.sqrt(np.add.reduceat(squares, self.offsets) / count)
 
     @functools.cached_property
+    def mean_step(self) -> np.ndarray:
+        """(S,) the mean absolute one-step change of each series' deseasonalised values
+        (steps between two observed values): MASE's yardstick, in the data's units."""
+        values = self.deseasonalised(self.target, np.arange(len(self.target)))
+        change = np.abs(np.diff(values))
+        # the first step of each series would difference across two series
+        change[self.offsets[1:] - 1] = np.nan
+        change = np.append(change, np.nan)
+        seen = np.isfinite(change)
+        total = np.add.reduceat(np.where(seen, change, 0.0), self.offsets)
+        return total / np.maximum(np.add.reduceat(seen.astype(float), self.offsets), 1)
+
+    @functools.cached_property
     def floored_at_zero(self) -> np.ndarray:
         """(S,) True for a series that reaches zero and never goes below (counts, sales,
         solar power): its forecasts and intervals are cut at zero. A series that only

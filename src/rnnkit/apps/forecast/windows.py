@@ -18,6 +18,12 @@ SCALINGS = ("last", "level")
 # The smallest one-step change a window's ``step`` reports (scaled units: 0.1% of the level
 # under ``level`` scaling), so that a flat context cannot weigh without bound in a loss.
 STEP_FLOOR = 1e-3
+# How a window's ``step`` (the yardstick the ``mase_nll`` loss divides its errors by) is
+# measured: ``context``, its context's mean one-step change; ``series``, its series' mean
+# one-step change over the whole history (MASE's own denominator is the series'); ``capped``,
+# the context's, but at least a tenth of the batch's median (so that one near-flat window
+# cannot outweigh the rest of its batch).
+STEP_YARDSTICKS = ("context", "series", "capped")
 
 
 def first_origin(length: int, context: int, min_history: int, needed_after: int) -> int:
@@ -130,6 +136,7 @@ def make_batch(
     scaling: str = "last",
     season: int = 1,
     seasonal_lag: bool = False,
+    step_yardstick: str = "context",
 ) -> dict[str, torch.Tensor]:
     """Tensors for the windows whose forecast starts at ``(series, origin)`` pairs.
 
@@ -141,12 +148,13 @@ def make_batch(
             horizon lies beyond the data (a forecast of the real future).
         scaling, season: see `location_scale`.
         seasonal_lag: add the value one (or two) seasons before each future step.
+        step_yardstick: how ``step`` is measured (`STEP_YARDSTICKS`).
 
     Returns:
         ``encoder`` (B, C, 2 + K + P), ``decoder`` (B, H, K + 1 [+ 1]), ``target`` and
         ``mask`` (B, H) in scaled units, ``location`` and ``scale`` (B,) float64, ``step``
-        (B,) the context's mean absolute one-step change in scaled units (at least
-        `STEP_FLOOR`).
+        (B,) the mean absolute one-step change in scaled units that ``step_yardstick``
+        names (at least `STEP_FLOOR`).
     """
     series_start = arrays.offsets[pairs[:, 0]]
     start = series_start + pairs[:, 1]
@@ -197,6 +205,10 @@ def make_batch(
     step = (np.abs(np.diff(scaled, axis=1)) * steps_seen).sum(axis=1) / np.maximum(
         steps_seen.sum(axis=1), 1
     )
+    if step_yardstick == "series":
+        step = arrays.mean_step[pairs[:, 0]] / scale
+    elif step_yardstick == "capped":
+        step = np.maximum(step, 0.1 * np.median(step))
     return {
         "encoder": torch.from_numpy(encoder.astype(np.float32)),
         "decoder": torch.from_numpy(decoder.astype(np.float32)),
