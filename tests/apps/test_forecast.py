@@ -173,6 +173,31 @@ def test_batches_carry_the_contexts_mean_one_step_change():
     np.testing.assert_allclose(batch["step"].numpy(), expected, rtol=1e-5)
 
 
+def test_batches_can_measure_the_step_on_the_whole_series_or_capped():
+    frame = seasonal_frame(length=60)
+    flat = (frame.frame["series"] == "b") & frame.frame.index.isin(range(80, 100))
+    frame.frame.loc[flat, frame.target] = 1000.0  # a flat stretch: a near-zero context step
+    model = Forecaster(horizon=4, context_length=8, epochs=1, batches_per_epoch=1, seed=0)
+    model.fit(frame)
+    windows = model._windows(frame)
+    pairs = np.array([[0, 30], [1, 40], [1, 20]])
+    context = model._batch(windows, pairs)
+    # the series' own mean one-step change (what MASE divides by), in each window's units
+    model.config.mase_step = "series"
+    series = model._batch(windows, pairs)
+    for row, (s, _) in enumerate(pairs):
+        start, length = windows.offsets[s], windows.lengths[s]
+        values = windows.target[start : start + length] / windows.seasonal[start : start + length]
+        expected = np.abs(np.diff(values)).mean() / series["scale"][row].item()
+        assert series["step"][row].item() == pytest.approx(expected, rel=1e-5)
+    # capped: the context's, but at least a tenth of the batch's median
+    model.config.mase_step = "capped"
+    capped = model._batch(windows, pairs)["step"].numpy()
+    floor = 0.1 * np.median(context["step"].numpy())
+    assert context["step"].numpy().min() < floor < capped.min()
+    np.testing.assert_allclose(capped, np.maximum(context["step"].numpy(), floor), rtol=1e-6)
+
+
 def test_naive_baselines_repeat_the_past():
     history = np.arange(10.0)
     assert bl.naive(history, 3)[0.5] == pytest.approx([9, 9, 9])
