@@ -495,3 +495,52 @@ def test_cli_train_is_quiet_and_predict_checks_the_method_first(tmp_path, capfd)
     assert main(train) == 2
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and "is a file; expected a folder" in err
+
+
+def imbalanced_reviews(n: int, seed: int, negative_share: float = 0.1):
+    """`make_reviews` with about ``negative_share`` of negative reviews."""
+    texts, labels, _ = make_reviews(4 * n, seed)
+    negatives = [i for i, label in enumerate(labels) if label == "negative"]
+    keep = [i for i, label in enumerate(labels) if label == "positive"][: int(n * 0.9)]
+    keep += negatives[: int(n * negative_share)]
+    keep.sort()
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+def test_auto_class_weights_balance_an_imbalanced_file_and_enter_the_loss(tmp_path):
+    texts, labels = imbalanced_reviews(300, seed=4)
+    val_texts, val_labels = imbalanced_reviews(100, seed=5)
+    options = dict(epochs=4, lr=5e-3)  # too short to learn the rare class unweighted
+    weighted = SentimentClassifier(tiny_config(**options))  # class_weight="auto"
+    weighted.fit(texts, labels, val_texts, val_labels)
+    plain = SentimentClassifier(tiny_config(class_weight="none", **options))
+    plain.fit(texts, labels, val_texts, val_labels)
+    n_negative, n = labels.count("negative"), len(labels)
+    assert weighted.class_weights == pytest.approx(
+        [n / (2 * n_negative), n / (2 * (n - n_negative))]
+    )
+    assert plain.class_weights is None
+    # the loss is the weighted cross-entropy, and the best epoch is chosen by the weighted
+    # validation accuracy
+    batch = next(iter(weighted._loader(texts[:32], labels[:32])))
+    network = weighted.model[0]
+    with torch.no_grad():
+        scores, _ = network(batch["tokens"], batch["lengths"], batch["pieces"])
+    logits = weighted._class_logits(scores)
+    by_hand = torch.nn.functional.cross_entropy(
+        logits, batch["targets"], weight=torch.tensor(weighted.class_weights)
+    )
+    with torch.no_grad():
+        assert float(weighted._step(network, batch)["loss"]) == pytest.approx(float(by_hand))
+    assert "val_balanced_accuracy" in weighted.history[-1]
+    weighted.save(tmp_path)
+    assert SentimentClassifier.load(tmp_path).class_weights == weighted.class_weights
+    # on balanced held-out reviews the weighted model finds more of the rare class
+    test_texts, test_labels, _ = make_reviews(200, seed=6)
+
+    def negative_recall(model):
+        predicted = [p.label for p in model.predict(test_texts)]
+        pairs = [(p, t) for p, t in zip(predicted, test_labels, strict=True) if t == "negative"]
+        return np.mean([p == t for p, t in pairs])
+
+    assert negative_recall(weighted) > negative_recall(plain) + 0.3  # 0.66 against 0.0

@@ -78,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         help="variational dropout on the LSTM state (slower: no fused kernel)",
     )
+    train.add_argument(
+        "--class-weight",
+        choices=["auto", "balanced", "none"],
+        default="auto",
+        help="weigh each class's loss inversely to its share of the training texts; auto: "
+        "when the commonest class has at least twice the texts of the rarest (default: auto)",
+    )
     train.set_defaults(func=run_train)
 
     predict = add_verb(
@@ -146,6 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
         hidden_size=16 if args.quick else args.hidden_size,
         embedding_dim=16 if args.quick else 128,
         epochs=args.epochs or (1 if args.quick else 6),
+        class_weight=args.class_weight,
         seed=args.seed,
         device=resolve_device(args.device),
     )
@@ -162,6 +170,12 @@ def run_train(args: argparse.Namespace) -> int:
         out_dir=out,
         resume=resume,
     )
+    if classifier.class_weights is not None:
+        weights = ", ".join(
+            f"{name} {weight:.2f}"
+            for name, weight in zip(classifier.classes, classifier.class_weights, strict=True)
+        )
+        print(f"classes weighted inversely to their share of the training texts: {weights}")
     classifier.save(out)
     if args.data:  # the held-out tenth of the user's file: what `evaluate` scores by default
         from rnnkit.files import write_text
