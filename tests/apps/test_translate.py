@@ -18,7 +18,9 @@ from rnnkit.apps.translate import (
     score_translations,
 )
 from rnnkit.apps.translate.model import Attention
+from rnnkit.apps.translate.placeholders import MARKER, PLACEHOLDER
 from rnnkit.apps.translate.tokenizer import train_subword_tokenizer
+from rnnkit.apps.translate.translator import NAME_COPY_CHOICES
 from rnnkit.cli import main
 from rnnkit.data.parallel import (
     SentencePair,
@@ -504,3 +506,66 @@ def test_training_on_few_pairs_warns_that_a_dictionary_may_win(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "training pairs are few for a network translator" in err
     assert f"rnnkit translate evaluate --model {model}" in err
+
+
+def toy_pairs_with_placeholders(n: int, seed: int, forms: list[str]) -> list[SentencePair]:
+    """`toy_pairs` with one or two placeholders of ``forms`` among the words (the target
+    reversed as ever, so the placeholders come back in the other order)."""
+    rng = torch.Generator().manual_seed(seed + 100)
+    pairs = []
+    for pair in toy_pairs(n, seed):
+        words = pair.source.split()
+        for _ in range(1 + int(torch.randint(0, 2, (1,), generator=rng))):
+            form = forms[int(torch.randint(0, len(forms), (1,), generator=rng))]
+            words.insert(int(torch.randint(0, len(words) + 1, (1,), generator=rng)), form)
+        target = [TOY_WORDS.get(w, w) for w in reversed(words)]
+        pairs.append(SentencePair(" ".join(words), " ".join(target), pair.group))
+    return pairs
+
+
+def test_placeholders_come_back_unchanged_even_in_forms_never_trained_on():
+    train = toy_pairs_with_placeholders(480, 0, ["%s", "%d", "{0}", "%(name)s", "%1$s"])
+    test = toy_pairs_with_placeholders(60, 1, ["{folder}", "%(path)s", "%5.2f", "%2"])
+    sources = [p.source for p in test]
+
+    def exact(translations: list[str]) -> float:
+        return sum(
+            sorted(PLACEHOLDER.findall(t)) == sorted(PLACEHOLDER.findall(s))
+            for t, s in zip(translations, sources, strict=True)
+        ) / len(sources)
+
+    with_markers = Translator(small_config())
+    with_markers.fit(train, epochs=12, lr=5e-3, seed=0)
+    as_text = Translator(small_config(placeholders=False))
+    as_text.fit(train, epochs=12, lr=5e-3, seed=0)
+    assert exact(with_markers.translate(sources, beam_width=3)) == 1.0
+    assert exact(as_text.translate(sources, beam_width=3)) < 0.5
+    # the network itself writes each marker once (before `unmask` would complete them)
+    prepared, found = with_markers._prepared(sources)
+    written = with_markers._decode(prepared, 3, 1.0, 64)
+    right = [
+        sorted(MARKER.findall(w)) == [str(i) for i in range(1, len(f) + 1)]
+        for w, f in zip(written, found, strict=True)
+    ]
+    assert sum(right) / len(right) >= 0.9
+
+
+def test_models_saved_before_placeholder_markers_translate_them_as_text(tmp_path):
+    translator = Translator(small_config())
+    translator.fit(toy_pairs(64, seed=0), epochs=1, seed=0)
+    translator.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["placeholders"]  # as an older rnnkit wrote it
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert Translator.load(tmp_path).config.placeholders is False
+
+
+def test_validation_sentences_with_runs_of_spaces_choose_the_name_copying():
+    # capitalized targets: the name copying looks at every capitalized word it writes
+    train = [SentencePair(p.source, p.target.capitalize()) for p in toy_pairs(96, seed=0)]
+    valid = [
+        SentencePair(p.source.replace(" ", "   "), p.target.capitalize()) for p in toy_pairs(20, 1)
+    ]
+    translator = Translator(small_config())
+    translator.fit(train, valid, epochs=3, lr=5e-3, seed=0)  # was an IndexError
+    assert translator.config.copy_names_below in NAME_COPY_CHOICES

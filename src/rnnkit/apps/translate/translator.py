@@ -25,6 +25,7 @@ from rnnkit.apps.common import LengthBucketedBatches
 from rnnkit.apps.translate.baselines import score_translations
 from rnnkit.apps.translate.model import Seq2SeqAttention
 from rnnkit.apps.translate.names import SourceWords, copy_rare_names
+from rnnkit.apps.translate.placeholders import mask, mask_pair, unmask
 from rnnkit.apps.translate.tokenizer import (
     BOS_ID,
     EOS_ID,
@@ -57,6 +58,9 @@ class TranslatorConfig:
     # Copy source names seen fewer than this many times in training into the translation
     # (see `rnnkit.apps.translate.names`); 0 is off. `fit` chooses it on the validation pairs.
     copy_names_below: int = 0
+    # Placeholders (%s, {name}) travel as numbered markers and come back unchanged
+    # (`rnnkit.apps.translate.placeholders`); False translates them as text.
+    placeholders: bool = True
 
     def __post_init__(self) -> None:
         check_fields(
@@ -186,14 +190,18 @@ class Translator:
             raise UserError("no training pairs; expected at least one source/target pair")
         seed_everything(seed)
         cfg = self.config
-        self.source_tokenizer = train_subword_tokenizer([p.source for p in train], cfg.vocab_size)
-        self.target_tokenizer = train_subword_tokenizer([p.target for p in train], cfg.vocab_size)
-        self.source_words = SourceWords.from_sentences(p.source for p in train)
+        # The model learns placeholders (%s, {name}) as numbered markers (`placeholders`).
+        masked = self._masked(train)
+        self.source_tokenizer = train_subword_tokenizer([p.source for p in masked], cfg.vocab_size)
+        self.target_tokenizer = train_subword_tokenizer([p.target for p in masked], cfg.vocab_size)
+        self.source_words = SourceWords.from_sentences(p.source for p in masked)
         self.model = self._build_model()
         self.device = device
         self.model.to(device)
-        train_batches = self._batches(train, shuffle=True, seed=seed)
-        valid_batches = self._batches(valid, shuffle=False) if valid else None
+        train_batches = self._batches(masked, shuffle=True, seed=seed)
+        valid_batches = None
+        if valid:
+            valid_batches = self._batches(self._masked(valid), shuffle=False)
         trainer = Trainer(
             self.model,
             self._loss_step,
@@ -224,13 +232,14 @@ class Translator:
         the validation chrF of every choice. Never pass the test pairs here.
         """
         self._check_fitted()
-        sources, references = [p.source for p in valid], [p.target for p in valid]
-        plain = self.translate(sources, beam_width=1, copy_names=False)
+        sources, placeholders = self._prepared([p.source for p in valid])
+        plain = self._decode(sources, beam_width=1, length_penalty=1.0, batch_size=64)
         attention = self._word_attention(sources, plain)  # once for every choice
         scores = {}
         for below in choices:
             hypotheses = self._copy(plain, attention, below) if below else plain
-            scores[below] = score_translations(hypotheses, references)["chrF"]
+            hypotheses = [unmask(h, f) for h, f in zip(hypotheses, placeholders, strict=True)]
+            scores[below] = score_translations(hypotheses, [p.target for p in valid])["chrF"]
         self.config.copy_names_below = max(scores, key=lambda b: (scores[b], -b))
         return scores
 
@@ -244,6 +253,12 @@ class Translator:
             attention=cfg.attention,
             dropout=cfg.dropout,
         )
+
+    def _masked(self, pairs: Sequence[SentencePair]) -> list[SentencePair]:
+        """``pairs`` with their placeholders as numbered markers (`placeholders.mask_pair`)."""
+        if not self.config.placeholders:
+            return list(pairs)
+        return [SentencePair(*mask_pair(p.source, p.target), p.group) for p in pairs]
 
     def _batches(self, pairs: Sequence[SentencePair], shuffle: bool, seed: int = 0) -> PairBatches:
         sources = self.source_tokenizer.encode_batch([p.source for p in pairs])
@@ -295,7 +310,9 @@ class Translator:
         translates to an empty string; a sentence longer than ``config.max_subwords``
         subwords is cut to that length (split long text into sentences first). With
         ``copy_names`` (and ``config.copy_names_below`` > 0), rare source names the decoder
-        attended to replace the names it wrote (see `copy_names`).
+        attended to replace the names it wrote (see `copy_names`). Placeholders (``%s``,
+        ``{name}``) are translated as the markers the model learned and put back
+        (`rnnkit.apps.translate.placeholders`).
         """
         if isinstance(sentences, str):
             return self.translate([sentences], beam_width, length_penalty, batch_size, copy_names)[
@@ -308,11 +325,28 @@ class Translator:
                 f"length_penalty: expected 0 or a positive number, got {length_penalty!r}"
             )
         self._check_fitted()
-        self.model.eval()
+        sentences, placeholders = self._prepared(sentences)
+        translations = self._decode(sentences, beam_width, length_penalty, batch_size)
+        below = self.config.copy_names_below
+        if copy_names and below > 0 and self.source_words is not None:
+            translations = self.copy_names(sentences, translations, below)
+        return [unmask(t, found) for t, found in zip(translations, placeholders, strict=True)]
+
+    def _prepared(self, sentences: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+        """The sentences as the model reads them, and the placeholders of each."""
         # Runs of spaces, tabs and no-break spaces become one space: the tokenizer counts
         # words between every two spaces, `str.split` does not, and the name copying
         # indexed past the sentence's words ("Open  the file" was an IndexError).
         sentences = [" ".join(s.split()) for s in sentences]
+        # Placeholders become the numbered markers the model learned (`placeholders`).
+        masked = [mask(s) if self.config.placeholders else (s, []) for s in sentences]
+        return [text for text, _ in masked], [found for _, found in masked]
+
+    def _decode(
+        self, sentences: list[str], beam_width: int, length_penalty: float, batch_size: int
+    ) -> list[str]:
+        """Translations of prepared sentences (`_prepared`), markers and names as written."""
+        self.model.eval()
         # Blank lines encode to nothing: the tokenizer would make a piece of the spaces alone,
         # and the decoder would invent a translation of it.
         encoded = [
@@ -345,11 +379,7 @@ class Translator:
                 ids = [b[0].tokens if b else [] for b in beams]
             for i, tokens in zip(index, ids, strict=True):
                 results[i] = self.target_tokenizer.decode(tokens) if encoded[i] else ""
-        translations = [results[i] for i in range(len(sentences))]
-        below = self.config.copy_names_below
-        if copy_names and below > 0 and self.source_words is not None:
-            translations = self.copy_names(sentences, translations, below)
-        return translations
+        return [results[i] for i in range(len(sentences))]
 
     def copy_names(
         self, sentences: Sequence[str], translations: Sequence[str], below: int
@@ -452,6 +482,8 @@ class Translator:
         """Read a folder written by `save`."""
         directory = Path(directory)
         state, config = load_model_state(directory)
+        # a model saved before placeholders had markers learned them as text
+        config.setdefault("placeholders", False)
         try:
             translator = cls(TranslatorConfig(**config))
         except TypeError:
