@@ -120,6 +120,9 @@ class ForecasterConfig:
             history (None: all of it; `series.seasonal_indices`).
         epochs, batches_per_epoch, batch_size, lr: training; each epoch draws
             ``batches_per_epoch`` batches of random windows.
+        max_passes: an epoch draws at most this many times the training windows (fewer
+            batches when the data has few windows: a single short series); None: always
+            ``batches_per_epoch``.
         validation_windows: windows per series held out at the end of the training data for
             the validation loss, early stopping and the interval calibration (never the test
             windows of a backtest); fewer for series too short to spare them. None: 4 for
@@ -174,6 +177,7 @@ class ForecasterConfig:
     epochs: int = 6
     batches_per_epoch: int = 100
     batch_size: int = 256
+    max_passes: float | None = None
     lr: float = 3e-3
     schedule: str = "plateau"
     validation_windows: int | None = None
@@ -209,6 +213,8 @@ class ForecasterConfig:
             raise UserError(f"scaling must be one of {', '.join(SCALINGS)}")
         if self.combine not in COMBINATIONS:
             raise UserError(f"combine must be one of {', '.join(COMBINATIONS)}")
+        if self.max_passes is not None and not self.max_passes > 0:
+            raise UserError(f"max passes must be positive, got {self.max_passes}")
         if self.ensemble < 1:
             raise UserError(f"ensemble must be at least 1, got {self.ensemble}")
         if self.recent_seasons is not None and self.recent_seasons < 2:

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import asdict, replace
@@ -226,8 +227,12 @@ class Forecaster:
         )
         net.to(cfg.device)
         rng = np.random.default_rng(seed)
+        batches = cfg.batches_per_epoch
+        if cfg.max_passes is not None:  # a few short series: an epoch of fewer batches
+            needed = math.ceil(cfg.max_passes * len(train_origins) / cfg.batch_size)
+            batches = max(1, min(batches, needed))
         train_batches = RandomBatches(
-            partial(self._batch, windows), train_origins, cfg.batches_per_epoch, cfg.batch_size, rng
+            partial(self._batch, windows), train_origins, batches, cfg.batch_size, rng
         )
         trainer = Trainer(
             net,
