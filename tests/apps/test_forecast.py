@@ -198,6 +198,16 @@ def test_batches_can_measure_the_step_on_the_whole_series_or_capped():
     np.testing.assert_allclose(capped, np.maximum(context["step"].numpy(), floor), rtol=1e-6)
 
 
+def test_an_epoch_reads_few_windows_at_most_max_passes_times():
+    capped = Forecaster(horizon=4, batch_size=8, batches_per_epoch=100, max_passes=2)
+    assert capped.batches_per_epoch(40) == 10  # 2 passes over 40 windows, 8 a batch
+    assert capped.batches_per_epoch(3) == 1
+    assert capped.batches_per_epoch(10_000) == 100  # many windows: the usual epoch
+    assert Forecaster(horizon=4, batches_per_epoch=100).batches_per_epoch(40) == 100
+    with pytest.raises(UserError, match="max passes"):
+        Forecaster(horizon=4, max_passes=0)
+
+
 def test_naive_baselines_repeat_the_past():
     history = np.arange(10.0)
     assert bl.naive(history, 3)[0.5] == pytest.approx([9, 9, 9])

@@ -227,10 +227,7 @@ class Forecaster:
         )
         net.to(cfg.device)
         rng = np.random.default_rng(seed)
-        batches = cfg.batches_per_epoch
-        if cfg.max_passes is not None:  # a few short series: an epoch of fewer batches
-            needed = math.ceil(cfg.max_passes * len(train_origins) / cfg.batch_size)
-            batches = max(1, min(batches, needed))
+        batches = self.batches_per_epoch(len(train_origins))
         train_batches = RandomBatches(
             partial(self._batch, windows), train_origins, batches, cfg.batch_size, rng
         )
@@ -256,6 +253,20 @@ class Forecaster:
         history = trainer.fit(train_batches, val_batches)
         net.eval()
         return net, history, trainer.best_epoch
+
+    def batches_per_epoch(self, windows: int) -> int:
+        """Batches an epoch draws from ``windows`` training windows: ``batches_per_epoch``,
+        or fewer when that would read them more than ``max_passes`` times.
+
+        Example:
+            >>> Forecaster(horizon=4, batch_size=8, max_passes=2).batches_per_epoch(40)
+            10
+        """
+        cfg = self.config
+        if cfg.max_passes is None:
+            return cfg.batches_per_epoch
+        needed = math.ceil(cfg.max_passes * windows / cfg.batch_size)
+        return max(1, min(cfg.batches_per_epoch, needed))
 
     def _step(self, net: ForecastNet, batch: dict) -> dict:
         device = next(net.parameters()).device
