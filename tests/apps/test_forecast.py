@@ -486,8 +486,13 @@ def test_cli_train_predict_on_a_user_file(tmp_path, capsys):
     model = tmp_path / "model"
     common = ["--file", str(path), "--time", "date", "--target", "units", "--id", "store"]
     assert (
-        main(["forecast", "train", *common, "--horizon", "6", "--quick", "--out", str(model)]) == 0
+        main(
+            ["forecast", "train", *common, "--horizon", "6", "--quick", "--max-passes", "3"]
+            + ["--out", str(model)]
+        )
+        == 0
     )
+    assert Forecaster.load(model).config.max_passes == 3
     assert (
         main(["forecast", "predict", "--model", str(model), *common, "--out", str(tmp_path / "p")])
         == 0

@@ -21,6 +21,7 @@ from rnnkit.cli.common import (
     existing_file,
     non_negative_int,
     out_dir,
+    positive_float,
     positive_int,
     refuse_file_flags,
     report_metrics,
@@ -107,6 +108,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=4,
         help="stop after this many epochs without a lower validation loss (0: never); "
         "the best epoch's weights are kept",
+    )
+    train.add_argument(
+        "--max-passes",
+        type=positive_float,
+        default=None,
+        help="an epoch reads the training windows at most this many times: much faster on "
+        "one short series (e.g. 30); default: 100 batches an epoch whatever the data",
     )
     train.set_defaults(func=run_train)
 
@@ -296,11 +304,11 @@ def run_train(args: argparse.Namespace) -> int:
     horizon = args.horizon
     if horizon is None:  # the data set's own, else one season
         horizon = BUNDLED[args.data].horizon if args.data else data.season_length
-    given = dict(epochs=args.epochs, hidden_size=args.hidden_size)
+    given = dict(epochs=args.epochs, hidden_size=args.hidden_size, max_passes=args.max_passes)
     options = {name: value for name, value in given.items() if value is not None}
     if args.quick:
         data = data.tail_of_each(max(600, 6 * horizon))
-        options = dict(epochs=2, batches_per_epoch=5, hidden_size=16)
+        options = dict(epochs=2, batches_per_epoch=5, hidden_size=16, max_passes=args.max_passes)
     model = Forecaster(
         horizon=horizon,
         context_length=args.context,
