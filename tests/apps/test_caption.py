@@ -716,3 +716,18 @@ def test_arrays_of_another_size_are_refused_in_one_line():
         check_inputs(np.zeros((1, 32, 48, 3), np.uint8), "image")
     with pytest.raises(UserError, match=r"\[N, T, 64, 64, 3\]"):
         check_inputs(np.zeros((1, 64, 64, 3), np.uint8), "video")
+
+
+def test_training_on_few_captioned_photos_warns(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i in range(6):
+        _save(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8), tmp_path / f"p{i}.png")
+        images.append({"id": i, "file_name": f"p{i}.png"})
+        annotations.append({"image_id": i, "caption": f"a photo number {i}"})
+    coco = tmp_path / "captions.json"
+    coco.write_text(json.dumps({"images": images, "annotations": annotations}))
+    common = ["caption", "train", "--coco", str(coco), "--images", str(tmp_path)]
+    assert main([*common, "--epochs", "1", "--out", str(tmp_path / "model")]) == 0
+    warning = capsys.readouterr().err
+    assert "6 captioned images are few" in warning and "expect generic captions" in warning
