@@ -11,6 +11,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -206,6 +207,13 @@ def test_an_epoch_reads_few_windows_at_most_max_passes_times():
     assert Forecaster(horizon=4, batches_per_epoch=100).batches_per_epoch(40) == 100
     with pytest.raises(UserError, match="max passes"):
         Forecaster(horizon=4, max_passes=0)
+    # the defaults on one short series (90 windows read about 284 times an epoch) say so
+    with pytest.warns(UserWarning, match="about 284 times.*--max-passes 30"):
+        Forecaster(horizon=4)._warn_about_many_passes(90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Forecaster(horizon=4)._warn_about_many_passes(1026)  # M1 yearly: 25 passes
+        Forecaster(horizon=4, max_passes=30)._warn_about_many_passes(90)
 
 
 def test_naive_baselines_repeat_the_past():

@@ -77,6 +77,10 @@ from rnnkit.data.timeseries import SERIES, SeriesFrame, series_from_dataframe
 from rnnkit.engine import TrainConfig, Trainer, load_model_state, save_model, seed_everything
 from rnnkit.errors import UserError
 
+# `Forecaster.fit` warns above this many readings of the training windows an epoch (the ten
+# benchmark collections read theirs at most 25 times; one monthly series of 144 points, 280).
+MANY_PASSES = 100
+
 
 def history_needed(season: int, context: int) -> int:
     """The fewest observed steps a training window starts from: one season (padded to the
@@ -142,6 +146,7 @@ class Forecaster:
             if len(val_origins)
             else None
         )
+        self._warn_about_many_passes(len(train_origins))
         self.nets, self.history, best_epochs = [], [], []
         for member in range(cfg.ensemble):
             net, history, best_epoch = self._train_member(
@@ -253,6 +258,20 @@ class Forecaster:
         history = trainer.fit(train_batches, val_batches)
         net.eval()
         return net, history, trainer.best_epoch
+
+    def _warn_about_many_passes(self, windows: int) -> None:
+        """Say so when an epoch reads few windows very many times (one short series): the
+        fit takes far longer than the data needs, and ``max_passes`` is the way out."""
+        cfg = self.config
+        passes = self.batches_per_epoch(windows) * cfg.batch_size / max(windows, 1)
+        if cfg.max_passes is None and passes > MANY_PASSES:
+            warnings.warn(
+                f"each epoch reads the {windows:,} training windows about {passes:.0f} times "
+                f"({cfg.batches_per_epoch} batches of {cfg.batch_size}); max_passes=30 "
+                f"(--max-passes 30) trains about {passes / 30:.0f} times faster (not the "
+                "default: see the README's 'One short series trains long')",
+                stacklevel=3,
+            )
 
     def batches_per_epoch(self, windows: int) -> int:
         """Batches an epoch draws from ``windows`` training windows: ``batches_per_epoch``,
