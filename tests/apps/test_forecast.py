@@ -208,7 +208,7 @@ def test_an_epoch_reads_few_windows_at_most_max_passes_times():
     with pytest.raises(UserError, match="max passes"):
         Forecaster(horizon=4, max_passes=0)
     # the defaults on one short series (90 windows read about 284 times an epoch) say so
-    with pytest.warns(UserWarning, match="about 284 times.*--max-passes 30"):
+    with pytest.warns(UserWarning, match="about 284 times.*draws 11 batch"):
         Forecaster(horizon=4)._warn_about_many_passes(90)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

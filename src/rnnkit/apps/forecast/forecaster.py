@@ -82,6 +82,14 @@ from rnnkit.errors import UserError
 MANY_PASSES = 100
 
 
+def epoch_batches(windows: int, batches: int, batch_size: int, max_passes: float | None) -> int:
+    """``batches``, or fewer when that would read ``windows`` more than ``max_passes`` times
+    (at least one)."""
+    if max_passes is None:
+        return batches
+    return max(1, min(batches, math.ceil(max_passes * windows / batch_size)))
+
+
 def history_needed(season: int, context: int) -> int:
     """The fewest observed steps a training window starts from: one season (padded to the
     context), so that a series of one season plus the horizon still trains."""
@@ -265,11 +273,13 @@ class Forecaster:
         cfg = self.config
         passes = self.batches_per_epoch(windows) * cfg.batch_size / max(windows, 1)
         if cfg.max_passes is None and passes > MANY_PASSES:
+            capped = epoch_batches(windows, cfg.batches_per_epoch, cfg.batch_size, 30)
+            plural = "s" if windows != 1 else ""
             warnings.warn(
-                f"each epoch reads the {windows:,} training windows about {passes:.0f} times "
-                f"({cfg.batches_per_epoch} batches of {cfg.batch_size}); max_passes=30 "
-                f"(--max-passes 30) trains about {passes / 30:.0f} times faster (not the "
-                "default: see the README's 'One short series trains long')",
+                f"each epoch reads the {windows:,} training window{plural} about {passes:,.0f} "
+                f"times ({cfg.batches_per_epoch} batches of {cfg.batch_size}); max_passes=30 "
+                f"(--max-passes 30) draws {capped} batch(es) an epoch instead (not the default: "
+                "see the README's 'One short series trains long')",
                 stacklevel=3,
             )
 
@@ -282,10 +292,7 @@ class Forecaster:
             10
         """
         cfg = self.config
-        if cfg.max_passes is None:
-            return cfg.batches_per_epoch
-        needed = math.ceil(cfg.max_passes * windows / cfg.batch_size)
-        return max(1, min(cfg.batches_per_epoch, needed))
+        return epoch_batches(windows, cfg.batches_per_epoch, cfg.batch_size, cfg.max_passes)
 
     def _step(self, net: ForecastNet, batch: dict) -> dict:
         device = next(net.parameters()).device
