@@ -434,10 +434,12 @@ class Translator:
         """Greedy translation of one sentence with its attention weights.
 
         Returns the source subwords, the output subwords and a (target, source) weight matrix
-        whose rows sum to 1: where the decoder looked while writing each subword.
+        whose rows sum to 1: where the decoder looked while writing each subword. The
+        subwords are what the model reads and writes: placeholders appear as their markers.
         """
         self._check_fitted()
         self.model.eval()
+        [sentence], _ = self._prepared([sentence])
         ids = self.source_tokenizer.encode(sentence)[: self.config.max_subwords] or [EOS_ID]
         source = torch.tensor([ids], device=self.device)
         encoded, state = self.model.encode(source, torch.tensor([len(ids)], device=self.device))
