@@ -37,6 +37,7 @@ from rnnkit.stats import paired_bootstrap
 
 DATA = ["m3-monthly", "m3-quarterly", "m3-yearly", "m3-other"]
 SERIES_PER_DATA = 15
+METRICS = ("mase", "smape", "coverage")
 CANDIDATES = {"defaults": {}, "passes_100": {"max_passes": 100}, "passes_30": {"max_passes": 30}}
 RULE = (
     "a candidate replaces the defaults when, over the single-series fits, its MASE and its "
@@ -98,22 +99,24 @@ def choose(out: Path) -> dict:
         found.setdefault(row["candidate"], {})[row["data"]] = row
     splits = {d: sample(d) for d in DATA}
 
-    def pooled(candidate: str, metric: str) -> np.ndarray:
+    def pooled(candidate: str) -> dict[str, np.ndarray]:
+        """Per-series MASE, sMAPE and coverage of ``candidate``, over the four samples."""
         parts = []
         for d in DATA:
             arrays = np.load(out / f"{d}_{candidate}.npz")
-            scores = score(
-                splits[d], arrays["forecast"], candidate, 0.0, arrays["lo_80"], arrays["hi_80"]
+            parts.append(
+                score(
+                    splits[d], arrays["forecast"], candidate, 0.0, arrays["lo_80"], arrays["hi_80"]
+                )
             )
-            parts.append(getattr(scores, metric))
-        return np.concatenate(parts)
+        return {m: np.concatenate([getattr(p, m) for p in parts]) for m in METRICS}
 
-    reference = {m: pooled("defaults", m) for m in ("mase", "smape", "coverage")}
+    reference = pooled("defaults")
     report = {}
     for candidate in CANDIDATES:
         if set(found.get(candidate, {})) != set(DATA):
             continue
-        mine = {m: pooled(candidate, m) for m in ("mase", "smape", "coverage")}
+        mine = pooled(candidate)
         row = {
             "mase": float(mine["mase"].mean()),
             "smape": float(mine["smape"].mean()),

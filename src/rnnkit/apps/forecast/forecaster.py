@@ -271,8 +271,10 @@ class Forecaster:
         """Say so when an epoch reads few windows very many times (one short series): the
         fit takes far longer than the data needs, and ``max_passes`` is the way out."""
         cfg = self.config
-        passes = self.batches_per_epoch(windows) * cfg.batch_size / max(windows, 1)
-        if cfg.max_passes is None and passes > MANY_PASSES:
+        if cfg.max_passes is not None or not windows:
+            return
+        passes = cfg.batches_per_epoch * cfg.batch_size / windows
+        if passes > MANY_PASSES:
             capped = epoch_batches(windows, cfg.batches_per_epoch, cfg.batch_size, 30)
             plural = "s" if windows != 1 else ""
             warnings.warn(

@@ -53,10 +53,15 @@ class SeriesArrays:
     shifts: list[np.ndarray]
 
     @functools.cached_property
+    def deseasonalised_target(self) -> np.ndarray:
+        """(N,) every target value as the network reads it (NaN where missing)."""
+        return self.deseasonalised(self.target, np.arange(len(self.target)))
+
+    @functools.cached_property
     def spread(self) -> np.ndarray:
         """(S,) the standard deviation of each series' observed, deseasonalised values: the
         scale of a window too flat to have one of its own (a run of zeros)."""
-        values = self.deseasonalised(self.target, np.arange(len(self.target)))
+        values = self.deseasonalised_target
         seen = np.isfinite(values)
         values = np.where(seen, values, 0.0)
         count = np.maximum(np.add.reduceat(seen.astype(float), self.offsets), 1)
@@ -68,8 +73,7 @@ class SeriesArrays:
     def mean_step(self) -> np.ndarray:
         """(S,) the mean absolute one-step change of each series' deseasonalised values
         (steps between two observed values): MASE's yardstick, in the data's units."""
-        values = self.deseasonalised(self.target, np.arange(len(self.target)))
-        change = np.abs(np.diff(values))
+        change = np.abs(np.diff(self.deseasonalised_target))
         # the first step of each series would difference across two series
         change[self.offsets[1:] - 1] = np.nan
         change = np.append(change, np.nan)
