@@ -32,7 +32,12 @@ from rnnkit.apps.forecast.backtest import (
     rolling_interval_factors,
     targets_summary,
 )
-from rnnkit.apps.forecast.combination import choose_weight, damped_forecast, theta_forecast
+from rnnkit.apps.forecast.combination import (
+    choose_members,
+    choose_weight,
+    damped_forecast,
+    theta_forecast,
+)
 from rnnkit.apps.forecast.config import EARLIER_DEFAULTS
 from rnnkit.apps.forecast.features import calendar_features, window_location_scale
 from rnnkit.apps.forecast.forecaster import (
@@ -1189,6 +1194,61 @@ def test_the_mean_combination_is_the_equal_mean_of_network_theta_and_damped_tren
     np.testing.assert_allclose(combined[0.5], (network[0.5] + 2 * statistical) / 3)
     # the spread moves with the median, unchanged
     np.testing.assert_allclose(combined[0.9] - combined[0.1], network[0.9] - network[0.1])
+
+
+def test_holt_in_the_mean_is_a_fourth_equal_member():
+    from rnnkit.apps.forecast.combination import statistical_at
+
+    data = seasonal_frame(length=120)
+    model = Forecaster(horizon=6, combine="mean_holt", **TINY_TRAINING).fit(data)
+    assert model.meta["combine_weight"] == pytest.approx(1 / 4)
+    windows = model._windows(data)
+    pairs = np.array([(s, n) for s, n in enumerate(windows.lengths)], dtype=np.int64)
+    combined = model.forecast_windows(windows, pairs, quantiles=(0.5,))[0.5]
+    model._meta["combine_weight"] = 1.0
+    network = model.forecast_windows(windows, pairs, quantiles=(0.5,))[0.5]
+    members = [statistical_at(windows, pairs, 6, name) for name in ("mean", "mean_holt")]
+    np.testing.assert_allclose(combined, (network + 3 * members[1]) / 4)
+    assert not np.allclose(members[0], members[1])  # Holt is a member of its own
+
+
+def test_holt_keeps_a_trend_the_damped_grid_may_bend():
+    y = 5.0 + 0.5 * np.arange(30.0) + 0.3 * np.sin(np.arange(30.0))
+    holt = damped_forecast(y[None], np.ones((1, 30)), 8, phis=np.array([1.0]))[0]
+    steps = np.diff(holt)
+    np.testing.assert_allclose(steps, steps[0])  # undamped: the same slope at every step
+    assert steps[0] == pytest.approx(0.5, abs=0.1)
+
+
+def test_auto_chooses_the_mean_with_the_lower_validation_error():
+    truth = np.tile(np.arange(1.0, 7.0), (5, 1))
+    scale = np.ones(5)
+    low = {"mean": truth - 1.0, "mean_holt": truth.copy()}
+    assert choose_members(truth, truth, low, scale)[0] == "mean_holt"
+    errors = choose_members(truth, truth, {"mean": truth, "mean_holt": truth - 1.0}, scale)[1]
+    assert errors == {"mean": 0.0, "mean_holt": pytest.approx(0.75)}
+    # a tie keeps the fewer members
+    assert choose_members(truth, truth, {"mean": truth, "mean_holt": truth}, scale)[0] == "mean"
+
+
+def test_auto_records_its_choice_and_keeps_it_when_loaded(tmp_path):
+    data = seasonal_frame(length=120)
+    model = Forecaster(horizon=6, combine="auto", **TINY_TRAINING).fit(data)
+    chosen = model.meta["combine_members"]
+    assert set(model.meta["combine_errors"]) == {"mean", "mean_holt"}
+    assert chosen == min(model.meta["combine_errors"], key=model.meta["combine_errors"].get)
+    assert model.meta["combine_weight"] == pytest.approx(1 / 3 if chosen == "mean" else 1 / 4)
+    model.save(tmp_path / "model")
+    loaded = Forecaster.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.predict(data=data), model.predict(data=data))
+
+
+def test_a_model_saved_before_member_choices_combines_by_its_combine_option():
+    data = seasonal_frame(length=120)
+    model = Forecaster(horizon=6, combine="mean", **TINY_TRAINING).fit(data)
+    before = model.predict(data=data)
+    del model._meta["combine_members"]  # as models saved before `combine="auto"`
+    pd.testing.assert_frame_equal(model.predict(data=data), before)
 
 
 def test_refit_retrains_on_the_validation_windows_for_the_best_epochs():

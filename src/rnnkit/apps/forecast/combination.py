@@ -4,11 +4,15 @@ The Theta method (Assimakopoulos & Nikolopoulos 2000; the M3 competition's best)
 exponential smoothing with half the slope of a linear trend as drift; the damped trend
 (Gardner & McKenzie 1985) is Holt's linear trend whose slope dies away. Averaging a learned
 forecast with statistical ones is the oldest trick of the M competitions, and it works when
-their errors differ. Two ways (``ForecasterConfig.combine``):
+their errors differ. The ways of ``ForecasterConfig.combine``:
 
 - ``mean``: the equal-weight mean of the network, Theta and the damped trend (weights fixed,
   not estimated: estimated combination weights are noisy and usually do worse than equal
   ones; `Forecaster.fit` records the validation errors of `MEAN_WEIGHTS` but keeps 1/3).
+- ``mean_holt``: the same with Holt's undamped linear trend as a fourth member (each 1/4):
+  smooth trending series (M3 `other`) keep their trend, where the damped one bends it away.
+- ``auto``: ``mean`` or ``mean_holt``, whichever has the lower scaled error on the fit's own
+  validation windows (`choose_members`; one choice for all series of a fit).
 - ``theta``: the network and Theta, the network's weight chosen from `WEIGHTS` on the
   validation windows (`choose_weight`; weight 1 keeps the network alone).
 
@@ -26,7 +30,9 @@ import numpy as np
 
 from rnnkit.apps.forecast.series import SeriesArrays
 
-COMBINATIONS = ("none", "theta", "mean")
+COMBINATIONS = ("none", "theta", "mean", "mean_holt", "auto")
+# The equal-weight means: their statistical members (the network is one more member).
+MEAN_MEMBERS = {"mean": ("theta", "damped"), "mean_holt": ("theta", "damped", "holt")}
 # The network weights `choose_weight` tries (1: the network alone, 0: Theta alone).
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 # ``mean``: the network's weights against the mean of Theta and the damped trend whose
@@ -41,6 +47,8 @@ ALPHAS = np.linspace(0.02, 1.0, 50)
 DAMPED_ALPHAS = np.linspace(0.05, 1.0, 20)
 DAMPED_SHARES = np.array([0.01, 0.05, 0.1, 0.2, 0.3])
 DAMPED_PHIS = np.array([0.8, 0.85, 0.9, 0.95, 0.98, 1.0])
+# Holt's linear trend: the same grid of smoothing constants, no damping.
+HOLT_PHIS = np.array([1.0])
 # Windows per numpy pass of Theta and the damped trend (each holds a (chunk, grid) state):
 # a state that outgrows the CPU caches makes every step slower, so that one pass over 100,000
 # windows took 28 times as long as one over 10,000.
@@ -104,7 +112,11 @@ def theta_forecast(history: np.ndarray, observed: np.ndarray, horizon: int) -> n
 
 
 def damped_forecast(
-    history: np.ndarray, observed: np.ndarray, horizon: int, season: int = 1
+    history: np.ndarray,
+    observed: np.ndarray,
+    horizon: int,
+    season: int = 1,
+    phis: np.ndarray | None = None,
 ) -> np.ndarray:
     """(B, H) damped-trend forecasts (additive damped Holt) of B right-aligned histories.
 
@@ -114,6 +126,7 @@ def damped_forecast(
         horizon: steps to forecast.
         season: steps per season: the initial slope is the mean change over the first
             season (at least 4 steps; one step's change is too noisy a start).
+        phis: the damping factors of the grid (None: `DAMPED_PHIS`; `HOLT_PHIS`: Holt).
 
     Per window, every (alpha, share, phi) of the grid runs at once: level
     ``l = l + phi b + alpha e``, slope ``b = phi b + alpha share e`` after each one-step
@@ -127,7 +140,8 @@ def damped_forecast(
     """
     history = np.asarray(history, float)
     if len(history) > CHUNK:
-        return _in_chunks(damped_forecast, history, observed, horizon, season)
+        return _in_chunks(damped_forecast, history, observed, horizon, season, phis)
+    phis = DAMPED_PHIS if phis is None else np.asarray(phis, float)
     batch, length = history.shape
     seen = np.asarray(observed, float) > 0
     rows = np.arange(batch)
@@ -136,8 +150,7 @@ def damped_forecast(
     level = history[rows, first]
     slope = (history[rows, ahead] - level) / np.maximum(ahead - first, 1)
     alpha, share, phi = (
-        g.ravel()[None]
-        for g in np.meshgrid(DAMPED_ALPHAS, DAMPED_SHARES, DAMPED_PHIS, indexing="ij")
+        g.ravel()[None] for g in np.meshgrid(DAMPED_ALPHAS, DAMPED_SHARES, phis, indexing="ij")
     )
     level = np.repeat(level[:, None], alpha.shape[1], axis=1)
     slope = np.repeat(slope[:, None], alpha.shape[1], axis=1)
@@ -195,6 +208,31 @@ def choose_weight(
     return best, errors
 
 
+def choose_members(
+    truth: np.ndarray,
+    network: np.ndarray,
+    statistical: dict[str, np.ndarray],
+    scale: np.ndarray,
+) -> tuple[str, dict[str, float]]:
+    """The equal-weight mean (``combine="auto"``) with the lowest scaled error.
+
+    Args:
+        truth, network: (B, H) the validation windows' values and the network's median.
+        statistical: `MEAN_MEMBERS` name -> (B, H) its statistical side (`statistical_at`).
+        scale: (B,) each window's error scale (`error_scale`).
+
+    Returns:
+        (name, {name: mean scaled absolute error}); ties keep ``mean``, the fewer members.
+    """
+    errors = {}
+    for name, other in statistical.items():
+        weight = network_weight(name)
+        _, found = choose_weight(truth, network, other, scale, (weight,))
+        errors[name] = found[weight]
+    best = min(errors, key=lambda name: (errors[name], len(MEAN_MEMBERS[name])))
+    return best, errors
+
+
 def shift(quantiles: dict[float, np.ndarray], target_median: np.ndarray) -> dict:
     """Every quantile moved by the same amount so that the median becomes ``target_median``."""
     move = target_median - quantiles[0.5]
@@ -225,15 +263,25 @@ def statistical_at(
     arrays: SeriesArrays, pairs: np.ndarray, horizon: int, combine: str
 ) -> np.ndarray:
     """(B, H) the statistical side of a combination at ``(series, origin)`` pairs (data
-    units): Theta (``combine="theta"``) or the mean of Theta and the damped trend
-    (``"mean"``), both on the deseasonalised history, reseasonalised."""
+    units): Theta (``combine="theta"``) or the mean of the `MEAN_MEMBERS` of ``combine``
+    (``"mean"``: Theta and the damped trend), all on the deseasonalised history,
+    reseasonalised."""
     if combine == "theta":
         return theta_at(arrays, pairs, horizon)
     history, observed = _adjusted_history(arrays, pairs)
     season = len(arrays.indices[0]) if arrays.indices else 1
-    theta = theta_forecast(history, observed, horizon)
-    damped = damped_forecast(history, observed, horizon, season)
-    return arrays.reseasonalised((theta + damped) / 2, pairs)
+    methods = {
+        "theta": lambda: theta_forecast(history, observed, horizon),
+        "damped": lambda: damped_forecast(history, observed, horizon, season),
+        "holt": lambda: damped_forecast(history, observed, horizon, season, HOLT_PHIS),
+    }
+    members = [methods[name]() for name in MEAN_MEMBERS[combine]]
+    return arrays.reseasonalised(np.mean(members, axis=0), pairs)
+
+
+def network_weight(members: str) -> float:
+    """The network's share of an equal-weight mean (`MEAN_MEMBERS`): 1/3 or 1/4."""
+    return 1 / (1 + len(MEAN_MEMBERS[members]))
 
 
 def error_scale(arrays: SeriesArrays) -> np.ndarray:

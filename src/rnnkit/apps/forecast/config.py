@@ -157,7 +157,9 @@ class ForecasterConfig:
             and the decoder gets it without having to carry it through its state.
         season_length: steps per season; None: the data's (guessed from its frequency).
         combine: ``mean``: the median becomes the equal-weight mean of the network's, the
-            Theta method's and the damped trend's forecasts (`combination`); ``theta``: move
+            Theta method's and the damped trend's forecasts (`combination`); ``mean_holt``:
+            the same with Holt's linear trend as a fourth member; ``auto``: ``mean`` or
+            ``mean_holt``, whichever the validation windows prefer; ``theta``: move
             the forecast towards the Theta method's by a weight chosen on the validation
             windows (weight 1 where the network alone is best there); ``none``: the network
             alone.

@@ -36,10 +36,13 @@ import torch
 
 from rnnkit.apps.forecast.calibration import MIN_SCORES, interval_factors, scores
 from rnnkit.apps.forecast.combination import (
+    MEAN_MEMBERS,
     MEAN_WEIGHTS,
     WEIGHTS,
+    choose_members,
     choose_weight,
     error_scale,
+    network_weight,
     shift,
     statistical_at,
 )
@@ -174,8 +177,9 @@ class Forecaster:
         self._meta["combine_weight"] = 1.0
         if cfg.combine != "none" and len(val_origins):
             self._choose_combination(windows, val_origins)
-        elif cfg.combine == "mean":  # its weights are fixed: no validation needed
-            self._meta["combine_weight"] = 1 / 3
+        elif cfg.combine in MEAN_MEMBERS or cfg.combine == "auto":  # fixed weights
+            self._meta["combine_members"] = "mean" if cfg.combine == "auto" else cfg.combine
+            self._meta["combine_weight"] = network_weight(self._meta["combine_members"])
         # where the held-out windows begin: `update` recalibrates on nothing earlier
         first_held_out: dict[str, str] = {}
         for s, origin in val_origins:  # in order of origin within each series
@@ -494,22 +498,38 @@ class Forecaster:
     # --- combination with statistical forecasts (see `combination`) --------------------
 
     def _choose_combination(self, windows: SeriesArrays, val_origins: np.ndarray) -> None:
-        """Set the network's weight against the statistical forecast (Theta, or the mean of
-        Theta and the damped trend) by the scaled error on the validation windows
-        (`combination.choose_weight`)."""
+        """Set the network's weight against the statistical forecast by the scaled error on
+        the validation windows: ``theta`` chooses it (`combination.choose_weight`); the
+        equal-weight means keep theirs (``auto`` chooses which mean,
+        `combination.choose_members`)."""
         cfg = self.config
-        self._meta["combine_weight"] = 1.0
         network = self.uncalibrated_forecast(windows, val_origins, (0.5,))[0.5]
-        other = statistical_at(windows, val_origins, cfg.horizon, cfg.combine)
         truth = truth_at(windows, val_origins, cfg.horizon)
         scale = error_scale(windows)[val_origins[:, 0]]
-        weights = MEAN_WEIGHTS if cfg.combine == "mean" else WEIGHTS
-        weight, errors = choose_weight(truth, network, other, scale, weights)
-        # ``mean`` keeps its equal weights whatever the validation windows say (their errors
-        # are kept for the record): on M3 monthly one window per series chose worse weights
-        # than equal ones (see config.py), the "forecast combination puzzle".
-        self._meta["combine_weight"] = 1 / 3 if cfg.combine == "mean" else weight
-        self._meta["combine_errors"] = {f"{w:.3g}": e for w, e in errors.items()}
+        if cfg.combine == "theta":
+            other = statistical_at(windows, val_origins, cfg.horizon, "theta")
+            weight, errors = choose_weight(truth, network, other, scale, WEIGHTS)
+            self._meta["combine_weight"] = weight
+            self._meta["combine_errors"] = {f"{w:.3g}": e for w, e in errors.items()}
+            return
+        if cfg.combine == "auto":
+            statistical = {
+                name: statistical_at(windows, val_origins, cfg.horizon, name)
+                for name in MEAN_MEMBERS
+            }
+            members, errors = choose_members(truth, network, statistical, scale)
+            self._meta["combine_errors"] = errors
+        else:
+            members = cfg.combine
+            other = statistical_at(windows, val_origins, cfg.horizon, members)
+            # ``mean`` keeps its equal weights whatever the validation windows say (their
+            # errors are kept for the record): on M3 monthly one window per series chose
+            # worse weights than equal ones (see config.py), the "forecast combination
+            # puzzle".
+            _, errors = choose_weight(truth, network, other, scale, MEAN_WEIGHTS)
+            self._meta["combine_errors"] = {f"{w:.3g}": e for w, e in errors.items()}
+        self._meta["combine_members"] = members
+        self._meta["combine_weight"] = network_weight(members)
 
     def _combined(self, windows, pairs, quantiles: dict[float, np.ndarray]) -> dict:
         """The quantiles moved so the median is the weighted mean with the statistical
@@ -517,7 +537,9 @@ class Forecaster:
         weight = float(self._meta.get("combine_weight", 1.0))
         if weight >= 1.0 or self.config.combine == "none":
             return quantiles
-        other = statistical_at(windows, pairs, self.config.horizon, self.config.combine)
+        # models saved before ``combine_members`` combined by ``combine`` alone
+        members = self._meta.get("combine_members", self.config.combine)
+        other = statistical_at(windows, pairs, self.config.horizon, members)
         return shift(quantiles, weight * quantiles[0.5] + (1 - weight) * other)
 
     # --- calibrated intervals (see `calibration`) ---------------------------------------

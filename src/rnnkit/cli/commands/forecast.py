@@ -116,6 +116,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="an epoch reads the training windows at most this many times: much faster on "
         "one short series (e.g. 30); default: 100 batches an epoch whatever the data",
     )
+    train.add_argument(
+        "--combine",
+        choices=["mean", "auto", "mean_holt", "theta", "none"],
+        default=None,
+        help="how the network's forecast is averaged with statistical ones (Theta, damped "
+        "trend; mean_holt adds Holt's trend; auto: whichever mean the validation windows "
+        "prefer; none: the network alone); default: the Forecaster's",
+    )
     train.set_defaults(func=run_train)
 
     predict = add_verb(
@@ -304,11 +312,17 @@ def run_train(args: argparse.Namespace) -> int:
     horizon = args.horizon
     if horizon is None:  # the data set's own, else one season
         horizon = BUNDLED[args.data].horizon if args.data else data.season_length
-    given = dict(epochs=args.epochs, hidden_size=args.hidden_size, max_passes=args.max_passes)
+    given = dict(
+        epochs=args.epochs,
+        hidden_size=args.hidden_size,
+        max_passes=args.max_passes,
+        combine=args.combine,
+    )
     options = {name: value for name, value in given.items() if value is not None}
     if args.quick:
         data = data.tail_of_each(max(600, 6 * horizon))
-        options = dict(epochs=2, batches_per_epoch=5, hidden_size=16, max_passes=args.max_passes)
+        quick = dict(epochs=2, batches_per_epoch=5, hidden_size=16)
+        options = {**options, **quick}
     model = Forecaster(
         horizon=horizon,
         context_length=args.context,
