@@ -444,6 +444,18 @@ def test_save_load_predict_and_attention(tmp_path, tiny_data, tiny_captioner):
         loaded.predict(np.zeros((2, 4, 64, 64, 3), dtype=np.uint8))
 
 
+def test_no_repeated_ngrams_in_any_caption(tiny_data, tiny_captioner):
+    images = tiny_data.test_inputs[:16]
+    for width in (1, 3):
+        for caption in tiny_captioner.predict(images, beam_width=width, no_repeat_ngram=2):
+            pairs = list(zip(caption.split(), caption.split()[1:], strict=False))
+            assert len(pairs) == len(set(pairs)), caption
+    # blocking nothing that never repeats: off and a long n-gram decode alike
+    assert tiny_captioner.predict(images, beam_width=3, no_repeat_ngram=40) == (
+        tiny_captioner.predict(images, beam_width=3)
+    )
+
+
 def test_nearest_neighbour_returns_the_training_caption_of_a_training_image(
     tiny_data, tiny_captioner
 ):
@@ -478,6 +490,8 @@ def test_cli_train_predict_evaluate_quick(tmp_path, capsys):
                 str(photos),
                 "--beam",
                 "2",
+                "--no-repeat-ngram",
+                "3",
                 "--attention",
                 str(tmp_path / "maps"),
             ]
@@ -505,6 +519,8 @@ def test_cli_train_predict_evaluate_quick(tmp_path, capsys):
     )
     rows = json.loads((tmp_path / "eval" / "metrics.json").read_text())["rows"]
     assert {"bleu4", "cider", "object_accuracy"} <= set(rows[0])
+    assert main(["caption", "evaluate", "--quick", "--no-repeat-ngram", "3"]) == 2
+    assert "needs --model" in capsys.readouterr().err
 
 
 def test_cli_bad_input_is_exit_status_2(tmp_path, capsys):

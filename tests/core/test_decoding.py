@@ -51,11 +51,18 @@ def _second_order_model(seed):
     return table, step
 
 
-def _exhaustive_best(table, before, max_len, alpha):
+def _has_repeated_ngram(seq, n):
+    grams = [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def _exhaustive_best(table, before, max_len, alpha, no_repeat_ngram=0):
     best = (-math.inf, None)
     for length in range(1, max_len + 1):
         for seq in itertools.product(range(VOCAB), repeat=length):
             if EOS in seq[:-1] or (length < max_len and seq[-1] != EOS):
+                continue
+            if no_repeat_ngram and _has_repeated_ngram(seq, no_repeat_ngram):
                 continue
             prev2, prev1, total = before, BOS, 0.0
             for tok in seq:
@@ -104,3 +111,44 @@ def test_beam_of_one_is_greedy_and_batched_equals_alone():
             step, state[i : i + 1], bos=BOS, eos=EOS, beam_width=3, max_len=6, batch_size=1
         )
         assert [h.tokens for h in alone[0]] == [h.tokens for h in batched[i]]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_wide_beam_without_repeated_ngrams_equals_exhaustive_search(n):
+    table, step = _second_order_model(seed=1)
+    before = torch.tensor([0, 1, 2])
+    results = beam_search(
+        step,
+        before[:, None],
+        bos=BOS,
+        eos=EOS,
+        beam_width=VOCAB**4,
+        max_len=5,
+        batch_size=3,
+        no_repeat_ngram=n,
+    )
+    for i in range(3):
+        score, tokens = _exhaustive_best(table, int(before[i]), 5, 1.0, no_repeat_ngram=n)
+        assert results[i][0].tokens == tokens
+        assert results[i][0].score == pytest.approx(score, abs=1e-5)
+        for hypothesis in results[i]:
+            assert not _has_repeated_ngram(hypothesis.tokens, n)
+
+
+def test_blocking_repeated_ngrams_breaks_a_loop():
+    # after bos: "a"; after "a": "b"; after "b": "a" again, far above eos: a beam loops
+    bos, eos, a, b = 0, 1, 2, 3
+    table = torch.full((4, 4), 0.01)
+    table[bos, a] = table[a, b] = table[b, a] = 1.0
+    table[a, eos] = table[b, eos] = 0.2
+    table = table.log_softmax(-1)
+
+    def step(tokens, state):
+        return table[tokens], state
+
+    looped = beam_search(step, None, bos=bos, eos=eos, beam_width=3, max_len=8, batch_size=1)
+    assert looped[0][0].tokens == [a, b, a, b, a, b, a, b]
+    blocked = beam_search(
+        step, None, bos=bos, eos=eos, beam_width=3, max_len=8, batch_size=1, no_repeat_ngram=2
+    )
+    assert blocked[0][0].tokens == [a, b, a]  # "a b" once; "b a" once; then eos

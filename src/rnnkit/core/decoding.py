@@ -151,6 +151,7 @@ def beam_search(
     length_penalty: float = 1.0,
     batch_size: int | None = None,
     batch_dim: int = 0,
+    no_repeat_ngram: int = 0,
 ) -> list[list[Hypothesis]]:
     """Beam search over a batch, with length normalization.
 
@@ -169,6 +170,9 @@ def beam_search(
         max_len: the most tokens generated per hypothesis (eos included).
         length_penalty: the exponent alpha of the length normalization.
         batch_dim: which dimension of the state tensors indexes the sequences.
+        no_repeat_ngram: if n > 0, no hypothesis holds the same n tokens in a row twice
+            (the token that would repeat an n-gram is banned; fairseq's and Hugging Face's
+            ``no_repeat_ngram_size``): the cure for beams that loop ("a man on a man on").
 
     Returns:
         For each sequence, its K hypotheses, best first.
@@ -204,6 +208,9 @@ def beam_search(
         step_log_probs, state = step_fn(tokens, state)
         vocab = step_log_probs.shape[-1]
         step_log_probs = step_log_probs.view(n, k, vocab).float()
+        if no_repeat_ngram > 0:
+            banned = repeated_ngram_tokens(history, no_repeat_ngram, vocab)
+            step_log_probs = step_log_probs.masked_fill(banned, float("-inf"))
         # A finished beam has one continuation: eos again, at no cost and no extra length.
         frozen = torch.full_like(step_log_probs, float("-inf"))
         frozen[..., eos] = 0.0
@@ -242,6 +249,26 @@ def beam_search(
             ]
         )
     return results
+
+
+def repeated_ngram_tokens(history: Tensor, n: int, vocab: int) -> Tensor:
+    """Bool [..., V]: the tokens that would make each row of ``history`` [..., T] end with
+    an n-gram it already holds (its last n - 1 tokens seen before, followed by that token).
+
+    Example:
+        >>> repeated_ngram_tokens(torch.tensor([[4, 5, 6, 4, 5]]), 3, 8).nonzero().tolist()
+        [[0, 6]]
+    """
+    length = history.shape[-1]
+    banned = torch.zeros(*history.shape[:-1], vocab, device=history.device)
+    if length < n or n < 1:
+        return banned.bool()
+    if n == 1:  # every token already written
+        return banned.scatter_(-1, history, 1.0).bool()
+    windows = history.unfold(-1, n, 1)  # [..., T - n + 1, n]
+    prefix = history[..., length - n + 1 :]  # the last n - 1 tokens
+    matches = (windows[..., :-1] == prefix.unsqueeze(-2)).all(dim=-1)
+    return banned.scatter_add_(-1, windows[..., -1], matches.float()).gt(0)
 
 
 def _start_tokens(bos: Tensor | int, batch_size: int | None) -> Tensor:

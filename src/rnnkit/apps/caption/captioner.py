@@ -346,8 +346,18 @@ class Captioner:
 
     @_with_configured_threads
     @torch.no_grad()
-    def predict(self, inputs: np.ndarray, beam_width: int = 1, batch_size: int = 128) -> list[str]:
-        """Captions for ``inputs``: greedy search (``beam_width`` 1) or beam search."""
+    def predict(
+        self,
+        inputs: np.ndarray,
+        beam_width: int = 1,
+        batch_size: int = 128,
+        no_repeat_ngram: int = 0,
+    ) -> list[str]:
+        """Captions for ``inputs``: greedy search (``beam_width`` 1) or beam search.
+
+        ``no_repeat_ngram`` n > 0: no caption repeats n words in a row (a captioner trained
+        on few photos can loop, "a man on a man on a"; `core.decoding.beam_search`).
+        """
         model, vocab = self._require_model()
         inputs = check_inputs(inputs, self.config.kind)
         model.eval()
@@ -357,7 +367,7 @@ class Captioner:
         for start in range(0, len(inputs), batch_size):
             chunk = to_tensor(inputs[start : start + batch_size]).to(device)
             state = model.start(chunk)
-            if beam_width <= 1:
+            if beam_width <= 1 and not no_repeat_ngram:
                 ids = greedy_search(
                     model.step_fn, state, bos, eos, self.config.max_len, batch_size=len(chunk)
                 )
@@ -370,6 +380,7 @@ class Captioner:
                     beam_width=beam_width,
                     max_len=self.config.max_len,
                     batch_size=len(chunk),
+                    no_repeat_ngram=no_repeat_ngram,
                 )
                 ids = [b[0].tokens for b in beams]
             captions += [vocab.decode(i) for i in ids]

@@ -18,6 +18,7 @@ from rnnkit.cli.common import (
     add_common_flags,
     add_verb,
     check_resume,
+    non_negative_int,
     out_dir,
     positive_int,
     report_metrics,
@@ -88,6 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--beam", type=positive_int, default=3, help="beam width; 1 is greedy (default 3)"
     )
+    _add_no_repeat_flag(predict)
     predict.add_argument(
         "--attention", default=None, help="folder for a PNG of the attention of each word"
     )
@@ -113,6 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", default=None, help="score this trained model instead of training both decoders"
     )
     evaluate.add_argument("--beam", type=positive_int, default=3, help="beam width (default 3)")
+    _add_no_repeat_flag(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
     choose = add_verb(
@@ -338,7 +341,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 "--attention: this model has no attention (trained with --decoder plain)"
             )
     names, inputs = _predict_inputs(Path(args.input), config.kind, config.frames)
-    captions = captioner.predict(inputs, beam_width=args.beam)
+    captions = captioner.predict(inputs, beam_width=args.beam, no_repeat_ngram=args.no_repeat_ngram)
     for name, caption in zip(names, captions, strict=True):
         print(f"{name}\t{caption}")
     if args.attention:
@@ -353,6 +356,22 @@ def run_predict(args: argparse.Namespace) -> int:
                 written.add(attention_grid(item, caption, alphas, target))
         print(f"wrote {len(written)} attention maps to {folder}")
     return 0
+
+
+def _add_no_repeat_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-repeat-ngram",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="no caption repeats N words in a row (e.g. 3 for a model that loops; default 0: off)",
+    )
+
+
+def _decoding(args: argparse.Namespace) -> str:
+    """How ``--beam`` and ``--no-repeat-ngram`` decode, in words (a report's column)."""
+    blocked = f", no repeated {args.no_repeat_ngram}-grams" if args.no_repeat_ngram else ""
+    return f"beam {args.beam}{blocked}"
 
 
 def attention_map_name(name: str) -> str:
@@ -391,24 +410,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
         captioner = Captioner.load(args.model, device=resolve_device(args.device))
         if user is not None:
             inputs, captions, _ = user
-            predictions = captioner.predict(inputs, beam_width=args.beam)
+            predictions = captioner.predict(
+                inputs, beam_width=args.beam, no_repeat_ngram=args.no_repeat_ngram
+            )
             rows = [
                 {
                     "model": f"{args.model}",
-                    "decoding": f"beam {args.beam}",
+                    "decoding": _decoding(args),
                     **caption_metrics(predictions, captions),
                 }
             ]
         else:
             kind = captioner.config.kind
             data = synthetic_data(kind, train_size, test_size, args.seed)
-            predictions = captioner.predict(data.test_inputs, beam_width=args.beam)
+            predictions = captioner.predict(
+                data.test_inputs, beam_width=args.beam, no_repeat_ngram=args.no_repeat_ngram
+            )
             nearest = NearestNeighbourCaptioner(captioner.features)
             nearest.fit(data.train_inputs, data.train_captions)
             rows = [
                 {
                     "model": f"{args.model}",
-                    "decoding": f"beam {args.beam}",
+                    "decoding": _decoding(args),
                     **evaluate_predictions(data, predictions),
                 },
                 {
@@ -421,6 +444,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     if user is not None:
         raise UserError("--coco/--videos with evaluate needs --model (a trained model to score)")
+    if args.no_repeat_ngram:
+        raise UserError("--no-repeat-ngram with evaluate needs --model (a trained model to score)")
     kind = "video" if args.video else "image"
     data = synthetic_data(kind, train_size, test_size, args.seed)
     print(
