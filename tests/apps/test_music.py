@@ -142,6 +142,45 @@ def test_performance_events_round_trip_notes_and_velocities():
     assert np.abs(again.velocities - piece.velocities).max() <= 127 / 32  # one velocity bin
 
 
+def test_a_note_struck_twice_at_one_moment_is_one_note_and_writes_back(tmp_path):
+    # sampled event streams can switch on a sounding pitch again in the same step; the
+    # decoder made two overlapping notes of it, which MIDI cannot hold: `music generate`
+    # stopped with "the written MIDI file does not read back"
+    codec = music.EventCodec()
+    shift = lambda steps: codec.first_shift + steps - 1  # noqa: E731
+    c4, e4 = 60 - music.PITCH_LOW, 64 - music.PITCH_LOW
+    tokens = [c4, c4, e4, shift(50), c4, shift(50), music.NUM_PITCHES + c4]
+    piece = codec.decode(tokens, tempo_bpm=120)
+    assert sorted(piece.notes.tolist()) == [[60, 0, 1], [60, 1, 2], [64, 0, 2]]
+    back = music.read_midi(music.write_midi(piece, tmp_path / "x.mid"))
+    assert len(back.notes) == len(piece.notes)
+
+
+def test_event_grammar_releases_only_sounding_notes():
+    from rnnkit.apps.music.models import TokenNet
+    from rnnkit.apps.music.tokens import EventGrammar
+
+    codec = music.EventCodec()
+    torch.manual_seed(0)
+    net = TokenNet(codec.vocab_size, "gru", 8, 16).eval()  # untrained: offs fall anywhere
+    free = net.sample(600, [], generator=torch.Generator().manual_seed(0))
+    grammar = EventGrammar(codec)
+    ruled = net.sample(600, [], generator=torch.Generator().manual_seed(0), grammar=grammar)
+
+    def silent_releases(tokens):
+        sounding, count = set(), 0
+        for token in tokens:
+            if token < music.NUM_PITCHES:
+                sounding.add(token)
+            elif token < codec.first_shift:
+                count += token - music.NUM_PITCHES not in sounding
+                sounding.discard(token - music.NUM_PITCHES)
+        return count
+
+    assert silent_releases(free) > 50 and silent_releases(ruled) == 0
+    assert sum(music.NUM_PITCHES <= t < codec.first_shift for t in ruled) > 0  # still some
+
+
 def test_transposition_to_the_common_key():
     for sharps in range(-7, 8):
         shift = music.shift_to_common_key(sharps)

@@ -322,7 +322,9 @@ class EventCodec:
             token = int(token)
             if token < NUM_PITCHES:
                 if token in open_notes:
-                    close(token)
+                    if open_notes[token][0] == now:  # struck twice at one moment: one note
+                        continue
+                    close(token)  # struck again later: the first note ends there
                 open_notes[token] = (now, velocity)
             elif token < self.first_shift:
                 if token - NUM_PITCHES in open_notes:

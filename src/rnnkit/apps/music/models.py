@@ -16,6 +16,8 @@ performance events).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -312,8 +314,13 @@ class TokenNet(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
+        grammar: Callable[[int], Tensor] | None = None,
     ) -> list[int]:
-        """Continue ``primer`` by ``num_steps`` tokens; returns primer + new tokens."""
+        """Continue ``primer`` by ``num_steps`` tokens; returns primer + new tokens.
+
+        ``grammar``: called with each token as it is chosen (the primer's first), returns
+        a bool [V] mask of the tokens allowed next (`tokens.EventGrammar`).
+        """
         device = next(self.parameters()).device
         primer = list(primer or [])
         state, previous = None, self.start_token
@@ -322,10 +329,17 @@ class TokenNet(nn.Module):
             _, state = self.rnn(self.embedding(context))
             previous = primer[-1]
         out = list(primer)
+        allowed = None
+        for token in primer if grammar else ():
+            allowed = grammar(token)
         for _ in range(num_steps):
             step_input = self.embedding(torch.tensor([[previous]], device=device))
             hidden, state = self.rnn(step_input, state)
             logits = self.head(hidden[0, -1])
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
             previous = int(sample_logits(logits, temperature, top_k, top_p, generator))
             out.append(previous)
+            if grammar:
+                allowed = grammar(previous)
         return out

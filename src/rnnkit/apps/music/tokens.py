@@ -31,6 +31,7 @@ from rnnkit.apps.music.common import TaggedModel, batch_indices, in_key
 from rnnkit.apps.music.models import TokenNet
 from rnnkit.data.music import (
     MELODY_VOCAB,
+    NUM_PITCHES,
     EventCodec,
     Piece,
     melody_decode,
@@ -228,10 +229,44 @@ class TokenLM(TaggedModel):
         tokens = list(primer)
         start = len(tokens)
         for _ in range(50):
-            tokens = self.net.sample(64, tokens, temperature, top_k, top_p, generator)
+            grammar = EventGrammar(codec)
+            tokens = self.net.sample(64, tokens, temperature, top_k, top_p, generator, grammar)
             if _elapsed_steps(tokens[start:], codec) >= needed:
                 break
         return tokens[:start] + _cut_after_steps(tokens[start:], needed, codec)
+
+
+class EventGrammar:
+    """What may follow a stream of event tokens: a note-off only for a note that sounds.
+
+    Sampled freely, a model spreads its note-off probability over pitches that are silent
+    (events the decoder ignores), so the notes that do sound are rarely released: an audit's
+    model trained on 59 classical MIDI files held about 10 notes at once against the corpus'
+    2.6. Called with each token as it is chosen, it returns the mask of allowed next tokens
+    (`TokenNet.sample`'s ``grammar``).
+
+    Example:
+        >>> grammar = EventGrammar(EventCodec())
+        >>> allowed = grammar(39)  # note_on(60)
+        >>> [int(t) for t in (~allowed).nonzero()][:3]  # note-offs of silent pitches
+        [88, 89, 90]
+        >>> bool(allowed[88 + 39]), bool(grammar(88 + 39)[88 + 39])  # note_off(60): once
+        (True, False)
+    """
+
+    def __init__(self, codec: EventCodec):
+        self.codec = codec
+        self.sounding: set[int] = set()
+
+    def __call__(self, token: int) -> torch.Tensor:
+        if token < NUM_PITCHES:
+            self.sounding.add(token)
+        elif token < self.codec.first_shift:
+            self.sounding.discard(token - NUM_PITCHES)
+        allowed = torch.ones(self.codec.vocab_size, dtype=torch.bool)
+        allowed[NUM_PITCHES : self.codec.first_shift] = False
+        allowed[[NUM_PITCHES + column for column in self.sounding]] = True
+        return allowed
 
 
 def _shift_steps(token: int, codec: EventCodec) -> int:
