@@ -143,15 +143,17 @@ def test_performance_events_round_trip_notes_and_velocities():
 
 
 def test_a_note_struck_twice_at_one_moment_is_one_note_and_writes_back(tmp_path):
-    # sampled event streams can switch on a sounding pitch again in the same step; the
-    # decoder made two overlapping notes of it, which MIDI cannot hold: `music generate`
-    # stopped with "the written MIDI file does not read back"
+    # sampled event streams can switch on a sounding pitch again in the same step (or
+    # release it and strike it again there); the decoder made two overlapping notes of it,
+    # which MIDI cannot hold: `music generate` stopped with "the written MIDI file does not
+    # read back"
     codec = music.EventCodec()
     shift = lambda steps: codec.first_shift + steps - 1  # noqa: E731
     c4, e4 = 60 - music.PITCH_LOW, 64 - music.PITCH_LOW
-    tokens = [c4, c4, e4, shift(50), c4, shift(50), music.NUM_PITCHES + c4]
+    off = lambda column: music.NUM_PITCHES + column  # noqa: E731
+    tokens = [c4, c4, e4, shift(50), c4, shift(50), off(c4), e4, off(e4), e4, shift(50)]
     piece = codec.decode(tokens, tempo_bpm=120)
-    assert sorted(piece.notes.tolist()) == [[60, 0, 1], [60, 1, 2], [64, 0, 2]]
+    assert piece.notes.tolist() == [[60, 0, 1], [64, 0, 2], [60, 1, 2], [64, 2, 3]]
     back = music.read_midi(music.write_midi(piece, tmp_path / "x.mid"))
     assert len(back.notes) == len(piece.notes)
 

@@ -322,9 +322,7 @@ class EventCodec:
             token = int(token)
             if token < NUM_PITCHES:
                 if token in open_notes:
-                    if open_notes[token][0] == now:  # struck twice at one moment: one note
-                        continue
-                    close(token)  # struck again later: the first note ends there
+                    close(token)
                 open_notes[token] = (now, velocity)
             elif token < self.first_shift:
                 if token - NUM_PITCHES in open_notes:
@@ -335,12 +333,35 @@ class EventCodec:
                 velocity = self._bin_to_velocity(token - self.first_velocity)
         for column in list(open_notes):
             close(column)
+        notes, velocities = _one_note_per_key(notes, velocities)
         return Piece(
             name=name,
             notes=np.array(notes, dtype=np.float64).reshape(-1, 3),
             velocities=np.array(velocities, dtype=np.int64),
             tempo_bpm=tempo_bpm,
         )
+
+
+def _one_note_per_key(notes: list[tuple], velocities: list[int]) -> tuple[list, list]:
+    """Notes of one pitch that overlap, made playable (a key sounds once at a time): one
+    struck again while sounding ends there; two that start together are one note (the
+    longer). A sampled stream can do both ("on, on" or "on, off, on" in one step, the
+    released note lasting its minimum step), and MIDI cannot hold them."""
+    order = sorted(range(len(notes)), key=lambda i: (notes[i][0], notes[i][1], -notes[i][2]))
+    kept: list[int] = []
+    ends: dict[float, list] = {}
+    playable = [list(note) for note in notes]
+    for i in order:
+        pitch, start, _ = playable[i]
+        previous = ends.get(pitch)
+        if previous is not None and start < previous[2]:
+            if start <= previous[1]:  # together: the longer one (sorted first) stays
+                continue
+            previous[2] = start
+        kept.append(i)
+        ends[pitch] = playable[i]
+    kept.sort()
+    return [tuple(playable[i]) for i in kept], [velocities[i] for i in kept]
 
 
 # --------------------------------------------------------------------------------------
