@@ -491,6 +491,16 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
 # --- the command line, end to end --------------------------------------------------------
 
 
+def test_cli_combine_choices_are_the_forecasters():
+    from rnnkit.apps.forecast.combination import COMBINATIONS
+    from rnnkit.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["forecast"]
+    train = train._subparsers._group_actions[0].choices["train"]
+    (combine,) = [a for a in train._actions if a.dest == "combine"]
+    assert sorted(combine.choices) == sorted(COMBINATIONS)
+
+
 def test_cli_train_predict_on_a_user_file(tmp_path, capsys):
     data = seasonal_frame(length=150)
     frame = data.frame.rename(columns={"time": "date", "series": "store", "y": "units"})
@@ -501,11 +511,13 @@ def test_cli_train_predict_on_a_user_file(tmp_path, capsys):
     assert (
         main(
             ["forecast", "train", *common, "--horizon", "6", "--quick", "--max-passes", "3"]
-            + ["--out", str(model)]
+            + ["--combine", "auto", "--out", str(model)]
         )
         == 0
     )
-    assert Forecaster.load(model).config.max_passes == 3
+    loaded = Forecaster.load(model)
+    assert loaded.config.max_passes == 3 and loaded.config.combine == "auto"
+    assert loaded.meta["combine_members"] in ("mean", "mean_holt")
     assert (
         main(["forecast", "predict", "--model", str(model), *common, "--out", str(tmp_path / "p")])
         == 0
