@@ -16,7 +16,7 @@ performance events).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -265,6 +265,16 @@ class PianoRollNet(nn.Module):
         return torch.cat([frames, *[f.view(1, -1) for f in sampled]], dim=0).cpu()
 
 
+class Grammar(Protocol):
+    """The rules a sampled token stream keeps (`tokens.EventGrammar`)."""
+
+    def advance(self, token: int) -> None:
+        """Read the next token of the stream."""
+
+    def allowed(self) -> Tensor:
+        """Bool [V]: the tokens that may come next."""
+
+
 class TokenNet(nn.Module):
     """Embedding, LSTM/GRU and a softmax over ``vocab_size`` tokens (melody or events).
 
@@ -314,12 +324,12 @@ class TokenNet(nn.Module):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
-        grammar: Callable[[int], Tensor] | None = None,
+        grammar: Grammar | None = None,
     ) -> list[int]:
         """Continue ``primer`` by ``num_steps`` tokens; returns primer + new tokens.
 
-        ``grammar``: called with each token as it is chosen (the primer's first), returns
-        a bool [V] mask of the tokens allowed next (`tokens.EventGrammar`).
+        ``grammar``: reads the primer and each token chosen, and rules out tokens that may
+        not come next (`tokens.EventGrammar`).
         """
         device = next(self.parameters()).device
         primer = list(primer or [])
@@ -329,17 +339,17 @@ class TokenNet(nn.Module):
             _, state = self.rnn(self.embedding(context))
             previous = primer[-1]
         out = list(primer)
-        allowed = None
-        for token in primer if grammar else ():
-            allowed = grammar(token)
+        for token in primer if grammar is not None else ():
+            grammar.advance(token)
         for _ in range(num_steps):
             step_input = self.embedding(torch.tensor([[previous]], device=device))
             hidden, state = self.rnn(step_input, state)
             logits = self.head(hidden[0, -1])
-            if allowed is not None:
-                logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+            if grammar is not None:
+                ruled_out = ~grammar.allowed().to(logits.device)
+                logits = logits.masked_fill(ruled_out, float("-inf"))
             previous = int(sample_logits(logits, temperature, top_k, top_p, generator))
             out.append(previous)
-            if grammar:
-                allowed = grammar(previous)
+            if grammar is not None:
+                grammar.advance(previous)
         return out

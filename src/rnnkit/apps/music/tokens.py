@@ -198,11 +198,13 @@ class TokenLM(TaggedModel):
         quarters_per_bar: float | None = None,
         tempo_bpm: float = 100.0,
         key_sharps: int | None = None,
+        grammar: bool = True,
     ) -> Piece:
         """Sample ``bars`` bars (after the first ``primer_bars`` of ``primer``), as a `Piece`.
 
         Melody models sample one token per grid step; event models sample until the time
-        shifts add up to the requested length.
+        shifts add up to the requested length, under `EventGrammar` (``grammar=False``:
+        freely, to see what it changes).
         """
         meter = quarters_per_bar or (primer.quarters_per_bar if primer else 4.0)
         primer_tokens: list[int] = []
@@ -215,13 +217,14 @@ class TokenLM(TaggedModel):
             steps = int(round(bars * meter * self.config.steps_per_quarter))
             tokens = self.net.sample(steps, primer_tokens, temperature, top_k, top_p, generator)
         else:
-            tokens = self._sample_events(
-                bars * meter, tempo_bpm, primer_tokens, temperature, top_k, top_p, generator
-            )
+            sampling = (temperature, top_k, top_p, generator)
+            tokens = self._sample_events(bars * meter, tempo_bpm, primer_tokens, grammar, *sampling)
         piece = self.decode(tokens, meter, tempo_bpm)
         return in_key(piece, primer, key_sharps, self.config.common_key)
 
-    def _sample_events(self, quarters, tempo_bpm, primer, temperature, top_k, top_p, generator):
+    def _sample_events(
+        self, quarters, tempo_bpm, primer, grammar, temperature, top_k, top_p, generator
+    ):
         # Sample in chunks until the sampled time shifts cover the requested duration, then
         # cut the chunk's overshoot: the piece lasts what --bars / --seconds asked for.
         codec = EventCodec()
@@ -229,8 +232,8 @@ class TokenLM(TaggedModel):
         tokens = list(primer)
         start = len(tokens)
         for _ in range(50):
-            grammar = EventGrammar(codec)
-            tokens = self.net.sample(64, tokens, temperature, top_k, top_p, generator, grammar)
+            rules = EventGrammar(codec) if grammar else None
+            tokens = self.net.sample(64, tokens, temperature, top_k, top_p, generator, rules)
             if _elapsed_steps(tokens[start:], codec) >= needed:
                 break
         return tokens[:start] + _cut_after_steps(tokens[start:], needed, codec)
@@ -240,29 +243,30 @@ class EventGrammar:
     """What may follow a stream of event tokens: a note-off only for a note that sounds.
 
     Sampled freely, a model spreads its note-off probability over pitches that are silent
-    (events the decoder ignores), so the notes that do sound are rarely released: an audit's
-    model trained on 59 classical MIDI files held about 10 notes at once against the corpus'
-    2.6. Called with each token as it is chosen, it returns the mask of allowed next tokens
-    (`TokenNet.sample`'s ``grammar``).
+    (events the decoder ignores), so the notes that do sound are rarely released: an event
+    model trained on 59 classical MIDI files held 10 to 13 notes at once against its
+    corpus' 2.5. `TokenNet.sample` reads the stream into it and masks what it rules out.
 
     Example:
         >>> grammar = EventGrammar(EventCodec())
-        >>> allowed = grammar(39)  # note_on(60)
-        >>> [int(t) for t in (~allowed).nonzero()][:3]  # note-offs of silent pitches
+        >>> grammar.advance(39)  # note_on(60)
+        >>> [int(t) for t in (~grammar.allowed()).nonzero()][:3]  # note-offs of silent pitches
         [88, 89, 90]
-        >>> bool(allowed[88 + 39]), bool(grammar(88 + 39)[88 + 39])  # note_off(60): once
-        (True, False)
+        >>> bool(grammar.allowed()[88 + 39])  # note_off(60)
+        True
     """
 
     def __init__(self, codec: EventCodec):
         self.codec = codec
         self.sounding: set[int] = set()
 
-    def __call__(self, token: int) -> torch.Tensor:
+    def advance(self, token: int) -> None:
         if token < NUM_PITCHES:
             self.sounding.add(token)
         elif token < self.codec.first_shift:
             self.sounding.discard(token - NUM_PITCHES)
+
+    def allowed(self) -> torch.Tensor:
         allowed = torch.ones(self.codec.vocab_size, dtype=torch.bool)
         allowed[NUM_PITCHES : self.codec.first_shift] = False
         allowed[[NUM_PITCHES + column for column in self.sounding]] = True
