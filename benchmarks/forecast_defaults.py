@@ -30,7 +30,9 @@ The step sweep (`STEP_SWEEP`: how the ``mase_nll`` loss measures a window's one-
 the same way with ``--candidates step_sweep --out results/forecast-step-sweep``, then
 ``--choose-sweep step --out results/forecast-step-sweep``. The member sweep (`MEMBER_SWEEP`:
 Holt's trend in the combination) with ``--candidates member_sweep --out
-results/forecast-member-sweep``, then ``--choose-sweep members``.
+results/forecast-member-sweep``, then ``--choose-sweep members``. The season sweep
+(`SEASON_SWEEP`) with ``--candidates season_sweep --back 2 --out results/forecast-season-sweep``,
+then ``--choose-sweep season --back 2``.
 """
 
 from __future__ import annotations
@@ -238,17 +240,35 @@ MEMBER_SWEEP_CANDIDATES: dict[str, dict] = {
 # on 8 of the 10 fits, M3 monthly among them (its own validation windows: scaled error 1.971
 # against 2.013), and the mean without it on the three Tourism sets. M3 other: 1.884 / 3.909
 # against 1.997 / 4.028. Figures per data set: `apps/forecast/config.py`.
-SWEEPS = {"mase": SWEEP, "step": STEP_SWEEP, "members": MEMBER_SWEEP}
+
+# The season sweep (2026-12-02; written down and committed before any of its results). The
+# member sweep's figures per data set showed Holt's trend helping MASE on every data set
+# without seasons (M3 yearly and other, M1 yearly, Tourism yearly) and hurting the seasonal
+# monthly ones; and a scratch look this session at M3 other's second origin (below) saw
+# mean_holt 2.391 against 2.493 there. A candidate suggested by a validation split cannot be
+# judged on it, so it is judged on the horizon before it (`competition_split(back=2)`: each
+# training part without its last two horizons, scored on the second-last; series left with
+# less than one season plus the horizon are left out), on all ten data sets:
+#   - ``by_season``: ``combine="by_season"`` (Holt's trend as a fourth member for data with a
+#     season of one step, the equal mean of three otherwise).
+# Rule: `SWEEP_RULE` on these splits, except that (3) also admits an M3 monthly coverage equal
+# to the defaults' (seasonal data is not changed by the candidate).
+SEASON_SWEEP = ["defaults", "by_season"]
+SEASON_SWEEP_CANDIDATES: dict[str, dict] = {
+    "defaults": {"combine": "mean"},
+    "by_season": {"combine": "by_season"},
+}
+SWEEPS = {"mase": SWEEP, "step": STEP_SWEEP, "members": MEMBER_SWEEP, "season": SEASON_SWEEP}
 
 
-def choose_sweep(out: Path, names: list[str] = SWEEP) -> dict:
-    """Apply `SWEEP_RULE` to the forecasts and coverages a sweep of ``names`` (`SWEEP`,
-    `STEP_SWEEP`) saved in ``out``."""
+def choose_sweep(out: Path, names: list[str] = SWEEP, back: int = 1) -> dict:
+    """Apply `SWEEP_RULE` to the forecasts and coverages a sweep of ``names`` (`SWEEPS`)
+    saved in ``out``, on the validation splits ``back`` horizons from the end."""
     coverage = {}
     for line in (out / "results.jsonl").read_text().splitlines():
         row = json.loads(line)
         coverage[(row["method"], row["data"])] = row["coverage_80"]
-    splits = {data: competition_split(data, "validation") for data in SWEEP_DATA}
+    splits = {data: competition_split(data, "validation", back=back) for data in SWEEP_DATA}
 
     def scores(name: str) -> dict:
         return {d: score(splits[d], np.load(out / f"{d}_{name}.npy"), name) for d in SWEEP_DATA}
@@ -286,7 +306,14 @@ def choose_sweep(out: Path, names: list[str] = SWEEP) -> dict:
                 row["mase_vs_defaults"]["high"] < 0
                 and row["smape_vs_defaults"]["high"] <= margin
                 and row["monthly_smape_vs_defaults"]["high"] <= monthly_margin
-                and MONTHLY_COVERAGE[0] <= row["monthly_coverage_80"] <= MONTHLY_COVERAGE[1]
+                and (
+                    MONTHLY_COVERAGE[0] <= row["monthly_coverage_80"] <= MONTHLY_COVERAGE[1]
+                    # the season sweep's amendment, fixed before its results
+                    or (
+                        names == SEASON_SWEEP
+                        and row["monthly_coverage_80"] == coverage[("defaults", "m3-monthly")]
+                    )
+                )
             )
         report[name] = row
     admissible = [n for n, r in report.items() if r.get("admissible")]
@@ -348,10 +375,16 @@ def main() -> None:
         "--candidates",
         nargs="+",
         default=["defaults"],
-        help="names, or 'budgets' (BUDGETS), 'sweep' (SWEEP), 'step_sweep' (STEP_SWEEP) or "
-        "'member_sweep' (MEMBER_SWEEP)",
+        help="names, or 'budgets' (BUDGETS), 'sweep' (SWEEP), 'step_sweep' (STEP_SWEEP), "
+        "'member_sweep' (MEMBER_SWEEP) or 'season_sweep' (SEASON_SWEEP, with --back 2)",
     )
     parser.add_argument("--limit", type=int, default=None, help="series (smoke runs)")
+    parser.add_argument(
+        "--back",
+        type=int,
+        default=1,
+        help="validation split this many horizons from the end (the season sweep: 2)",
+    )
     parser.add_argument("--baselines", default="theta", help="comma-separated, cached")
     parser.add_argument("--out", default="results/forecast-defaults")
     parser.add_argument(
@@ -373,19 +406,25 @@ def main() -> None:
         print(json.dumps(choose_budget(out, args.limit), indent=1))
         return
     if args.choose_sweep:
-        print(json.dumps(choose_sweep(out, SWEEPS[args.choose_sweep]), indent=1))
+        chosen = choose_sweep(out, SWEEPS[args.choose_sweep], args.back)
+        print(json.dumps(chosen, indent=1))
         return
     out.mkdir(parents=True, exist_ok=True)
-    split = competition_split(args.data, "validation", limit=args.limit)
+    split = competition_split(args.data, "validation", limit=args.limit, back=args.back)
     baselines = {b: score_baseline(b, split) for b in args.baselines.split(",")}
     sweep = args.candidates == ["sweep"]
-    other_sweeps = {"step_sweep": STEP_SWEEP_CANDIDATES, "member_sweep": MEMBER_SWEEP_CANDIDATES}
+    other_sweeps = {
+        "step_sweep": STEP_SWEEP_CANDIDATES,
+        "member_sweep": MEMBER_SWEEP_CANDIDATES,
+        "season_sweep": SEASON_SWEEP_CANDIDATES,
+    }
     sweep_candidates = other_sweeps.get(args.candidates[0]) if len(args.candidates) == 1 else None
     names = {
         "budgets": BUDGETS,
         "sweep": SWEEP,
         "step_sweep": STEP_SWEEP,
         "member_sweep": MEMBER_SWEEP,
+        "season_sweep": SEASON_SWEEP,
     }.get(args.candidates[0], args.candidates)
     for name in names:
         base, _, extra = name.partition("+")  # "more_training+num_layers=1"

@@ -1255,6 +1255,17 @@ def test_auto_records_its_choice_and_keeps_it_when_loaded(tmp_path):
     pd.testing.assert_frame_equal(loaded.predict(data=data), model.predict(data=data))
 
 
+def test_by_season_takes_holt_for_data_without_seasons():
+    seasonal = Forecaster(horizon=6, combine="by_season", **TINY_TRAINING).fit(seasonal_frame(120))
+    assert seasonal.meta["season_length"] > 1 and seasonal.meta["combine_members"] == "mean"
+    rng = np.random.default_rng(0)
+    trend = {name: 100 + 3 * np.arange(40) + rng.normal(0, 2, 40) for name in ("a", "b")}
+    yearly = Forecaster(horizon=4, combine="by_season", **TINY_TRAINING)
+    yearly.fit(_frame(trend, "YS"))
+    assert yearly.meta["season_length"] == 1 and yearly.meta["combine_members"] == "mean_holt"
+    assert yearly.meta["combine_weight"] == pytest.approx(1 / 4)
+
+
 def test_a_model_saved_before_member_choices_combines_by_its_combine_option():
     data = seasonal_frame(length=120)
     model = Forecaster(horizon=6, combine="mean", **TINY_TRAINING).fit(data)

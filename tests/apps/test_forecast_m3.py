@@ -75,6 +75,20 @@ def test_split_sizes(name, series, horizon):
     np.testing.assert_array_equal(validation.truth[0], train[-horizon:])
 
 
+def test_a_second_validation_origin_is_the_horizon_before_the_first():
+    first = comp.competition_split("m3-yearly", "validation")
+    second = comp.competition_split("m3-yearly", "validation", back=2)
+    assert second.part == "validation-2" and 0 < len(second.ids) < len(first.ids)
+    for sid in second.ids[:20]:
+        train = first.history.frame
+        before = train[train["series"] == sid][
+            "value"
+        ].to_numpy()  # ends where first's truth starts
+        history = second.history.frame
+        assert len(history[history["series"] == sid]) == len(before) - 6 >= 6 + 1
+        np.testing.assert_array_equal(second.truth[second.ids.index(sid)], before[-6:])
+
+
 def test_naive2_repeats_the_last_deseasonalized_value():
     indices = np.array([0.8, 1.2, 0.9, 1.1])  # mean 1: a centred moving average removes them
     history = 100 * np.tile(indices, 5)  # a constant level of 100, 5 seasons

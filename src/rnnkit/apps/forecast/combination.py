@@ -13,6 +13,8 @@ their errors differ. The ways of ``ForecasterConfig.combine``:
   smooth trending series (M3 `other`) keep their trend, where the damped one bends it away.
 - ``auto``: ``mean`` or ``mean_holt``, whichever has the lower scaled error on the fit's own
   validation windows (`choose_members`; one choice for all series of a fit).
+- ``by_season``: ``mean_holt`` for data without seasons (a season of one step: yearly data,
+  M3 `other`), ``mean`` for seasonal data.
 - ``theta``: the network and Theta, the network's weight chosen from `WEIGHTS` on the
   validation windows (`choose_weight`; weight 1 keeps the network alone).
 
@@ -30,7 +32,7 @@ import numpy as np
 
 from rnnkit.apps.forecast.series import SeriesArrays
 
-COMBINATIONS = ("none", "theta", "mean", "mean_holt", "auto")
+COMBINATIONS = ("none", "theta", "mean", "mean_holt", "auto", "by_season")
 # The equal-weight means: their statistical members (the network is one more member).
 MEAN_MEMBERS = {"mean": ("theta", "damped"), "mean_holt": ("theta", "damped", "holt")}
 # The network weights `choose_weight` tries (1: the network alone, 0: Theta alone).

@@ -182,7 +182,7 @@ class Split:
         return [by_id[sid] for sid in self.ids]
 
 
-def competition_split(name: str, part: str, limit: int | None = None) -> Split:
+def competition_split(name: str, part: str, limit: int | None = None, back: int = 1) -> Split:
     """The validation or test split of one competition data set.
 
     Args:
@@ -190,14 +190,23 @@ def competition_split(name: str, part: str, limit: int | None = None) -> Split:
         part: ``validation`` (the last H points of each training part are the truth) or
             ``test`` (the competition's own test part).
         limit: keep only this many series, spread evenly over the data set (smoke tests).
+        back: validation only: the truth is the ``back``-th last H points of each training
+            part (2: the horizon before the validation split's), for a choice that the
+            validation split itself suggested; series left with less than one season plus
+            H points of history are left out (part ``validation-2``).
     """
     if part not in ("validation", "test"):
         raise UserError(f"split must be 'validation' or 'test', got '{part}'")
     horizon = PROTOCOL.horizon(name)
     data = load_competition(name)
     ids = data.series_ids
+    if back > 1:
+        lengths = data.frame.groupby(SERIES, sort=False).size()
+        long_enough = lengths - back * horizon >= horizon + data.season_length
+        ids = [sid for sid in ids if long_enough[sid]]
     if limit is not None and limit < len(ids):
         ids = [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
+    if len(ids) < len(data.series_ids):
         keep = data.frame[SERIES].isin(ids)
         data.frame = data.frame[keep].reset_index(drop=True)
         data.test = data.test[data.test[SERIES].isin(ids)].reset_index(drop=True)
@@ -207,13 +216,13 @@ def competition_split(name: str, part: str, limit: int | None = None) -> Split:
     if part == "test":
         history, truth_frame = data, data.test
     else:
-        history = data.drop_last(horizon)
-        truth_frame = data.tail_of_each(horizon).frame
+        history = data.drop_last(back * horizon)
+        truth_frame = data.drop_last((back - 1) * horizon).tail_of_each(horizon).frame
     history.test = None  # nothing beyond the origin travels with the history
     truth = truth_frame.groupby(SERIES, sort=False)["value"].apply(np.asarray)
     split = Split(
         name=name,
-        part=part,
+        part=part if back == 1 else f"{part}-{back}",
         horizon=horizon,
         season_length=data.season_length,
         history=history,

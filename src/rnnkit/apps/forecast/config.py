@@ -171,7 +171,8 @@ class ForecasterConfig:
         combine: ``mean``: the median becomes the equal-weight mean of the network's, the
             Theta method's and the damped trend's forecasts (`combination`); ``mean_holt``:
             the same with Holt's linear trend as a fourth member; ``auto``: ``mean`` or
-            ``mean_holt``, whichever the validation windows prefer; ``theta``: move
+            ``mean_holt``, whichever the validation windows prefer; ``by_season``:
+            ``mean_holt`` for data without seasons, ``mean`` otherwise; ``theta``: move
             the forecast towards the Theta method's by a weight chosen on the validation
             windows (weight 1 where the network alone is best there); ``none``: the network
             alone.

@@ -177,8 +177,8 @@ class Forecaster:
         self._meta["combine_weight"] = 1.0
         if cfg.combine != "none" and len(val_origins):
             self._choose_combination(windows, val_origins)
-        elif cfg.combine in MEAN_MEMBERS or cfg.combine == "auto":  # fixed weights
-            self._meta["combine_members"] = "mean" if cfg.combine == "auto" else cfg.combine
+        elif cfg.combine not in ("none", "theta"):  # an equal-weight mean: no validation needed
+            self._meta["combine_members"] = self._fixed_members()
             self._meta["combine_weight"] = network_weight(self._meta["combine_members"])
         # where the held-out windows begin: `update` recalibrates on nothing earlier
         first_held_out: dict[str, str] = {}
@@ -520,7 +520,7 @@ class Forecaster:
             members, errors = choose_members(truth, network, statistical, scale)
             self._meta["combine_errors"] = errors
         else:
-            members = cfg.combine
+            members = self._fixed_members()
             other = statistical_at(windows, val_origins, cfg.horizon, members)
             # ``mean`` keeps its equal weights whatever the validation windows say (their
             # errors are kept for the record): on M3 monthly one window per series chose
@@ -530,6 +530,15 @@ class Forecaster:
             self._meta["combine_errors"] = {f"{w:.3g}": e for w, e in errors.items()}
         self._meta["combine_members"] = members
         self._meta["combine_weight"] = network_weight(members)
+
+    def _fixed_members(self) -> str:
+        """The `MEAN_MEMBERS` of an equal-weight mean chosen without validation windows:
+        ``by_season`` takes Holt's trend for data without seasons (a season of 1 step);
+        ``auto`` without validation windows keeps ``mean``."""
+        combine = self.config.combine
+        if combine == "by_season":
+            return "mean_holt" if int(self._meta["season_length"]) == 1 else "mean"
+        return "mean" if combine == "auto" else combine
 
     def _combined(self, windows, pairs, quantiles: dict[float, np.ndarray]) -> dict:
         """The quantiles moved so the median is the weighted mean with the statistical

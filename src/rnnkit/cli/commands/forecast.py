@@ -118,11 +118,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--combine",
-        choices=["mean", "auto", "mean_holt", "theta", "none"],
+        choices=["mean", "auto", "mean_holt", "by_season", "theta", "none"],
         default=None,
         help="how the network's forecast is averaged with statistical ones (Theta, damped "
         "trend; mean_holt adds Holt's trend; auto: whichever mean the validation windows "
-        "prefer; none: the network alone); default: the Forecaster's",
+        "prefer; by_season: Holt's trend for data without seasons; none: the network alone); "
+        "default: the Forecaster's",
     )
     train.set_defaults(func=run_train)
 
