@@ -176,14 +176,17 @@ SWEEP_RULE = (
 # they do not change them, so that the sweep reruns as it ran whatever the defaults are now.
 _PHIS_BEFORE = np.array([0.8, 0.85, 0.9, 0.95, 0.98])
 _PHIS_WITH_1 = np.append(_PHIS_BEFORE, 1.0)
-_BEFORE = {"loss": "mae_nll", "recent_seasons": None}
+_BEFORE = {"loss": "mae_nll", "recent_seasons": None, "combine": "mean"}
 # name -> (options over the defaults, the damped trend's phi grid)
 SWEEP_CANDIDATES: dict[str, tuple[dict, np.ndarray]] = {
     "defaults": (_BEFORE, _PHIS_BEFORE),
     "loss_mase": ({**_BEFORE, "loss": "mase_nll"}, _PHIS_BEFORE),
     "damped_phi1": (_BEFORE, _PHIS_WITH_1),
     "recent_seasons": ({**_BEFORE, "recent_seasons": RECENT_SEASONS}, _PHIS_BEFORE),
-    "all_three": ({"loss": "mase_nll", "recent_seasons": RECENT_SEASONS}, _PHIS_WITH_1),
+    "all_three": (
+        {"loss": "mase_nll", "recent_seasons": RECENT_SEASONS, "combine": "mean"},
+        _PHIS_WITH_1,
+    ),
 }
 # What the rule chose (2026-12-01, `--choose-sweep`): ``all_three``; pooled validation MASE
 # 1.7260 against 1.7473, -0.0214 [-0.0310, -0.0119]; pooled sMAPE 15.654 against 15.828,
@@ -203,10 +206,10 @@ SWEEP_CANDIDATES: dict[str, tuple[dict, np.ndarray]] = {
 #     itself divides by), so a flat stretch of a moving series weighs as its series does;
 #   - ``capped_step``: the context's, but at least a tenth of its batch's median.
 STEP_SWEEP = ["defaults", "series_step", "capped_step"]
-STEP_SWEEP_CANDIDATES: dict[str, dict] = {
-    "defaults": {"mase_step": "context"},
-    "series_step": {"mase_step": "series"},
-    "capped_step": {"mase_step": "capped"},
+STEP_SWEEP_CANDIDATES: dict[str, dict] = {  # with the combination of then
+    "defaults": {"mase_step": "context", "combine": "mean"},
+    "series_step": {"mase_step": "series", "combine": "mean"},
+    "capped_step": {"mase_step": "capped", "combine": "mean"},
 }
 # What the rule chose (2026-12-02, `--choose-sweep step`): ``defaults`` (none admissible).
 # Pooled validation MASE / sMAPE / M3 monthly coverage: defaults 1.7172 / 15.554 / 0.759;
