@@ -270,6 +270,17 @@ def statistical_at(
     reseasonalised."""
     if combine == "theta":
         return theta_at(arrays, pairs, horizon)
+    return statistical_means(arrays, pairs, horizon, (combine,))[combine]
+
+
+def statistical_means(
+    arrays: SeriesArrays,
+    pairs: np.ndarray,
+    horizon: int,
+    names: tuple[str, ...] = tuple(MEAN_MEMBERS),
+) -> dict[str, np.ndarray]:
+    """{name: (B, H)} the statistical side of each equal-weight mean of ``names``
+    (`MEAN_MEMBERS`), each member method run once however many means share it."""
     history, observed = _adjusted_history(arrays, pairs)
     season = len(arrays.indices[0]) if arrays.indices else 1
     methods = {
@@ -277,8 +288,14 @@ def statistical_at(
         "damped": lambda: damped_forecast(history, observed, horizon, season),
         "holt": lambda: damped_forecast(history, observed, horizon, season, HOLT_PHIS),
     }
-    members = [methods[name]() for name in MEAN_MEMBERS[combine]]
-    return arrays.reseasonalised(np.mean(members, axis=0), pairs)
+    needed = dict.fromkeys(member for name in names for member in MEAN_MEMBERS[name])
+    forecasts = {member: methods[member]() for member in needed}
+    return {
+        name: arrays.reseasonalised(
+            np.mean([forecasts[member] for member in MEAN_MEMBERS[name]], axis=0), pairs
+        )
+        for name in names
+    }
 
 
 def network_weight(members: str) -> float:

@@ -36,7 +36,6 @@ import torch
 
 from rnnkit.apps.forecast.calibration import MIN_SCORES, interval_factors, scores
 from rnnkit.apps.forecast.combination import (
-    MEAN_MEMBERS,
     MEAN_WEIGHTS,
     WEIGHTS,
     choose_members,
@@ -45,6 +44,7 @@ from rnnkit.apps.forecast.combination import (
     network_weight,
     shift,
     statistical_at,
+    statistical_means,
 )
 from rnnkit.apps.forecast.config import ForecasterConfig
 from rnnkit.apps.forecast.distribution import (
@@ -513,10 +513,7 @@ class Forecaster:
             self._meta["combine_errors"] = {f"{w:.3g}": e for w, e in errors.items()}
             return
         if cfg.combine == "auto":
-            statistical = {
-                name: statistical_at(windows, val_origins, cfg.horizon, name)
-                for name in MEAN_MEMBERS
-            }
+            statistical = statistical_means(windows, val_origins, cfg.horizon)
             members, errors = choose_members(truth, network, statistical, scale)
             self._meta["combine_errors"] = errors
         else:

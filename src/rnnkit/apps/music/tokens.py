@@ -258,19 +258,18 @@ class EventGrammar:
 
     def __init__(self, codec: EventCodec):
         self.codec = codec
-        self.sounding: set[int] = set()
+        # allowed next: everything but the note-offs of the pitches that are silent (all, yet)
+        self.mask = torch.ones(codec.vocab_size, dtype=torch.bool)
+        self.mask[NUM_PITCHES : codec.first_shift] = False
 
     def advance(self, token: int) -> None:
-        if token < NUM_PITCHES:
-            self.sounding.add(token)
-        elif token < self.codec.first_shift:
-            self.sounding.discard(token - NUM_PITCHES)
+        if token < NUM_PITCHES:  # a note-on: its note-off becomes possible
+            self.mask[NUM_PITCHES + token] = True
+        elif token < self.codec.first_shift:  # a note-off: that pitch is silent again
+            self.mask[token] = False
 
     def allowed(self) -> torch.Tensor:
-        allowed = torch.ones(self.codec.vocab_size, dtype=torch.bool)
-        allowed[NUM_PITCHES : self.codec.first_shift] = False
-        allowed[[NUM_PITCHES + column for column in self.sounding]] = True
-        return allowed
+        return self.mask
 
 
 def _shift_steps(token: int, codec: EventCodec) -> int:
